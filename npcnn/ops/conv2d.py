@@ -1,0 +1,123 @@
+"""2-D convolution (TensorFlow's ``tf.nn.conv2d``): forward and backward.
+
+Layout: activations NHWC, kernels HWIO, cross-correlation (the kernel is not
+flipped). For an input ``x`` (N, H, W, Cin), kernel ``w`` (kh, kw, Cin, Cout)
+and bias ``b`` (Cout,)::
+
+    y[n, oh, ow, co] = b[co] + sum_{i, j, ci} x_pad[n, oh*sh + i, ow*sw + j, ci] * w[i, j, ci, co]
+
+How this file computes it (the loop version a learner reads first is
+``npcnn/naive/conv2d.py``; tests check both agree):
+
+- forward: gather every window into a row ("im2col"), so the whole convolution
+  becomes one matrix product ``cols @ w``, which BLAS runs at full speed;
+- backward: ``dw`` is the same product transposed (``cols.T @ dy``), and ``dx``
+  is built tap by tap: tap (i, j) carried ``x_pad[.., oh*sh+i, ow*sw+j, :]``
+  forward with weight ``w[i, j]``, so it carries ``dy @ w[i, j].T`` back to the
+  same cells.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+from ._checks import as_pair, check_float, check_rank, check_same_dtype, normalize_padding
+from .padding import output_hw, padding_amounts
+from .windows import pad_nhwc, tap_view
+
+
+def im2col(x_pad, kernel_hw, strides, out_hw):
+    """Gather every kernel window of ``x_pad`` into one row.
+
+    Args:
+        x_pad: padded input (N, Hp, Wp, C).
+    Returns:
+        cols (N*H_out*W_out, kh*kw*C), the row of output position (n, oh, ow)
+        holding its window in (i, j, c) order -- the order of an HWIO kernel
+        reshaped to (kh*kw*C, Cout), so ``cols @ w.reshape(-1, Cout)`` is the
+        convolution.
+    """
+    xp = get_array_module(x_pad)
+    (kh, kw), (out_h, out_w) = kernel_hw, out_hw
+    n, c = x_pad.shape[0], x_pad.shape[3]
+    cols = xp.empty((n, out_h, out_w, kh, kw, c), dtype=x_pad.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = tap_view(x_pad, i, j, strides, out_hw)
+    return cols.reshape(n * out_h * out_w, kh * kw * c)
+
+
+def conv2d_forward(x, w, b, strides=1, padding="same"):
+    """Convolve ``x`` with ``w`` and add ``b``.
+
+    Args:
+        x: input (N, H, W, Cin), float32 or float64.
+        w: kernel (kh, kw, Cin, Cout), same dtype as ``x``.
+        b: bias (Cout,), same dtype.
+        strides: int or (sh, sw).
+        padding: 'same' (output ceil(H/sh) x ceil(W/sw), zeros split with the
+            odd one at the bottom/right) or 'valid' (no padding).
+    Returns:
+        y (N, H_out, W_out, Cout) and the cache for :func:`conv2d_backward`.
+    """
+    check_rank(x, 4, "x", "N, H, W, Cin")
+    check_rank(w, 4, "w", "kh, kw, Cin, Cout")
+    check_rank(b, 1, "b", "Cout")
+    check_float(x, "x")
+    check_same_dtype(x, w, "x", "w")
+    check_same_dtype(x, b, "x", "b")
+    if w.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"channel mismatch: x has {x.shape[3]} input channels (shape {tuple(x.shape)}) "
+            f"but w expects {w.shape[2]} (shape {tuple(w.shape)})"
+        )
+    if b.shape[0] != w.shape[3]:
+        raise ValueError(
+            f"b must have shape ({w.shape[3]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
+        )
+    strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
+    kh, kw, cin, cout = w.shape
+    n, h, wd, _ = x.shape
+    pads = padding_amounts((h, wd), (kh, kw), strides, padding)
+    out_hw = output_hw((h, wd), (kh, kw), strides, padding)
+
+    cols = im2col(pad_nhwc(x, pads), (kh, kw), strides, out_hw)  # (N*Ho*Wo, kh*kw*Cin)
+    y = cols @ w.reshape(kh * kw * cin, cout) + b  # y = sum over window of x*w, plus b
+    y = y.reshape(n, *out_hw, cout)
+    cache = (x.shape, w, cols, strides, pads, out_hw)
+    return y, cache
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of a convolution.
+
+    Args:
+        dy: upstream gradient dL/dy (N, H_out, W_out, Cout).
+    Returns:
+        dx (N, H, W, Cin), dw (kh, kw, Cin, Cout), db (Cout,).
+
+    Since y = cols @ W + b (W = w reshaped to (kh*kw*Cin, Cout)):
+    dW = cols.T @ dy, db = sum of dy over (n, oh, ow), and dcols = dy @ W.T
+    scattered back to the input cells each column came from.
+    """
+    x_shape, w, cols, strides, pads, out_hw = cache
+    xp = get_array_module(dy)
+    kh, kw, cin, cout = w.shape
+    n, h, wd, _ = x_shape
+    expected = (n, *out_hw, cout)
+    if tuple(dy.shape) != expected:
+        raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
+    dy2 = dy.reshape(n * out_hw[0] * out_hw[1], cout)
+
+    db = dy2.sum(axis=0)  # each b[co] was added to every output position
+    dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
+
+    (top, bottom), (left, right) = pads
+    dx_pad = xp.zeros((n, h + top + bottom, wd + left + right, cin), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # tap (i, j) sent these input cells forward through w[i, j]:
+            # local derivative w[i, j], times the upstream gradient dy
+            view = tap_view(dx_pad, i, j, strides, out_hw)
+            view += (dy2 @ w[i, j].T).reshape(n, *out_hw, cin)
+    dx = dx_pad[:, top : top + h, left : left + wd, :]  # padding cells get no gradient
+    return dx, dw, db

@@ -31,15 +31,18 @@ def check_same_dtype(a, b, name_a: str, name_b: str) -> None:
 
 def as_pair(value, name: str) -> tuple[int, int]:
     """Normalise an int or an (h, w) pair of positive ints to a tuple (h, w)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if is_int(value):
         pair = (int(value), int(value))
     else:
-        try:
-            pair = tuple(int(v) for v in value)
-        except TypeError:
-            raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}") from None
-        if len(pair) != 2:
-            raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}")
+        # a string, a float or a pair holding non-ints (2.5, '2') is rejected, not truncated
+        items = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else ()
+        if len(items) != 2 or not all(is_int(v) for v in items):
+            raise ValueError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+        pair = (int(items[0]), int(items[1]))
     if min(pair) < 1:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return pair

@@ -62,10 +62,12 @@ def numerical_gradient(f, x, dout=None, h=1e-6, indices=None):
     grad = np.zeros_like(x)
     for idx in indices if indices is not None else np.ndindex(*x.shape):
         old = x[idx]
+        # np.array copies: f() may return a view of x (flatten, reshape), which
+        # the next perturbation would change under our feet
         x[idx] = old + h
-        f_plus = np.asarray(f(), dtype=np.float64)
+        f_plus = np.array(f(), dtype=np.float64)
         x[idx] = old - h
-        f_minus = np.asarray(f(), dtype=np.float64)
+        f_minus = np.array(f(), dtype=np.float64)
         x[idx] = old  # restore
         diff = f_plus - f_minus
         grad[idx] = np.sum(diff if dout is None else diff * dout) / (2 * h)

@@ -1,0 +1,36 @@
+"""Shared fixtures for the npcnn unit tests (NumPy only; TensorFlow is never imported)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    """A fresh generator with a fixed seed for every test: failures reproduce."""
+    return np.random.default_rng(20240521)
+
+
+@pytest.fixture
+def away_from_zero(rng):
+    """Random values with |x| in [0.1, 1]: ReLU's kink at 0 stays far beyond the
+    finite-difference step, so the numerical gradient is exact there."""
+
+    def draw(shape, dtype=np.float64):
+        sign = rng.choice([-1.0, 1.0], size=shape)
+        return (sign * rng.uniform(0.1, 1.0, size=shape)).astype(dtype)
+
+    return draw
+
+
+@pytest.fixture
+def distinct(rng):
+    """Values that are pairwise at least 0.01 apart (a shuffled grid): no near-ties
+    for max-pooling, so a step of 1e-6 never changes which cell wins."""
+
+    def draw(shape, dtype=np.float64):
+        size = int(np.prod(shape))
+        return (rng.permutation(size).reshape(shape) * 0.01 - 0.005 * size).astype(dtype)
+
+    return draw

@@ -31,3 +31,18 @@ def to_numpy(a):
 def to_device(a, xp):
     """Move a host array onto the array module ``xp`` (NumPy or CuPy)."""
     return a if xp is np else xp.asarray(a)
+
+
+def require_cupy():
+    """Import CuPy for ``--device gpu``, with a clear error when it or a GPU is missing."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(
+            "--device gpu needs CuPy: pip install 'npcnn[gpu]' (or the cupy wheel for your CUDA)"
+        ) from exc
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or no device
+        raise RuntimeError(f"--device gpu: CuPy found no usable GPU ({exc})") from exc
+    return cupy

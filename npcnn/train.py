@@ -1,0 +1,238 @@
+"""Training and evaluation: the tutorial's loop, in NumPy.
+
+The heart of it is :func:`train_step`, five lines that are the whole of
+learning::
+
+    probs = model.forward(x)                                  # predict
+    loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
+    model.backward(sparse_categorical_crossentropy_backward(1.0, cache))  # dL/dw for every w
+    optimizer.apply_gradients(zip(model.grads, model.params)) # step downhill
+
+:func:`fit` wraps it in what a long run needs: the tutorial's random batches,
+a progress bar, evaluation, checkpoints written atomically (also on Ctrl-C)
+and exact resumption. ``fit`` drives any *learner* -- an object with
+``train_step``, ``predict``, ``named_weights``/``set_weights`` and optimizer
+state -- so the TensorFlow twin (``python -m tfcnn train``) runs through the
+very same loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .backend import to_device, to_numpy
+from .checkpoint import load_checkpoint, save_checkpoint, weights_for
+from .model import seed_cnn
+from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
+from .optimizers import Adam
+from .progress import Progress
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a run; the defaults are the tutorial's."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    epochs: int = 5
+    steps: int | None = None  # overrides epochs
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    seed: int = 0
+    dtype: str = "float32"
+    eval_batch_size: int = 1000
+    eval_every_epoch: bool = False
+    save: str | None = None
+    resume: str | None = None
+    plots: str | None = None
+    device: str = "cpu"
+    limit_train: int | None = None  # train on the first N images only (quick runs, tests)
+    limit_test: int | None = None
+
+
+def images_to_inputs(images, dtype="float32"):
+    """uint8 images (N, 28, 28) -> float inputs (N, 28, 28, 1) in [0, 1], as the tutorial."""
+    dtype = np.dtype(dtype)
+    return (images.astype(dtype) / dtype.type(255.0))[..., None]
+
+
+def train_step(model, optimizer, x, labels):
+    """One step of the tutorial's loop; returns the summed loss of the batch."""
+    probs = model.forward(x)
+    loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
+    model.backward(sparse_categorical_crossentropy_backward(1.0, cache))  # dL/dL = 1
+    optimizer.apply_gradients(zip(model.grads, model.params))
+    return loss
+
+
+class NumpyLearner:
+    """npcnn's model and optimizer behind the interface :func:`fit` drives."""
+
+    name = "npcnn"
+
+    def __init__(self, model, optimizer, device="cpu"):
+        self.model, self.optimizer = model, optimizer
+        self.xp = np
+        if device == "gpu":
+            from .backend import require_cupy
+
+            self.xp = require_cupy()
+            model.to(self.xp)
+
+    def train_step(self, x, labels) -> float:
+        x, labels = to_device(x, self.xp), to_device(labels, self.xp)
+        return float(train_step(self.model, self.optimizer, x, labels))
+
+    def predict(self, x, batch_size=1000):
+        return to_numpy(self.model.predict(to_device(x, self.xp), batch_size))
+
+    def named_weights(self):
+        return [(name, to_numpy(p)) for name, p in self.model.named_params()]
+
+    def set_weights(self, weights):
+        self.model.set_weights(weights)
+
+    def optimizer_state(self) -> dict:
+        return self.optimizer.get_state()
+
+    def set_optimizer_state(self, state):
+        self.optimizer.set_state(state, self.model.params)
+
+
+def make_numpy_learner(config: TrainConfig) -> NumpyLearner:
+    model = seed_cnn(seed=config.seed, dtype=config.dtype)
+    return NumpyLearner(model, Adam(config.learning_rate), config.device)
+
+
+def evaluate(learner, images, labels, batch_size=1000, dtype="float32", num_classes=10):
+    """Accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    predictions = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_inputs(images[start : start + batch_size], dtype)
+        predictions.append(np.argmax(learner.predict(x, batch_size), axis=1))
+    predicted = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    confusion = np.bincount(
+        labels * num_classes + predicted, minlength=num_classes * num_classes
+    ).reshape(num_classes, num_classes)
+    accuracy = float(np.mean(predicted == labels)) if len(labels) else float("nan")
+    return accuracy, confusion
+
+
+class _DeferredInterrupt:
+    """Turns the first Ctrl-C into a flag checked between steps, so a checkpoint
+    is always taken at a step boundary; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def __enter__(self):
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Ctrl-C alone
+            self.previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def fit(learner, data, config: TrainConfig, log=print):
+    """Train ``learner`` on ``data`` = ((x_train, y_train), (x_test, y_test)) as the tutorial does.
+
+    Each step draws ``batch_size`` random indices with replacement (the
+    tutorial's ``np.random.randint``), from a generator seeded by
+    ``config.seed`` whose state is checkpointed, so resuming continues the
+    very same sequence of batches. Returns a dict with the history, the test
+    accuracy and the confusion matrix.
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    n = len(x_train)
+    if n == 0:
+        raise ValueError("the training set is empty")
+    steps_per_epoch = max(n // config.batch_size, 1)
+    total = config.steps if config.steps is not None else steps_per_epoch * config.epochs
+    rng = np.random.default_rng(config.seed)
+    step, history = 0, {"loss": [], "eval": []}
+
+    if config.resume:
+        ckpt = load_checkpoint(config.resume)
+        names = [(name, w.shape) for name, w in learner.named_weights()]
+        learner.set_weights(weights_for(names, ckpt["weights"], config.resume))
+        learner.set_optimizer_state(ckpt["optimizer"])
+        rng.bit_generator.state = ckpt["rng"]
+        step, history = ckpt["meta"]["step"], ckpt["meta"]["history"]
+        for key in ("dataset", "batch_size", "dtype", "learning_rate"):
+            saved = ckpt["meta"]["config"].get(key)
+            if saved != getattr(config, key):
+                now = getattr(config, key)
+                log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
+        log(f"resumed from {config.resume} at step {step}")
+
+    def checkpoint():
+        if config.save:
+            meta = {
+                "step": step,
+                "history": history,
+                "config": asdict(config),
+                "framework": learner.name,
+                "time": time.time(),
+            }
+            save_checkpoint(
+                config.save,
+                learner.named_weights(),
+                learner.optimizer_state(),
+                rng.bit_generator.state,
+                meta,
+            )
+
+    log(
+        f"{learner.name}: training on {n} images, {total} steps of {config.batch_size} "
+        f"({total * config.batch_size / n:.2f} epochs), dtype {config.dtype}"
+    )
+    progress = Progress(total, desc=f"{learner.name} train", initial=step)
+    images_seen = 0
+    with _DeferredInterrupt() as interrupt:
+        while step < total:
+            idx = rng.integers(0, n, config.batch_size)
+            x = images_to_inputs(x_train[idx], config.dtype)
+            loss = learner.train_step(x, y_train[idx].astype(np.int64))
+            step += 1
+            images_seen += config.batch_size
+            history["loss"].append(loss)
+            recent = history["loss"][-100:]
+            progress.update(step, images_seen, sum(recent) / len(recent))
+            if not np.isfinite(loss):
+                checkpoint()
+                raise FloatingPointError(f"loss became {loss} at step {step}")
+            epoch_end = step % steps_per_epoch == 0
+            if epoch_end and config.eval_every_epoch and step < total:
+                acc, _ = evaluate(learner, x_test, y_test, config.eval_batch_size, config.dtype)
+                history["eval"].append([step, acc])
+                log(f"\nstep {step} (epoch {step // steps_per_epoch}): test accuracy {acc:.4f}")
+            if epoch_end or step == total:
+                checkpoint()
+            if interrupt.requested:
+                checkpoint()
+                progress.close()
+                where = f"; checkpoint saved to {config.save}" if config.save else ""
+                log(f"interrupted at step {step}{where}")
+                raise KeyboardInterrupt
+    progress.close()
+
+    accuracy, confusion = evaluate(learner, x_test, y_test, config.eval_batch_size, config.dtype)
+    history["eval"].append([step, accuracy])
+    checkpoint()
+    return {"history": history, "accuracy": accuracy, "confusion": confusion, "steps": step}

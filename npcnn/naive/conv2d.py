@@ -20,7 +20,7 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
     x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> y (N, H_out, W_out, Cout).
     """
     # Reuse the fast version's argument checks and output shape, then compute by hand.
-    y_shape = _fast_forward(x[:0], w, b, strides, padding)[0].shape
+    y_shape = _fast_forward(x, w, b, strides, padding)[0].shape
     strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
     kh, kw, cin, cout = w.shape
     sh, sw = strides

@@ -19,7 +19,7 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     x (N, H, W, C) -> y (N, H_out, W_out, C). 'same' pads with -inf so that
     padding never wins.
     """
-    y_shape = _fast_forward(x[:0], pool_size, strides, padding)[0].shape  # checks + shape
+    y_shape = _fast_forward(x, pool_size, strides, padding)[0].shape  # checks + shape
     pool = as_pair(pool_size, "pool_size")
     strides = pool if strides is None else as_pair(strides, "strides")
     pads = padding_amounts(x.shape[1:3], pool, strides, normalize_padding(padding))

@@ -1,0 +1,196 @@
+"""The guide in docs/ is tested, so it cannot drift away from the code.
+
+What is checked, file by file (docs/*.md, and README.md at the root):
+
+- every ```python block runs, the blocks of one file in order in one shared
+  namespace (like a notebook), with only NumPy and npcnn;
+- a ```text block that directly follows a ```python block is that block's
+  expected output: what the block prints must equal it (trailing spaces
+  ignored);
+- a ```python block preceded by ``<!-- source: npcnn/ops/conv2d.py -->`` is a
+  quotation of the code, not an example: it is not run, and it must appear
+  verbatim (up to indentation) in that file;
+- every relative link points at a file that exists, and a link written
+  [`name`](../some/file.py) names a function or class defined in that file;
+- docs/make_figures.py still draws every figure the guide shows.
+
+```bash and other ```text blocks (commands that need data or TensorFlow) are
+not run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+DOC_FILES = sorted(DOCS.glob("*.md")) + [p for p in [ROOT / "README.md"] if p.exists()]
+
+FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+SOURCE_MARK = re.compile(r"<!--\s*source:\s*(\S+)\s*-->\s*$")
+LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+NAME_IN_TICKS = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)(?:\(\))?`$")
+
+
+@dataclass
+class Block:
+    language: str
+    code: str
+    line: int  # 1-based line of the opening fence
+    source: str | None  # path from a preceding <!-- source: ... --> mark
+    output: str | None  # the ```text block right after it, if any
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """Fenced code blocks in order, with their quotation marks and expected outputs."""
+    matches = list(FENCE.finditer(text))
+    blocks = []
+    for k, m in enumerate(matches):
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        mark = SOURCE_MARK.search(before)
+        output = None
+        if k + 1 < len(matches):
+            nxt = matches[k + 1]
+            if nxt.group(1) == "text" and text[m.end() : nxt.start()].strip() == "":
+                output = nxt.group(2)
+        blocks.append(
+            Block(
+                language=m.group(1),
+                code=m.group(2),
+                line=text.count("\n", 0, m.start()) + 1,
+                source=mark.group(1) if mark else None,
+                output=output,
+            )
+        )
+    return blocks
+
+
+def _normalise(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+def _is_quoted_in(block_code: str, file_text: str) -> bool:
+    """Does the block appear as consecutive lines of the file, up to common indentation?"""
+    want = _normalise(textwrap.dedent(block_code))
+    lines = file_text.splitlines()
+    n = len(want.splitlines())
+    return any(
+        _normalise(textwrap.dedent("\n".join(lines[i : i + n]))) == want
+        for i in range(len(lines) - n + 1)
+    )
+
+
+def _ids(paths):
+    return [p.relative_to(ROOT).as_posix() for p in paths]
+
+
+def test_the_guide_exists():
+    assert (DOCS / "README.md").exists()
+    assert len(DOC_FILES) >= 10, [p.name for p in DOC_FILES]
+
+
+def test_parser_pairs_outputs_and_quotations():
+    """The harness itself: outputs pair only with an adjacent ```text block."""
+    text = (
+        "<!-- source: a.py -->\n```python\nx = 1\n```\n\n"
+        "```python\nprint(2)\n```\n```text\n2\n```\n\n"
+        "```python\nprint(3)\n```\nprose\n```text\nnot an output\n```\n"
+    )
+    blocks = parse_blocks(text)
+    assert [b.language for b in blocks] == ["python", "python", "text", "python", "text"]
+    assert blocks[0].source == "a.py" and blocks[0].output is None
+    assert blocks[1].source is None and blocks[1].output == "2\n"
+    assert blocks[3].output is None
+    assert _is_quoted_in("y = 2\nz = 3\n", "def f():\n    y = 2\n    z = 3\n")
+    assert not _is_quoted_in("y = 2\nz = 4\n", "def f():\n    y = 2\n    z = 3\n")
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
+def test_python_examples_run_and_print_what_the_guide_shows(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
+    namespace = {"__name__": f"docs_{path.stem}"}
+    ran = 0
+    with np.printoptions():  # examples may change print options; undo afterwards
+        for block in parse_blocks(path.read_text(encoding="utf-8")):
+            if block.language != "python" or block.source is not None:
+                continue
+            where = f"{path.relative_to(ROOT)}:{block.line}"
+            stdout = io.StringIO()
+            with contextlib.redirect_stdout(stdout):
+                exec(compile(block.code, where, "exec"), namespace)  # noqa: S102
+            ran += 1
+            if block.output is not None:
+                assert _normalise(stdout.getvalue()) == _normalise(block.output), (
+                    f"{where}: printed output differs from the guide\n"
+                    f"--- guide ---\n{block.output}\n--- actual ---\n{stdout.getvalue()}"
+                )
+    if path.parent == DOCS and path.name != "README.md":
+        assert ran > 0, f"{path.name} has no runnable example"
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
+def test_quoted_code_matches_the_source(path):
+    for block in parse_blocks(path.read_text(encoding="utf-8")):
+        if block.source is None:
+            continue
+        source = ROOT / block.source
+        assert source.is_file(), f"{path.name}:{block.line}: no such file {block.source}"
+        assert _is_quoted_in(block.code, source.read_text(encoding="utf-8")), (
+            f"{path.name}:{block.line}: the code quoted from {block.source} no longer "
+            "appears there; copy the current version into the guide"
+        )
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
+def test_relative_links_resolve_and_named_functions_exist(path):
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))  # links inside code are not links
+    problems = []
+    for label, target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue  # web links and in-page anchors
+        file_part = target.split("#", 1)[0]
+        resolved = (path.parent / file_part).resolve()
+        if not resolved.exists():
+            problems.append(f"[{label}]({target}): {resolved} does not exist")
+            continue
+        name = NAME_IN_TICKS.match(label.strip())
+        if name and resolved.suffix == ".py":
+            pattern = rf"^\s*(def|class)\s+{name.group(1)}\b|^{name.group(1)}\s*="
+            if not re.search(pattern, resolved.read_text(encoding="utf-8"), re.M):
+                problems.append(f"[{label}]({target}): {name.group(1)} is not defined there")
+    assert not problems, "\n".join(problems)
+
+
+def test_make_figures_draws_every_figure_the_guide_shows(tmp_path):
+    pytest.importorskip("matplotlib")
+    shown = set()
+    for path in DOC_FILES:
+        shown |= set(re.findall(r"figures/([\w.-]+\.png)", path.read_text(encoding="utf-8")))
+    assert shown, "the guide shows no figures"
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(DOCS / "make_figures.py"), "--out", str(tmp_path), "--quick"],
+        env={"NPCNN_DATA_DIR": str(empty), "MPLBACKEND": "Agg", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    drawn = {p.name for p in tmp_path.glob("*.png")}
+    assert shown <= drawn, (
+        f"figures in the guide that make_figures.py does not draw: {shown - drawn}"
+    )
+    committed = {p.name for p in (DOCS / "figures").glob("*.png")}
+    assert shown <= committed, f"figures not committed under docs/figures: {shown - committed}"

@@ -48,6 +48,8 @@ class Adam:
     parameters' dtype, as Keras does.
     """
 
+    chunk_size = 65536  # elements per in-place slice (256 KiB of float32): stays in cache
+
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         self.learning_rate = learning_rate
         self.beta_1 = beta_1
@@ -73,9 +75,33 @@ class Adam:
         t = f(self.iterations)
         b1, b2, lr, eps = f(self.beta_1), f(self.beta_2), f(self.learning_rate), f(self.epsilon)
         alpha = lr * np.sqrt(f(1) - b2**t) / (f(1) - b1**t)
-        m += (g - m) * (f(1) - b1)
-        v += (g * g - v) * (f(1) - b2)
-        p -= m * alpha / (get_array_module(v).sqrt(v) + eps)
+        xp = get_array_module(p)
+        # Speed only: the update runs in place on slices small enough to stay in
+        # the CPU cache (on the GPU, one slice), with two scratch buffers instead
+        # of a new array per operation. Same operations in the same order, so the
+        # same numbers as the three lines in the class docstring.
+        chunk = self.chunk_size if xp is np else p.size
+        if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
+            raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
+        p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+        tmp = xp.empty(min(chunk, p.size), dtype=p.dtype)
+        step = xp.empty_like(tmp)
+        for start in range(0, p.size, chunk):
+            s = slice(start, start + chunk)
+            ps, gs, ms, vs = p[s], g[s], m[s], v[s]
+            tmp_s, step_s = tmp[: ps.size], step[: ps.size]
+            xp.subtract(gs, ms, out=tmp_s)  # m += (g - m) * (1 - b1)
+            tmp_s *= f(1) - b1
+            ms += tmp_s
+            xp.multiply(gs, gs, out=tmp_s)  # v += (g*g - v) * (1 - b2)
+            tmp_s -= vs
+            tmp_s *= f(1) - b2
+            vs += tmp_s
+            xp.sqrt(vs, out=tmp_s)  # w -= m * alpha / (sqrt(v) + epsilon)
+            tmp_s += eps
+            xp.multiply(ms, alpha, out=step_s)
+            step_s /= tmp_s
+            ps -= step_s
 
     def get_state(self) -> dict:
         """Host arrays for a checkpoint: iterations, m_0.., v_0.."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from ..backend import get_array_module
 from ._checks import as_pair, check_float, check_rank, check_same_dtype, normalize_padding
 from .padding import output_hw, padding_amounts
-from .windows import pad_nhwc, tap_view
+from .windows import pad_nhwc, tap_view, window_view
 
 
 def im2col(x_pad, kernel_hw, strides, out_hw):
@@ -35,15 +35,15 @@ def im2col(x_pad, kernel_hw, strides, out_hw):
         holding its window in (i, j, c) order -- the order of an HWIO kernel
         reshaped to (kh*kw*C, Cout), so ``cols @ w.reshape(-1, Cout)`` is the
         convolution.
+
+    ``window_view`` already shows the windows in this layout without copying;
+    the reshape makes the one copy (a loop over the kh*kw taps, copying
+    ``tap_view`` slices, gives the same matrix 1-3x slower).
     """
-    xp = get_array_module(x_pad)
     (kh, kw), (out_h, out_w) = kernel_hw, out_hw
     n, c = x_pad.shape[0], x_pad.shape[3]
-    cols = xp.empty((n, out_h, out_w, kh, kw, c), dtype=x_pad.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, :, i, j, :] = tap_view(x_pad, i, j, strides, out_hw)
-    return cols.reshape(n * out_h * out_w, kh * kw * c)
+    windows = window_view(x_pad, kernel_hw, strides, out_hw)  # (N, Ho, Wo, kh, kw, C), a view
+    return windows.reshape(n * out_h * out_w, kh * kw * c)
 
 
 def conv2d_forward(x, w, b, strides=1, padding="same"):
@@ -81,7 +81,8 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
     out_hw = output_hw((h, wd), (kh, kw), strides, padding)
 
     cols = im2col(pad_nhwc(x, pads), (kh, kw), strides, out_hw)  # (N*Ho*Wo, kh*kw*Cin)
-    y = cols @ w.reshape(kh * kw * cin, cout) + b  # y = sum over window of x*w, plus b
+    y = cols @ w.reshape(kh * kw * cin, cout)  # y = sum over the window of x*w ...
+    y += b  # ... plus b (in place: no second output-sized array)
     y = y.reshape(n, *out_hw, cout)
     cache = (x.shape, w, cols, strides, pads, out_hw)
     return y, cache

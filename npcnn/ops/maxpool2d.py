@@ -7,7 +7,7 @@ For an input ``x`` (N, H, W, C), window (ph, pw) and strides (sh, sw)::
 With 'same' padding the padded cells are -inf, so they are never the maximum
 (TensorFlow ignores them). Backward: each output's gradient goes to the cell
 that was the maximum; when several cells tie, to the *first* in row-major
-order of the window (TensorFlow's rule; ``argmax`` returns the first).
+order of the window (TensorFlow's rule).
 
 The loop version a learner reads first is ``npcnn/naive/maxpool2d.py``.
 """
@@ -43,10 +43,18 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
 
     x_pad = pad_nhwc(x, pads, value=-xp.inf)  # -inf: a padded cell never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major order
-    windows = xp.stack([tap_view(x_pad, i, j, strides, out_hw) for i, j in taps], axis=3)
-    first_max = windows.argmax(axis=3)  # (N, Ho, Wo, C): index into `taps`, first on ties
-    y = windows.max(axis=3)
-    cache = (x.shape, pads, strides, out_hw, taps, first_max)
+    windows = [tap_view(x_pad, i, j, strides, out_hw) for i, j in taps]  # views, no copies
+    y = windows[0].copy()
+    for window in windows[1:]:
+        xp.maximum(y, window, out=y)  # running max over the taps
+    # winners[t]: where tap t is the *first* (row-major) tap holding the max
+    taken = xp.zeros(y.shape, dtype=bool)
+    winners = []
+    for window in windows:
+        wins = (window == y) & ~taken
+        taken |= wins
+        winners.append(wins)
+    cache = (x.shape, pads, strides, out_hw, taps, winners)
     return y, cache
 
 
@@ -59,7 +67,7 @@ def maxpool2d_backward(dy, cache):
         dx (N, H, W, C): dy summed into the winning cells (a cell can win
         several overlapping windows), zero elsewhere.
     """
-    x_shape, pads, strides, out_hw, taps, first_max = cache
+    x_shape, pads, strides, out_hw, taps, winners = cache
     xp = get_array_module(dy)
     n, h, w, c = x_shape
     expected = (n, *out_hw, c)
@@ -67,8 +75,8 @@ def maxpool2d_backward(dy, cache):
         raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
     (top, bottom), (left, right) = pads
     dx_pad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    for t, (i, j) in enumerate(taps):
+    for (i, j), wins in zip(taps, winners):
         # local derivative of max: 1 for the winning tap, 0 for the others
         view = tap_view(dx_pad, i, j, strides, out_hw)
-        view += xp.where(first_max == t, dy, 0)
+        view += dy * wins
     return dx_pad[:, top : top + h, left : left + w, :]

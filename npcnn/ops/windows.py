@@ -5,6 +5,7 @@ A window of size (kh, kw) moved with strides (sh, sw) visits output position
 (i, j) of the window. Instead of looping over the output positions, we loop
 over the (few) taps: for a fixed tap, the cells it touches at all output
 positions form one strided slice of the padded input, :func:`tap_view`.
+:func:`window_view` shows all taps at once, as a view with two extra axes.
 """
 
 from __future__ import annotations
@@ -36,3 +37,26 @@ def tap_view(x_pad, i: int, j: int, strides, out_hw):
     """
     (sh, sw), (out_h, out_w) = strides, out_hw
     return x_pad[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+
+
+def window_view(x_pad, window_hw, strides, out_hw):
+    """Every window of ``x_pad`` at once, as a read-only view (nothing is copied).
+
+    ``window_view(x_pad, ...)[n, oh, ow, i, j, c] == x_pad[n, oh*sh + i, ow*sw + j, c]``
+
+    Shape (N, H_out, W_out, kh, kw, C). Moving one output row down moves
+    sh input rows down, moving one tap down moves one input row down, so both
+    axes step through memory with multiples of the input's own row stride:
+    the view is just ``x_pad``'s memory read with these strides. Overlapping
+    windows share memory, which is why the view must never be written to.
+    Copying it (``.reshape(N*H_out*W_out, -1)``) gives im2col's matrix.
+    """
+    xp = get_array_module(x_pad)
+    (kh, kw), (sh, sw), (out_h, out_w) = window_hw, strides, out_hw
+    n, _, _, c = x_pad.shape
+    step_n, step_h, step_w, step_c = x_pad.strides  # bytes between neighbours on each axis
+    return xp.lib.stride_tricks.as_strided(
+        x_pad,
+        shape=(n, out_h, out_w, kh, kw, c),
+        strides=(step_n, step_h * sh, step_w * sw, step_h, step_w, step_c),
+    )

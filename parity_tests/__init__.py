@@ -1,0 +1,1 @@
+"""Differential tests: npcnn against TensorFlow/Keras (needs TensorFlow)."""

@@ -1,0 +1,89 @@
+"""Configuration shared by every parity test: Hypothesis profiles and TensorFlow.
+
+Hypothesis profiles (pick with ``NPCNN_HYPOTHESIS_PROFILE``, default ``ci``):
+
+- ``ci``: derandomized (the same examples on every run and machine), no
+  deadline (TensorFlow's first call of an op is slow), a modest number of
+  examples so that all of ``parity_tests/`` runs in under 4 minutes on 2 cores,
+  and ``print_blob`` so a failure prints the line that reproduces it.
+- ``dev``: many more examples, randomized: run it locally to hunt for bugs.
+
+TensorFlow is configured here, once, before any test module imports it
+(environment variables only take effect if set before ``import tensorflow``):
+
+- ``TF_CPP_MIN_LOG_LEVEL=2``: hide TensorFlow's C++ info/warning chatter.
+- ``TF_ENABLE_ONEDNN_OPTS=0``: use TensorFlow's own Eigen CPU kernels as the
+  reference, not oneDNN's. oneDNN picks different code paths (and rounding)
+  for AVX2, AVX-512 or AMX at run time, so a derandomized CI run would see
+  different float32 values on different runners; Eigen's kernels are also the
+  ones ``enable_op_determinism`` is documented for. Our tolerances bound
+  *any* summation order, so the tests should pass with oneDNN too: export
+  ``TF_ENABLE_ONEDNN_OPTS=1`` to check (``setdefault`` respects your value).
+- one intra-op and one inter-op thread: the ops are tiny, the CI machine has
+  2 cores, and a single thread fixes the order of every reduction.
+- ``enable_op_determinism()``: TensorFlow raises instead of silently using a
+  nondeterministic kernel.
+- GPUs hidden: the reference runs on the CPU (a GPU build would otherwise
+  pick cuDNN algorithms, some with TF32 math, at run time).
+
+If TensorFlow is not installed the test modules skip themselves (they call
+``pytest.importorskip``), unless the environment variable ``CI`` is set: then
+this file raises, because CI must run the parity tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from hypothesis import HealthCheck, settings
+
+_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+_TF_ALREADY_IMPORTED = "tensorflow" in sys.modules  # then the variables come too late
+for _name, _value in _TF_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "dev",
+    max_examples=500,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci"))
+
+try:
+    import tensorflow as tf
+except ImportError as error:
+    if os.environ.get("CI"):
+        raise ImportError(
+            "CI is set but TensorFlow cannot be imported: the parity tests must run in CI "
+            "(pip install -e '.[test]')"
+        ) from error
+    tf = None
+else:
+    tf.config.set_visible_devices([], "GPU")
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()
+
+
+def pytest_report_header(config):
+    """Say, at the top of the run, which TensorFlow the parity tests compare against."""
+    profile = settings._current_profile  # noqa: SLF001 (Hypothesis has no public getter)
+    if tf is None:
+        return f"parity: TensorFlow not installed, parity tests skip; hypothesis={profile}"
+    env = " ".join(f"{name}={os.environ.get(name)}" for name in _TF_ENV)
+    late = " (WARNING: tensorflow was imported before conftest, env ignored)"
+    return (
+        f"parity: tensorflow {tf.__version__}, {env}, 1 thread, op determinism, CPU only, "
+        f"hypothesis profile={profile}" + (late if _TF_ALREADY_IMPORTED else "")
+    )

@@ -73,7 +73,13 @@ class Adam:
     def _update(self, p, g, m, v):
         f = p.dtype.type  # compute the scalars in the parameter's dtype, as Keras does
         t = f(self.iterations)
-        b1, b2, lr, eps = f(self.beta_1), f(self.beta_2), f(self.learning_rate), f(self.epsilon)
+        # Rounding exactly as Keras (TF backend) does, bit for bit: lr lives in a
+        # float32 variable and the betas inside alpha pass through float32 before
+        # the cast to p's dtype, while 1 - beta is computed in Python (float64)
+        # and rounded once; f(1) - f(b) would differ by ~1e-5 relative in float32.
+        lr, b1, b2 = (f(np.float32(h)) for h in (self.learning_rate, self.beta_1, self.beta_2))
+        one_minus_b1, one_minus_b2 = f(1 - self.beta_1), f(1 - self.beta_2)
+        eps = f(self.epsilon)
         alpha = lr * np.sqrt(f(1) - b2**t) / (f(1) - b1**t)
         xp = get_array_module(p)
         # Speed only: the update runs in place on slices small enough to stay in
@@ -91,11 +97,11 @@ class Adam:
             ps, gs, ms, vs = p[s], g[s], m[s], v[s]
             tmp_s, step_s = tmp[: ps.size], step[: ps.size]
             xp.subtract(gs, ms, out=tmp_s)  # m += (g - m) * (1 - b1)
-            tmp_s *= f(1) - b1
+            tmp_s *= one_minus_b1
             ms += tmp_s
             xp.multiply(gs, gs, out=tmp_s)  # v += (g*g - v) * (1 - b2)
             tmp_s -= vs
-            tmp_s *= f(1) - b2
+            tmp_s *= one_minus_b2
             vs += tmp_s
             xp.sqrt(vs, out=tmp_s)  # w -= m * alpha / (sqrt(v) + epsilon)
             tmp_s += eps

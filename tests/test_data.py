@@ -338,6 +338,14 @@ def test_each_file_is_hashed_once_per_process(tmp_path, monkeypatch, tiny):
     assert len(hashed) == 5
 
 
+def test_command_line_fetches_and_summarises(tmp_path, monkeypatch, tiny, capsys):
+    _, contents = tiny
+    write_dataset(tmp_path / "env" / "mnist", contents)
+    monkeypatch.setenv("NPCNN_DATA_DIR", str(tmp_path / "env"))
+    data.main(["mnist"])
+    assert capsys.readouterr().out == "mnist: train (3, 28, 28) uint8, test (2, 28, 28) uint8\n"
+
+
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="choose one of mnist, fashion-mnist"):
         data.load_dataset("cifar10")

@@ -1,0 +1,287 @@
+"""Move a model between Keras and npcnn: ``to_npcnn`` and ``from_npcnn``.
+
+For the tutorial network no conversion is needed at all -- the parameter
+orders agree, so weights move with ``set_weights``::
+
+    np_model = npcnn.seed_cnn()
+    np_model.set_weights(tf_model.get_weights())     # tfcnn.SeedCNN -> npcnn
+    tf_model.set_weights(np_model.get_weights())     # and back
+
+``to_npcnn(keras_model)`` goes further: it builds the matching
+``npcnn.Sequential`` for any Keras model made of layers npcnn has, and copies
+the weights. It accepts
+
+- a ``keras.Sequential``;
+- a functional ``keras.Model`` whose layers form a single chain (one input,
+  each layer fed by the one before, output = last layer);
+- :class:`tfcnn.SeedCNN` (a subclassed model: its ``call`` cannot be read,
+  so it is handled explicitly: its seven layers, then a ``Softmax`` for the
+  ``tf.nn.softmax`` that ends its ``call``).
+
+Supported layers and options (anything else raises a ``ValueError`` that
+names the layer and the option):
+
+==================  ===========================================================
+Keras layer         npcnn layer, and what must hold
+==================  ===========================================================
+Conv2D              ``Conv2D``; channels_last, dilation_rate 1, groups 1,
+                    use_bias True
+MaxPooling2D        ``MaxPool2D``; channels_last
+Dense               ``Dense``; use_bias True, on flat inputs
+ReLU                ``ReLU``; max_value None, negative_slope 0, threshold 0
+Softmax             ``Softmax``; over the last axis
+Activation          ``ReLU`` / ``Softmax`` / nothing (linear)
+Flatten             ``Flatten``; channels_last
+Reshape             ``Reshape``
+InputLayer          (nothing: gives the input shape)
+==================  ===========================================================
+
+Activations (``activation=`` of Conv2D, Dense, Activation) may be 'relu',
+'softmax', 'linear' or None, as Keras names or as ``tf.nn.relu`` /
+``tf.nn.softmax``. Regularizers, constraints, LoRA and quantization are
+refused too: npcnn would silently train a different model. All weights must
+share one dtype, float32 or float64; the npcnn model gets that dtype.
+
+``from_npcnn(np_model)`` is the reverse: a ``keras.Sequential`` with the same
+layers and weights.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import npcnn
+
+from .model import INPUT_SHAPE, SeedCNN
+
+# activation function (as Keras stores it on the layer) -> npcnn's activation name
+_ACTIVATION_NAMES = {
+    keras.activations.relu: "relu",
+    tf.nn.relu: "relu",
+    keras.activations.softmax: "softmax",
+    tf.nn.softmax: "softmax",
+    keras.activations.linear: None,
+}
+
+
+def _unsupported(layer, what: str) -> ValueError:
+    return ValueError(
+        f"to_npcnn: layer {layer.name!r} ({type(layer).__name__}) has {what}, which npcnn "
+        "does not support"
+    )
+
+
+def _activation_name(layer, activation):
+    """npcnn's name ('relu', 'softmax' or None) for a Keras activation function."""
+    if activation is None:
+        return None
+    try:
+        return _ACTIVATION_NAMES[activation]
+    except (KeyError, TypeError):
+        name = getattr(activation, "__name__", repr(activation))
+        raise _unsupported(
+            layer, f"activation={name!r} (only relu, softmax, linear or None)"
+        ) from None
+
+
+def _check_options(layer, **allowed):
+    """Raise unless every ``layer.<option>`` equals the value npcnn implements."""
+    for option, wanted in allowed.items():
+        value = getattr(layer, option, wanted)
+        if isinstance(value, (tuple, list)):
+            value = tuple(value)
+        if value != wanted:
+            raise _unsupported(layer, f"{option}={value!r} (npcnn needs {wanted!r})")
+
+
+def _check_no_extras(layer):
+    """Regularizers, constraints, LoRA, quantization: refuse rather than ignore."""
+    for option in (
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+    ):
+        if getattr(layer, option, None) is not None:
+            raise _unsupported(layer, f"{option}={getattr(layer, option)!r}")
+    if getattr(layer, "lora_enabled", False):
+        raise _unsupported(layer, "LoRA enabled")
+    if getattr(layer, "quantization_mode", None) is not None:
+        raise _unsupported(layer, f"quantization_mode={layer.quantization_mode!r}")
+
+
+def _convert_layer(layer) -> list:
+    """The npcnn layers (zero, one) computing what Keras ``layer`` computes."""
+    L = keras.layers
+    name = layer.name
+    if isinstance(layer, L.InputLayer):
+        return []
+    if isinstance(layer, L.Conv2D):
+        _check_options(
+            layer, data_format="channels_last", dilation_rate=(1, 1), groups=1, use_bias=True
+        )
+        _check_no_extras(layer)
+        return [
+            npcnn.Conv2D(
+                layer.filters,
+                tuple(layer.kernel_size),
+                strides=tuple(layer.strides),
+                padding=layer.padding,
+                activation=_activation_name(layer, layer.activation),
+                name=name,
+            )
+        ]
+    if isinstance(layer, L.MaxPooling2D):
+        _check_options(layer, data_format="channels_last")
+        return [
+            npcnn.MaxPool2D(
+                tuple(layer.pool_size),
+                strides=tuple(layer.strides),
+                padding=layer.padding,
+                name=name,
+            )
+        ]
+    if isinstance(layer, L.Dense):
+        _check_options(layer, use_bias=True)
+        _check_no_extras(layer)
+        return [
+            npcnn.Dense(
+                layer.units, activation=_activation_name(layer, layer.activation), name=name
+            )
+        ]
+    if isinstance(layer, L.ReLU):
+        _check_options(layer, max_value=None, negative_slope=0.0, threshold=0.0)
+        return [npcnn.ReLU(name=name)]
+    if isinstance(layer, L.Softmax):
+        if layer.axis not in (-1, [-1], (-1,)):
+            raise _unsupported(layer, f"axis={layer.axis!r} (npcnn's Softmax is over axis -1)")
+        return [npcnn.Softmax(name=name)]
+    if isinstance(layer, L.Activation):
+        activation = _activation_name(layer, layer.activation)
+        if activation is None:
+            return []
+        return [npcnn.ReLU(name=name) if activation == "relu" else npcnn.Softmax(name=name)]
+    if isinstance(layer, L.Flatten):
+        _check_options(layer, data_format="channels_last")
+        return [npcnn.Flatten(name=name)]
+    if isinstance(layer, L.Reshape):
+        return [npcnn.Reshape(layer.target_shape, name=name)]
+    raise ValueError(
+        f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
+        "(supported: Conv2D, MaxPooling2D, Dense, ReLU, Softmax, Activation, Flatten, Reshape)"
+    )
+
+
+def _layer_chain(model):
+    """(keras layers in order, input shape without batch axis, ends_in_tf_softmax)."""
+    if isinstance(model, SeedCNN):
+        return model.feature_layers, INPUT_SHAPE, True
+    if isinstance(model, keras.Sequential):
+        if not model.built or not model.inputs:
+            raise ValueError(
+                "to_npcnn: build the Sequential model first (start it with keras.Input(shape))"
+            )
+        return list(model.layers), tuple(model.inputs[0].shape[1:]), False
+    if isinstance(model, keras.src.models.functional.Functional):
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ValueError("to_npcnn: the functional model must have one input and one output")
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        previous = model.inputs[0]
+        for layer in layers:
+            if len(layer._inbound_nodes) != 1 or layer.input is not previous:
+                raise ValueError(
+                    f"to_npcnn: layer {layer.name!r} is not fed by the layer before it; npcnn "
+                    "models are single chains of layers"
+                )
+            previous = layer.output
+        if model.outputs[0] is not previous:
+            raise ValueError("to_npcnn: the model's output is not its last layer's output")
+        return layers, tuple(model.inputs[0].shape[1:]), False
+    raise ValueError(
+        f"to_npcnn: cannot read the call() of the subclassed model {type(model).__name__}; "
+        "give a keras.Sequential, a single-chain functional model or a tfcnn.SeedCNN"
+    )
+
+
+def _weights_dtype(model, weights) -> str:
+    dtypes = {np.dtype(w.dtype).name for w in weights}
+    if len(dtypes) > 1:
+        raise ValueError(f"to_npcnn: the weights mix dtypes {sorted(dtypes)}")
+    dtype = dtypes.pop() if dtypes else np.dtype(model.dtype_policy.variable_dtype).name
+    compute = np.dtype(model.dtype_policy.compute_dtype).name
+    if dtype not in ("float32", "float64") or compute != dtype:
+        raise ValueError(
+            f"to_npcnn: npcnn computes in float32 or float64 with weights of the same dtype; "
+            f"the model has {dtype} weights and computes in {compute}"
+        )
+    return dtype
+
+
+def to_npcnn(keras_model) -> npcnn.Sequential:
+    """An ``npcnn.Sequential`` equal to ``keras_model``, holding copies of its weights.
+
+    Raises ``ValueError`` naming the first unsupported layer or option (see
+    the module docstring for what is supported).
+    """
+    keras_layers, input_shape, ends_in_softmax = _layer_chain(keras_model)
+    if None in input_shape:
+        raise ValueError(f"to_npcnn: the input shape {input_shape} must be fully known")
+    np_layers, weights = [], []
+    for layer in keras_layers:
+        np_layers += _convert_layer(layer)
+        weights += layer.get_weights()  # kernel then bias, npcnn's order
+    if ends_in_softmax:
+        np_layers.append(npcnn.Softmax(name="softmax"))
+    dtype = _weights_dtype(keras_model, weights)
+    np_model = npcnn.Sequential(np_layers, input_shape=input_shape, dtype=dtype)
+    np_model.set_weights(weights)
+    return np_model
+
+
+def _keras_layer(layer, dtype, name):
+    """The Keras layer for one npcnn layer (``name``: its name, or None to let Keras pick)."""
+    L = keras.layers
+    if isinstance(layer, npcnn.Conv2D):
+        return L.Conv2D(
+            layer.filters,
+            layer.kernel_size,
+            strides=layer.strides,
+            padding=layer.padding,
+            activation=layer.activation,
+            name=name,
+            dtype=dtype,
+        )
+    if isinstance(layer, npcnn.MaxPool2D):
+        return L.MaxPooling2D(
+            layer.pool_size, strides=layer.strides, padding=layer.padding, name=name, dtype=dtype
+        )
+    if isinstance(layer, npcnn.Dense):
+        return L.Dense(layer.units, activation=layer.activation, name=name, dtype=dtype)
+    if isinstance(layer, npcnn.ReLU):
+        return L.ReLU(name=name, dtype=dtype)
+    if isinstance(layer, npcnn.Softmax):
+        return L.Softmax(name=name, dtype=dtype)
+    if isinstance(layer, npcnn.Flatten):
+        return L.Flatten(name=name, dtype=dtype)
+    if isinstance(layer, npcnn.Reshape):
+        return L.Reshape(layer.target_shape, name=name, dtype=dtype)
+    raise ValueError(f"from_npcnn: no Keras layer for npcnn layer {layer!r}")
+
+
+def from_npcnn(np_model) -> keras.Sequential:
+    """A ``keras.Sequential`` with ``np_model``'s layers, dtype and (copied) weights."""
+    if not np_model.built:
+        raise ValueError("from_npcnn: build the npcnn model (give input_shape) first")
+    dtype = np_model.dtype.name
+    names = [layer.name for layer in np_model.layers]
+    if len(set(names)) != len(names):  # Keras needs distinct names: let it choose them
+        names = [None] * len(names)
+    model = keras.Sequential(
+        [keras.Input(np_model.input_shape, dtype=dtype)]
+        + [_keras_layer(layer, dtype, name) for layer, name in zip(np_model.layers, names)]
+    )
+    model.set_weights(np_model.get_weights())
+    return model

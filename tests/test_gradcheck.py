@@ -167,7 +167,9 @@ def small_cnn(seed=0):
 def test_check_model_small_cnn_every_entry(rng):
     model = small_cnn()
     x = rng.standard_normal((3, 6, 6, 2))
-    errors = check_model(model, x, np.array([0, 3, 1]), num_checks=None)
+    # tol 1e-5, not 1e-6: round-off alone reaches ~2e-6 on the smallest entries
+    # for some seeds; real mistakes give 1e-3 and more (see the next test)
+    errors = check_model(model, x, np.array([0, 3, 1]), num_checks=None, tol=1e-5)
     assert set(errors) == {
         "conv/kernel",
         "conv/bias",
@@ -176,7 +178,7 @@ def test_check_model_small_cnn_every_entry(rng):
         "logits/kernel",
         "logits/bias",
     }
-    assert max(errors.values()) < 1e-6
+    assert max(errors.values()) < 1e-5
 
 
 def test_check_model_catches_a_wrong_layer_and_names_it(rng):
@@ -192,7 +194,7 @@ def test_check_model_catches_a_wrong_layer_and_names_it(rng):
     dense.backward = backward_with_wrong_kernel_gradient
     x = rng.standard_normal((3, 6, 6, 2))
     with pytest.raises(GradientCheckError) as info:
-        check_model(model, x, np.array([0, 3, 1]), num_checks=None)
+        check_model(model, x, np.array([0, 3, 1]), num_checks=None, tol=1e-5)
     assert "dense/kernel: relative error" in str(info.value)
     assert "dense/bias" not in str(info.value)
 

@@ -1,0 +1,421 @@
+"""Draw the guide's figures with npcnn's own functions: ``python docs/make_figures.py``.
+
+Every number in a picture is computed by npcnn (the convolution, the padding
+amounts, the max-pool gradient, the network's shapes, the filters), so a
+figure redrawn after a change to npcnn shows what npcnn does now.
+
+The learned-filters figure trains a small model (the tutorial's first conv
+layer, then a pooling layer and a dense layer) for a few hundred steps on real
+MNIST, if the four IDX files are found in ``--data-dir``, in
+``$NPCNN_DATA_DIR/mnist`` or in ``../shared/data/mnist`` next to the
+repository. Nothing is downloaded. Without the data (or with ``--quick``) it
+draws freshly Glorot-initialised filters and says so in the figure.
+
+With ``--checkpoint PATH`` (from ``python -m npcnn train --save PATH``) it
+draws the tutorial network's own first-layer filters, before and after that run.
+
+Options: ``--out DIR`` (default docs/figures), ``--quick``, ``--steps N``,
+``--data-dir DIR``, ``--checkpoint PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a fresh checkout without installing npcnn
+    sys.path.insert(0, str(ROOT))
+
+import npcnn  # noqa: E402
+from npcnn.ops import (  # noqa: E402
+    conv2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
+from npcnn.ops.padding import output_hw, padding_amounts  # noqa: E402
+from npcnn.ops.windows import pad_nhwc  # noqa: E402
+
+DPI = 100
+PAD_COLOUR = "#d9d9d9"
+WINDOW_COLOUR = "#d62728"
+OUTPUT_COLOUR = "#1f77b4"
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+
+
+# ---- drawing helpers ---------------------------------------------------------------
+def draw_grid(ax, values, origin=(0, 0), shaded=None, fmt="{:g}", fontsize=9, colour="white"):
+    """Draw a 2-D array as a grid of labelled cells; row 0 at the top.
+
+    ``shaded`` is a boolean array of the same shape: those cells are grey (padding).
+    Returns nothing; the axes use data coordinates with y pointing down.
+    """
+    x0, y0 = origin
+    rows, cols = values.shape
+    for r in range(rows):
+        for c in range(cols):
+            face = PAD_COLOUR if shaded is not None and shaded[r, c] else colour
+            ax.add_patch(Rectangle((x0 + c, y0 + r), 1, 1, facecolor=face, edgecolor="#555555"))
+            text = fmt.format(values[r, c])
+            ax.text(x0 + c + 0.5, y0 + r + 0.5, text, ha="center", va="center", fontsize=fontsize)
+
+
+def outline(ax, origin, size, colour, width=2.5, style="-"):
+    """A thick rectangle around ``size`` = (rows, cols) cells starting at ``origin`` = (x, y)."""
+    ax.add_patch(
+        Rectangle(
+            origin,
+            size[1],
+            size[0],
+            fill=False,
+            edgecolor=colour,
+            linewidth=width,
+            linestyle=style,
+        )
+    )
+
+
+def finish(ax, width, height):
+    ax.set_xlim(-0.3, width + 0.3)
+    ax.set_ylim(height + 0.3, -0.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def save(fig, out_dir, name):
+    path = Path(out_dir) / name
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+# ---- figure 1: a kernel sliding over a padded input ----------------------------------
+def figure_conv_sliding(out_dir):
+    """Chapter 1/3: 7x7 input, zero-padded to 9x9, 3x3 kernel, 'same' -> 7x7 output."""
+    image = np.zeros((7, 7))
+    image[:, 3:] = 1.0
+    image[2, 1] = 2.0  # a bright dot, so the output is not only the edge
+    kernel = np.array([[-1.0, 0.0, 1.0]] * 3)
+    x, w, b = image.reshape(1, 7, 7, 1), kernel.reshape(3, 3, 1, 1), np.zeros(1)
+    y, _ = conv2d_forward(x, w, b, padding="same")
+    pads = padding_amounts((7, 7), (3, 3), (1, 1), "same")
+    x_pad = pad_nhwc(x, pads)[0, :, :, 0]
+    (top, bottom), (left, right) = pads
+    is_pad = np.ones_like(x_pad, dtype=bool)
+    is_pad[top : top + 7, left : left + 7] = False
+
+    oh, ow = 2, 2  # the output position we show
+    fig, ax = plt.subplots(figsize=(10.5, 4.6))
+    draw_grid(ax, x_pad, shaded=is_pad)
+    outline(ax, (ow, oh), (3, 3), WINDOW_COLOUR)  # window at (oh, ow) in padded coordinates
+    outline(ax, (ow + 1, oh), (3, 3), WINDOW_COLOUR, width=1.2, style="--")  # the next one
+    ax.text(4.5, 9.6, "input 7x7, zero-padded to 9x9 (grey)", ha="center", fontsize=10)
+
+    kx = 10.6
+    draw_grid(ax, kernel, origin=(kx, 3))
+    outline(ax, (kx, 3), (3, 3), WINDOW_COLOUR)
+    ax.text(kx + 1.5, 6.6, "kernel 3x3", ha="center", fontsize=10)
+
+    ox = 15.5
+    draw_grid(ax, y[0, :, :, 0], origin=(ox, 1))
+    outline(ax, (ox + ow, 1 + oh), (1, 1), OUTPUT_COLOUR, width=3)
+    ax.text(ox + 3.5, 8.6, "output 7x7 ('same')", ha="center", fontsize=10)
+    patch = x_pad[oh : oh + 3, ow : ow + 3]
+    terms = " + ".join(f"{p:g}*({k:g})" for p, k in zip(patch.ravel(), kernel.ravel()) if k != 0)
+    ax.text(
+        9.5,
+        11.0,
+        f"red window times kernel, cell by cell, summed:  output[{oh}, {ow}] = {terms}"
+        f" = {y[0, oh, ow, 0]:g}\n(the kernel's zeros are left out of the sum)",
+        ha="center",
+        fontsize=9,
+    )
+    arrow = FancyArrowPatch(
+        (ow + 3.1, oh + 0.6),
+        (ox + ow + 0.5, 1 + oh),
+        arrowstyle="->",
+        mutation_scale=15,
+        color=OUTPUT_COLOUR,
+        connectionstyle="arc3,rad=-0.3",
+    )
+    ax.add_patch(arrow)
+    finish(ax, ox + 7, 11.6)
+    ax.set_title("Convolution: slide the kernel, multiply, sum (dashed: the next position)")
+    save(fig, out_dir, "conv_sliding.png")
+
+
+# ---- figure 2: 'same' vs 'valid' ------------------------------------------------------
+PADDING_CASES = [  # (n, k, s, padding): square inputs and kernels
+    (7, 3, 1, "valid"),
+    (7, 3, 1, "same"),
+    (4, 2, 1, "same"),
+    (6, 3, 2, "same"),
+]
+
+
+def figure_same_vs_valid(out_dir):
+    """Chapter 3: padded grid, first and last window, output size; TF's odd cell at bottom/right."""
+    fig, axes = plt.subplots(1, len(PADDING_CASES), figsize=(13, 4.4))
+    for ax, (n, k, s, padding) in zip(axes, PADDING_CASES):
+        pads = padding_amounts((n, n), (k, k), (s, s), padding)
+        out = output_hw((n, n), (k, k), (s, s), padding)
+        (top, bottom), (left, right) = pads
+        size = (n + top + bottom, n + left + right)
+        is_pad = np.ones(size, dtype=bool)
+        is_pad[top : top + n, left : left + n] = False
+        labels = np.full(size, "")
+        labels[is_pad] = "0"
+        draw_grid(ax, labels, shaded=is_pad, fmt="{}", fontsize=8)
+        outline(ax, (0, 0), (k, k), WINDOW_COLOUR)  # first window
+        last = ((out[0] - 1) * s, (out[1] - 1) * s)
+        outline(ax, (last[1], last[0]), (k, k), OUTPUT_COLOUR, style="--")  # last window
+        ax.set_title(
+            f"{padding!r}: input {n}x{n}, kernel {k}x{k}, stride {s}\n"
+            f"-> output {out[0]}x{out[1]}\n"
+            f"pad top/bottom {top}/{bottom}, left/right {left}/{right}",
+            fontsize=9,
+        )
+        finish(ax, size[1], size[0])
+    fig.suptitle(
+        "Grey: zero padding. Red: first window, blue dashed: last window. "
+        "An odd padding cell goes bottom/right (TensorFlow's rule).",
+        fontsize=10,
+    )
+    save(fig, out_dir, "same_vs_valid.png")
+
+
+# ---- figure 3: max-pool gradient routing ----------------------------------------------
+def figure_maxpool_gradient(out_dir):
+    """Chapters 4/9: forward max over 2x2 windows, backward routes dy to the (first) winner."""
+    x = np.array([[1, 3, 2, 1], [4, 2, 0, 1], [5, 6, 7, 7], [1, 0, 7, 2]], dtype=np.float32)
+    dy = np.array([[10, 20], [30, 40]], dtype=np.float32)
+    y, cache = maxpool2d_forward(x.reshape(1, 4, 4, 1), 2)
+    dx = maxpool2d_backward(dy.reshape(1, 2, 2, 1), cache)[0, :, :, 0]
+    colours = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc"]
+    window_of = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+
+    fig, ax = plt.subplots(figsize=(10, 4.6))
+    panels = [  # (origin, values, label, is_4x4)
+        ((0, 1), x, "forward: x (4x4)", True),
+        ((6, 2), y[0, :, :, 0], "y: max of each window", False),
+        ((11, 2), dy, "backward: dy", False),
+        ((15, 1), dx, "dx: dy goes to the max, 0 elsewhere", True),
+    ]
+    for (ox, oy), values, label, big in panels:
+        rows, cols = values.shape
+        for r in range(rows):
+            for c in range(cols):
+                window = window_of[r, c] if big else 2 * r + c
+                ax.add_patch(
+                    Rectangle(
+                        (ox + c, oy + r), 1, 1, facecolor=colours[window], edgecolor="#555555"
+                    )
+                )
+                ax.text(ox + c + 0.5, oy + r + 0.5, f"{values[r, c]:g}", ha="center", va="center")
+        ax.text(ox + cols / 2, oy - 0.4, label, ha="center", fontsize=9)
+    # mark the winners in x and dx
+    for r, c in zip(*np.nonzero(dx)):
+        outline(ax, (r * 0 + c, 1 + r), (1, 1), WINDOW_COLOUR)
+        outline(ax, (15 + c, 1 + r), (1, 1), WINDOW_COLOUR)
+    ax.annotate(
+        "tie: 7 and 7 -- the first\n(row-major) takes it all",
+        xy=(2.5, 3.5),
+        xytext=(1.2, 6.2),
+        fontsize=8,
+        arrowprops={"arrowstyle": "->"},
+        ha="center",
+    )
+    for start, end in [((4.2, 3), (5.8, 3)), ((13.2, 3), (14.8, 3))]:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=15))
+    ax.plot([9.9, 9.9], [0.2, 6.5], color="#999999", linewidth=1)
+    finish(ax, 19, 6.6)
+    ax.set_title("Max-pooling: forward keeps the max, backward routes the gradient to it")
+    save(fig, out_dir, "maxpool_gradient.png")
+
+
+# ---- figure 4: the network's shapes ---------------------------------------------------
+def figure_network_shapes(out_dir):
+    """Chapter 8: every layer's output shape, from seed_cnn().output_shapes."""
+    model = npcnn.seed_cnn(seed=0)
+    names = ["input"] + [layer.name for layer in model.layers]
+    shapes = [model.input_shape] + list(model.output_shapes)
+    params = [0] + [sum(p.size for p in layer.params) for layer in model.layers]
+
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    x = 0.0
+    for name, shape, count in zip(names, shapes, params):
+        if len(shape) == 3:  # (H, W, C): a square of side ~H, stacked ~log2(C) deep
+            h, _, c = shape
+            side = h / 28 * 2.6
+            depth = int(np.log2(c))
+            for d in range(depth, -1, -1):
+                ax.add_patch(
+                    Rectangle(
+                        (x + d * 0.12, -side / 2 + d * 0.12),
+                        side,
+                        side,
+                        facecolor="#9ecae1" if name.startswith("conv") else "#c6dbef",
+                        edgecolor="#3182bd",
+                        linewidth=0.8,
+                    )
+                )
+            width = side + depth * 0.12
+        else:  # (D,): a bar of height ~log10(D)
+            (d,) = shape
+            height = 0.7 * np.log10(d) + 0.3
+            ax.add_patch(
+                Rectangle((x, -height / 2), 0.3, height, facecolor="#fdae6b", edgecolor="k")
+            )
+            width = 0.3
+        label = " x ".join(str(v) for v in shape)
+        extra = f"\n{count:,}\nparams" if count else ""
+        ax.text(x + width / 2, -1.9, f"{name}\n{label}{extra}", ha="center", va="top", fontsize=8)
+        x += max(width, 1.0) + 0.8
+    ax.set_xlim(-0.3, x - 0.5)
+    ax.set_ylim(-3.6, 2.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(
+        f"npcnn.seed_cnn(): the output shape of every layer ({model.count_params():,} "
+        "parameters)\nsquares ~ height x width, stack depth ~ log2(channels), "
+        "bars ~ log10(length)",
+        fontsize=10,
+    )
+    save(fig, out_dir, "network_shapes.png")
+
+
+# ---- figure 5: filters ------------------------------------------------------------------
+def find_mnist(data_dir=None):
+    """The first folder among the candidates that holds MNIST's training files, or None."""
+    candidates = [data_dir] if data_dir else []
+    if os.environ.get("NPCNN_DATA_DIR"):
+        candidates.append(os.path.join(os.environ["NPCNN_DATA_DIR"], "mnist"))
+    candidates.append(ROOT.parent / "shared" / "data" / "mnist")
+    for folder in candidates:
+        folder = Path(folder)
+        if all(
+            (folder / name).exists() or (folder / f"{name}.gz").exists() for name in MNIST_FILES
+        ):
+            return folder
+    return None
+
+
+def small_model(seed=0):
+    """The tutorial's first conv layer, then just enough to classify: pool, flatten, dense."""
+    return npcnn.Sequential(
+        [
+            npcnn.Conv2D(32, 5, padding="same", activation="relu", name="conv1"),
+            npcnn.MaxPool2D(4, name="pool"),
+            npcnn.Flatten(name="flatten"),
+            npcnn.Dense(10, name="dense"),
+            npcnn.Softmax(name="softmax"),
+        ],
+        input_shape=(28, 28, 1),
+        seed=seed,
+    )
+
+
+def train_small_model(folder, steps, seed=0):
+    """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss)."""
+    from npcnn.data import load_mnist
+    from npcnn.train import images_to_inputs, train_step
+
+    (x_train, y_train), (x_test, y_test) = load_mnist(folder)
+    model, optimizer = small_model(seed), npcnn.Adam(1e-3)
+    rng = np.random.default_rng(seed)
+    start = time.time()
+    for _ in range(steps):
+        idx = rng.integers(0, len(x_train), 50)  # the tutorial's random batches
+        train_step(model, optimizer, images_to_inputs(x_train[idx]), y_train[idx].astype(np.int64))
+    probs = model.predict(images_to_inputs(x_test[:2000]))
+    accuracy = float(np.mean(probs.argmax(axis=1) == y_test[:2000]))
+    print(
+        f"trained the small model: {steps} steps in {time.time() - start:.0f} s, "
+        f"accuracy on 2000 test images {accuracy:.1%}"
+    )
+    return model, accuracy
+
+
+def filters_from_checkpoint(path):
+    """conv1's kernel before (same seed) and after a ``python -m npcnn train --save`` run."""
+    from npcnn.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    learned = np.asarray(ckpt["weights"]["conv1/kernel"])[:, :, 0, :]
+    meta = ckpt["meta"]
+    seed = meta.get("config", {}).get("seed", 0)
+    initial = npcnn.seed_cnn(seed=seed).params[0][:, :, 0, :]  # the run's own initial kernel
+    step = meta.get("step", "?")
+    accuracy = [acc for _, acc in meta.get("history", {}).get("eval", [])]
+    result = f"; test accuracy {accuracy[-1]:.2%}" if accuracy else ""
+    title = (
+        f"conv1's 32 filters (5x5) of the tutorial network, before and after "
+        f"{step} steps of training\n(checkpoint {Path(path).name}{result}). "
+    )
+    return [("Glorot-initialised", initial), (f"after {step} steps", learned)], title
+
+
+def figure_filters(out_dir, quick, steps, data_dir=None, checkpoint=None):
+    """Chapter 12: the 32 kernels of the first conv layer, before and after training."""
+    initial = small_model().params[0][:, :, 0, :].copy()  # (5, 5, 32): one filter per channel
+    folder = None if quick or checkpoint else find_mnist(data_dir)
+    if checkpoint:
+        rows, title = filters_from_checkpoint(checkpoint)
+    elif folder is not None:
+        model, accuracy = train_small_model(folder, steps)
+        learned = model.params[0][:, :, 0, :]
+        rows = [("Glorot-initialised", initial), (f"after {steps} steps", learned)]
+        title = (
+            f"conv1's 32 filters (5x5), before and after {steps} steps of Adam(1e-3) on MNIST\n"
+            f"(a small model: conv1 -> pool -> dense -> softmax; test accuracy {accuracy:.0%}). "
+        )
+    else:
+        why = "--quick" if quick else "no MNIST files were found"
+        rows = [("Glorot-initialised", initial)]
+        title = f"conv1's 32 filters (5x5), Glorot-initialised and NOT trained ({why})\n"
+    fig, axes = plt.subplots(2 * len(rows), 16, figsize=(10, 1.55 * len(rows) + 0.5))
+    for r, (label, kernel) in enumerate(rows):
+        for k in range(32):
+            ax = axes[2 * r + k // 16, k % 16]
+            f = kernel[:, :, k]
+            limit = float(np.abs(f).max()) or 1.0
+            ax.imshow(f, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[2 * r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(title + "Red: positive weights, blue: negative.", fontsize=9)
+    save(fig, out_dir, "filters.png")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Draw the figures of the npcnn guide.")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "figures"), help="output folder")
+    parser.add_argument("--quick", action="store_true", help="do not train: untrained filters")
+    parser.add_argument("--steps", type=int, default=300, help="training steps for the filters")
+    parser.add_argument("--data-dir", default=None, help="folder with MNIST's IDX files")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="draw the filters of a `python -m npcnn train --save` checkpoint instead",
+    )
+    args = parser.parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    figure_conv_sliding(args.out)
+    figure_same_vs_valid(args.out)
+    figure_maxpool_gradient(args.out)
+    figure_network_shapes(args.out)
+    figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
+
+
+if __name__ == "__main__":
+    main()

@@ -111,7 +111,7 @@ def check_gradients(f, wrt, dout=None, h=1e-6, tol=1e-6, num_checks=None, seed=0
     return errors
 
 
-def check_model(model, x, labels, num_checks=20, h=1e-6, tol=1e-6, seed=0):
+def check_model(model, x, labels, num_checks=20, h=1e-6, tol=1e-5, seed=0):
     """Gradient-check every parameter of a ``Sequential`` (float64) with a summed
     sparse cross-entropy loss on its output (probabilities). Returns {name: error}."""
     from .ops import (

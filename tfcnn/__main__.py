@@ -1,0 +1,7 @@
+"""``python -m tfcnn train``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""``python -m tfcnn train``: the tutorial CNN trained by TensorFlow, run for run like npcnn.
+
+Same options, same loop (``npcnn.train.fit``: the same random batches for the
+same ``--seed``, progress bar, checkpoints, resume, evaluation and plots), same
+output. What differs is the learner: :class:`TFLearner` runs
+:class:`tfcnn.SeedCNN` with Keras's Adam. Extra options:
+
+- ``--eager``: run the step eagerly, as the tutorial does (default: ``tf.function``);
+- ``--loss-path``: 'clipped-probs' (default; npcnn's loss), 'logits' or
+  'tutorial' (see :mod:`tfcnn.training`).
+
+Checkpoints have npcnn's format, so ``npcnn evaluate --weights`` reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+class TFLearner:
+    """SeedCNN + Keras Adam behind the interface ``npcnn.train.fit`` drives."""
+
+    name = "tfcnn"
+
+    def __init__(self, config, loss_path="clipped-probs", jit=True):
+        import npcnn
+
+        from .model import SeedCNN
+        from .training import make_optimizer, make_train_step
+
+        if config.device == "gpu":
+            raise ValueError("--device gpu is npcnn's CuPy path; TensorFlow picks its GPU itself")
+        self.model = SeedCNN(seed=config.seed, dtype=config.dtype)
+        self.optimizer = make_optimizer(config.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self.step = make_train_step(self.model, self.optimizer, loss_path=loss_path, jit=jit)
+        # parameter names in npcnn's order, so checkpoints are interchangeable
+        self.names = [name for name, _ in npcnn.seed_cnn(dtype=config.dtype).named_params()]
+
+    def train_step(self, x, labels) -> float:
+        return float(self.step(x, labels))
+
+    def predict(self, x, batch_size=1000):
+        from .training import predict_probs
+
+        return predict_probs(self.model, x, batch_size)
+
+    def named_weights(self):
+        return list(zip(self.names, self.model.get_weights()))
+
+    def set_weights(self, weights):
+        self.model.set_weights(weights)
+
+    def _slots(self, kind):
+        return [v for v in self.optimizer.variables if v.path.endswith("_" + kind)]
+
+    def optimizer_state(self) -> dict:
+        state = {"iterations": np.array(int(self.optimizer.iterations.numpy()))}
+        for i, (m, v) in enumerate(zip(self._slots("momentum"), self._slots("velocity"))):
+            state[f"m_{i}"], state[f"v_{i}"] = np.asarray(m.numpy()), np.asarray(v.numpy())
+        return state
+
+    def set_optimizer_state(self, state):
+        self.optimizer.iterations.assign(int(state["iterations"]))
+        for i, (m, v) in enumerate(zip(self._slots("momentum"), self._slots("velocity"))):
+            if f"m_{i}" in state:
+                m.assign(state[f"m_{i}"])
+                v.assign(state[f"v_{i}"])
+
+
+def main(argv=None) -> int:
+    from npcnn.cli import build_parser, run_train
+
+    from .training import LOSS_PATHS
+
+    parser = build_parser(prog="tfcnn", framework="TensorFlow (tfcnn.SeedCNN)")
+    train = parser._subparsers._group_actions[0].choices["train"]
+    train.add_argument(
+        "--eager", action="store_true", help="run eagerly like the tutorial (default: tf.function)"
+    )
+    train.add_argument(
+        "--loss-path",
+        default="clipped-probs",
+        choices=LOSS_PATHS,
+        help="which cross-entropy (see tfcnn.training); default: npcnn's",
+    )
+    args = parser.parse_args(argv)
+    if args.command != "train":
+        parser.error("tfcnn only trains; evaluate its checkpoints with `npcnn evaluate --weights`")
+    try:
+        result = run_train(
+            args, lambda config: TFLearner(config, args.loss_path, jit=not args.eager)
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"tfcnn: error: {exc}", file=sys.stderr)
+        return 2
+    return 130 if result.get("interrupted") else 0

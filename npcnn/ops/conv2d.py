@@ -11,10 +11,15 @@ How this file computes it (the loop version a learner reads first is
 
 - forward: gather every window into a row ("im2col"), so the whole convolution
   becomes one matrix product ``cols @ w``, which BLAS runs at full speed;
-- backward: ``dw`` is the same product transposed (``cols.T @ dy``), and ``dx``
-  is built tap by tap: tap (i, j) carried ``x_pad[.., oh*sh+i, ow*sw+j, :]``
-  forward with weight ``w[i, j]``, so it carries ``dy @ w[i, j].T`` back to the
-  same cells.
+- backward: ``dw`` is the same product transposed (``cols.T @ dy``), and the
+  gradient of the windows is one product too, ``dcols = dy @ w.T``; "col2im"
+  then adds each window's gradient back onto the input cells it was copied
+  from, tap by tap: tap (i, j) of every window came from
+  ``x_pad[.., oh*sh+i, ow*sw+j, :]``.
+
+Speed: one big matrix product per gradient rather than one small product per
+tap (kh*kw of them), because every BLAS call that runs on several threads waits
+for all of them; on a busy machine 25 small calls are many times slower.
 """
 
 from __future__ import annotations
@@ -112,13 +117,15 @@ def conv2d_backward(dy, cache):
     db = dy2.sum(axis=0)  # each b[co] was added to every output position
     dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
 
+    # local derivative of y wrt cols is W: the gradient of every window, (i, j, c) order
+    dcols = (dy2 @ w.reshape(kh * kw * cin, cout).T).reshape(n, *out_hw, kh, kw, cin)
     (top, bottom), (left, right) = pads
     dx_pad = xp.zeros((n, h + top + bottom, wd + left + right, cin), dtype=dy.dtype)
     for i in range(kh):
         for j in range(kw):
-            # tap (i, j) sent these input cells forward through w[i, j]:
-            # local derivative w[i, j], times the upstream gradient dy
+            # col2im: tap (i, j) of each window was copied from these input cells,
+            # so its gradient adds onto them (windows overlap: cells collect several)
             view = tap_view(dx_pad, i, j, strides, out_hw)
-            view += (dy2 @ w[i, j].T).reshape(n, *out_hw, cin)
+            view += dcols[:, :, :, i, j, :]
     dx = dx_pad[:, top : top + h, left : left + wd, :]  # padding cells get no gradient
     return dx, dw, db

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:  # run from a fresh checkout without installing np
 
 import npcnn  # noqa: E402
 from npcnn.ops import (  # noqa: E402
+    conv2d_backward,
     conv2d_forward,
     maxpool2d_backward,
     maxpool2d_forward,
@@ -243,6 +244,42 @@ def figure_maxpool_gradient(out_dir):
     save(fig, out_dir, "maxpool_gradient.png")
 
 
+# ---- figure: conv2d's dx, one output at a time ------------------------------------------
+def figure_conv_backward(out_dir):
+    """Chapter 10: dx is the sum, over outputs, of dy[output] * kernel placed on its window."""
+    x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
+    w = np.array([[1.0, 0.0], [0.0, -1.0]]).reshape(2, 2, 1, 1)
+    dy = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
+    _, cache = conv2d_forward(x, w, np.zeros(1), padding="valid")
+    dx = conv2d_backward(dy, cache)[0][0, :, :, 0]
+
+    fig, ax = plt.subplots(figsize=(11, 3.0))
+    for k, (oh, ow) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        one = np.zeros_like(dy)
+        one[0, oh, ow, 0] = dy[0, oh, ow, 0]  # the gradient of this one output only
+        part = conv2d_backward(one, cache)[0][0, :, :, 0]
+        ox = k * 4.2
+        draw_grid(ax, part, origin=(ox, 0))
+        outline(ax, (ox + ow, oh), (2, 2), WINDOW_COLOUR)
+        ax.text(
+            ox + 1.5,
+            3.7,
+            f"dy[{oh}, {ow}] = {dy[0, oh, ow, 0]:g}, times the kernel",
+            ha="center",
+            fontsize=8,
+        )
+        ax.text(ox + 3.6, 1.5, "+" if k < 3 else "=", ha="center", va="center", fontsize=14)
+    draw_grid(ax, dx, origin=(4 * 4.2, 0), colour="#deebf7")
+    ax.text(4 * 4.2 + 1.5, 3.7, "dx, from conv2d_backward", ha="center", fontsize=8)
+    finish(ax, 4 * 4.2 + 3, 4.2)
+    ax.set_title(
+        "conv2d backward: each output sends dy x kernel back to the cells of its window; "
+        "dx adds them up (kernel [[1, 0], [0, -1]])",
+        fontsize=10,
+    )
+    save(fig, out_dir, "conv_backward.png")
+
+
 # ---- figure 4: the network's shapes ---------------------------------------------------
 def figure_network_shapes(out_dir):
     """Chapter 8: every layer's output shape, from seed_cnn().output_shapes."""
@@ -413,6 +450,7 @@ def main(argv=None):
     figure_conv_sliding(args.out)
     figure_same_vs_valid(args.out)
     figure_maxpool_gradient(args.out)
+    figure_conv_backward(args.out)
     figure_network_shapes(args.out)
     figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
 

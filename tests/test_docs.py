@@ -94,6 +94,68 @@ def _ids(paths):
     return [p.relative_to(ROOT).as_posix() for p in paths]
 
 
+def run_examples(text: str, where: str) -> int:
+    """Run the ```python blocks of one Markdown text in order in one namespace.
+
+    Checks each block's printed output against the ```text block right after
+    it, if there is one. Returns how many blocks ran; raises AssertionError
+    naming ``where`` and the line on a mismatch.
+    """
+    namespace = {"__name__": "docs_example"}
+    ran = 0
+    with np.printoptions():  # examples may change print options; undo afterwards
+        for block in parse_blocks(text):
+            if block.language != "python" or block.source is not None:
+                continue
+            location = f"{where}:{block.line}"
+            stdout = io.StringIO()
+            with contextlib.redirect_stdout(stdout):
+                exec(compile(block.code, location, "exec"), namespace)  # noqa: S102
+            ran += 1
+            if block.output is not None:
+                assert _normalise(stdout.getvalue()) == _normalise(block.output), (
+                    f"{location}: printed output differs from the guide\n"
+                    f"--- guide ---\n{block.output}\n--- actual ---\n{stdout.getvalue()}"
+                )
+    return ran
+
+
+def quote_problems(text: str, where: str) -> list[str]:
+    """Blocks marked <!-- source: path --> whose code no longer appears in that file."""
+    problems = []
+    for block in parse_blocks(text):
+        if block.source is None:
+            continue
+        source = ROOT / block.source
+        if not source.is_file():
+            problems.append(f"{where}:{block.line}: no such file {block.source}")
+        elif not _is_quoted_in(block.code, source.read_text(encoding="utf-8")):
+            problems.append(
+                f"{where}:{block.line}: the code quoted from {block.source} no longer "
+                "appears there; copy the current version into the guide"
+            )
+    return problems
+
+
+def link_problems(text: str, folder: Path) -> list[str]:
+    """Relative links that point nowhere, or name a function their file does not define."""
+    text = FENCE.sub("", text)  # links inside code blocks are not links
+    problems = []
+    for label, target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue  # web links and in-page anchors
+        resolved = (folder / target.split("#", 1)[0]).resolve()
+        if not resolved.exists():
+            problems.append(f"[{label}]({target}): {resolved} does not exist")
+            continue
+        name = NAME_IN_TICKS.match(label.strip())
+        if name and resolved.suffix == ".py":
+            pattern = rf"^\s*(def|class)\s+{name.group(1)}\b|^{name.group(1)}\s*="
+            if not re.search(pattern, resolved.read_text(encoding="utf-8"), re.M):
+                problems.append(f"[{label}]({target}): {name.group(1)} is not defined there")
+    return problems
+
+
 def test_the_guide_exists():
     assert (DOCS / "README.md").exists()
     assert len(DOC_FILES) >= 10, [p.name for p in DOC_FILES]
@@ -115,59 +177,41 @@ def test_parser_pairs_outputs_and_quotations():
     assert not _is_quoted_in("y = 2\nz = 4\n", "def f():\n    y = 2\n    z = 3\n")
 
 
+def test_the_checks_catch_a_guide_that_went_wrong():
+    """Negative controls: a wrong output, a stale quote, a dead link each fail."""
+    good = "```python\nx = 2\n```\n\n```python\nprint(x + 1)\n```\n```text\n3\n```\n"
+    assert run_examples(good, "good.md") == 2  # blocks share one namespace
+    with pytest.raises(AssertionError, match="bad.md:1: printed output differs"):
+        run_examples("```python\nprint(1 + 1)\n```\n```text\n3\n```\n", "bad.md")
+    with pytest.raises(NameError):
+        run_examples("```python\nprint(undefined_name)\n```\n", "bad.md")
+    stale = "<!-- source: npcnn/ops/relu.py -->\n```python\nreturn max(x, 0)\n```\n"
+    assert quote_problems(stale, "bad.md")
+    fresh = "<!-- source: npcnn/ops/relu.py -->\n```python\npassed = x > 0\n```\n"
+    assert not quote_problems(fresh, "good.md")
+    assert link_problems("[x](no-such-chapter.md)", DOCS)
+    assert link_problems("[`no_such_function`](../npcnn/ops/relu.py)", DOCS)
+    assert not link_problems("[`relu_forward`](../npcnn/ops/relu.py)", DOCS)
+
+
 @pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
 def test_python_examples_run_and_print_what_the_guide_shows(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
-    namespace = {"__name__": f"docs_{path.stem}"}
-    ran = 0
-    with np.printoptions():  # examples may change print options; undo afterwards
-        for block in parse_blocks(path.read_text(encoding="utf-8")):
-            if block.language != "python" or block.source is not None:
-                continue
-            where = f"{path.relative_to(ROOT)}:{block.line}"
-            stdout = io.StringIO()
-            with contextlib.redirect_stdout(stdout):
-                exec(compile(block.code, where, "exec"), namespace)  # noqa: S102
-            ran += 1
-            if block.output is not None:
-                assert _normalise(stdout.getvalue()) == _normalise(block.output), (
-                    f"{where}: printed output differs from the guide\n"
-                    f"--- guide ---\n{block.output}\n--- actual ---\n{stdout.getvalue()}"
-                )
+    where = path.relative_to(ROOT).as_posix()
+    ran = run_examples(path.read_text(encoding="utf-8"), where)
     if path.parent == DOCS and path.name != "README.md":
-        assert ran > 0, f"{path.name} has no runnable example"
+        assert ran > 0, f"{where} has no runnable example"
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
 def test_quoted_code_matches_the_source(path):
-    for block in parse_blocks(path.read_text(encoding="utf-8")):
-        if block.source is None:
-            continue
-        source = ROOT / block.source
-        assert source.is_file(), f"{path.name}:{block.line}: no such file {block.source}"
-        assert _is_quoted_in(block.code, source.read_text(encoding="utf-8")), (
-            f"{path.name}:{block.line}: the code quoted from {block.source} no longer "
-            "appears there; copy the current version into the guide"
-        )
+    problems = quote_problems(path.read_text(encoding="utf-8"), path.name)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=_ids(DOC_FILES))
 def test_relative_links_resolve_and_named_functions_exist(path):
-    text = FENCE.sub("", path.read_text(encoding="utf-8"))  # links inside code are not links
-    problems = []
-    for label, target in LINK.findall(text):
-        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
-            continue  # web links and in-page anchors
-        file_part = target.split("#", 1)[0]
-        resolved = (path.parent / file_part).resolve()
-        if not resolved.exists():
-            problems.append(f"[{label}]({target}): {resolved} does not exist")
-            continue
-        name = NAME_IN_TICKS.match(label.strip())
-        if name and resolved.suffix == ".py":
-            pattern = rf"^\s*(def|class)\s+{name.group(1)}\b|^{name.group(1)}\s*="
-            if not re.search(pattern, resolved.read_text(encoding="utf-8"), re.M):
-                problems.append(f"[{label}]({target}): {name.group(1)} is not defined there")
+    problems = link_problems(path.read_text(encoding="utf-8"), path.parent)
     assert not problems, "\n".join(problems)
 
 

@@ -367,6 +367,7 @@ def train_small_model(folder, steps, seed=0):
     from npcnn.data import load_mnist
     from npcnn.train import images_to_inputs, train_step
 
+    print(f"training a small model for {steps} steps on MNIST from {folder}")
     (x_train, y_train), (x_test, y_test) = load_mnist(folder)
     model, optimizer = small_model(seed), npcnn.Adam(1e-3)
     rng = np.random.default_rng(seed)

@@ -206,17 +206,26 @@ def _layer_chain(model):
     )
 
 
-def _weights_dtype(model, weights) -> str:
-    dtypes = {np.dtype(w.dtype).name for w in weights}
+def _common_dtype(keras_layers, weights) -> str:
+    """The one dtype every weight has and every layer computes in: float32 or float64.
+
+    npcnn runs a whole model in one dtype; a Keras layer whose compute dtype
+    differs (a float32 ReLU in a float64 model, a mixed-precision policy)
+    would round differently, so it is refused by name.
+    """
+    dtypes = sorted({np.dtype(w.dtype).name for w in weights})
     if len(dtypes) > 1:
-        raise ValueError(f"to_npcnn: the weights mix dtypes {sorted(dtypes)}")
-    dtype = dtypes.pop() if dtypes else np.dtype(model.dtype_policy.variable_dtype).name
-    compute = np.dtype(model.dtype_policy.compute_dtype).name
-    if dtype not in ("float32", "float64") or compute != dtype:
-        raise ValueError(
-            f"to_npcnn: npcnn computes in float32 or float64 with weights of the same dtype; "
-            f"the model has {dtype} weights and computes in {compute}"
-        )
+        raise ValueError(f"to_npcnn: the weights mix dtypes {dtypes}; npcnn needs one")
+    layers = [layer for layer in keras_layers if not isinstance(layer, keras.layers.InputLayer)]
+    if not dtypes:  # no weights: the layers' compute dtype decides
+        dtypes = [np.dtype(layers[0].dtype_policy.compute_dtype).name] if layers else ["float32"]
+    dtype = dtypes[0]
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"to_npcnn: npcnn computes in float32 or float64, the model in {dtype}")
+    for layer in layers:
+        compute = np.dtype(layer.dtype_policy.compute_dtype).name
+        if compute != dtype:
+            raise _unsupported(layer, f"compute dtype {compute} in a {dtype} model")
     return dtype
 
 
@@ -235,7 +244,7 @@ def to_npcnn(keras_model) -> npcnn.Sequential:
         weights += layer.get_weights()  # kernel then bias, npcnn's order
     if ends_in_softmax:
         np_layers.append(npcnn.Softmax(name="softmax"))
-    dtype = _weights_dtype(keras_model, weights)
+    dtype = _common_dtype(keras_layers, weights)
     np_model = npcnn.Sequential(np_layers, input_shape=input_shape, dtype=dtype)
     np_model.set_weights(weights)
     return np_model

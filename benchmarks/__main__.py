@@ -62,6 +62,12 @@ def parse_args(argv=None):
         default=None,
         help="seconds to pause between NumPy and TF cases (default 0.15)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS threads (threadpoolctl) and TF intra-op threads to this",
+    )
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow rows")
     p.add_argument("--out", default="benchmarks/results", help="output folder")
     p.add_argument("--no-plots", action="store_true")

@@ -165,9 +165,7 @@ def targets(data) -> list[str]:
     if gemms:
         out.append(
             "conv GEMMs: "
-            + ", ".join(
-                f"{r['name']} {r['kind'].split(' ')[0]} {r['pct_of_peak']:.0f}%" for r in gemms
-            )
+            + ", ".join(f"{r['name']} {r['kind']}: {r['pct_of_peak']:.0f}%" for r in gemms)
             + " of the measured matmul peak"
         )
     return out

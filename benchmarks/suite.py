@@ -101,7 +101,7 @@ def load_cupy():
     return cupy
 
 
-def load_tf(enabled=True):
+def load_tf(enabled=True, threads=None):
     """TensorFlow, or (None, reason) when it is missing or disabled."""
     if not enabled:
         return None, "TF rows skipped: --no-tf"
@@ -110,7 +110,18 @@ def load_tf(enabled=True):
         import tensorflow as tf
     except ImportError as e:
         return None, f"TF rows skipped: TensorFlow is not installed ({e})"
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     return tf, ""
+
+
+def limit_blas_threads(threads):
+    """Limit NumPy's BLAS to ``threads`` threads for the whole run (needs threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None, "--threads ignored for BLAS: threadpoolctl is not installed"
+    return threadpool_limits(limits=threads, user_api="blas"), ""
 
 
 class Runner:
@@ -122,9 +133,13 @@ class Runner:
         self.cupy = load_cupy() if self.device == "gpu" else None
         self.xp = self.cupy if self.cupy is not None else np
         self.tf, self.notes = None, []
-        tf, reason = load_tf(not config.no_tf)
+        tf, reason = load_tf(not config.no_tf, config.threads)
         if reason:
             self.notes.append(reason)
+        self.blas_limit = None
+        if config.threads:
+            self.blas_limit, reason = limit_blas_threads(config.threads)
+            self.notes.append(reason or f"BLAS and TF intra-op threads limited to {config.threads}")
         self.tf_devices = []
         if tf is not None:
             self.tf = tf
@@ -263,35 +278,14 @@ class Runner:
                 w2 = a["w"].reshape(k, cout)
                 dy2 = a["dy"].reshape(rows, cout)
                 flops = 2.0 * rows * k * cout
-                taps = [a["w"][i, j].T for i in range(5) for j in range(5)]
+                products = {  # the three products of npcnn/ops/conv2d.py
+                    "y = cols @ W": lambda c=cols, w2=w2: c @ w2,
+                    "dW = cols.T @ dy": lambda c=cols, d=dy2: c.T @ d,
+                    "dcols = dy @ W.T": lambda d=dy2, w2=w2: d @ w2.T,
+                }
                 cases = [
-                    self.np_case(
-                        "conv gemm",
-                        name,
-                        "y = cols @ W",
-                        n,
-                        dtype,
-                        lambda c=cols, w2=w2: c @ w2,
-                        flops,
-                    ),
-                    self.np_case(
-                        "conv gemm",
-                        name,
-                        "dW = cols.T @ dy",
-                        n,
-                        dtype,
-                        lambda c=cols, d=dy2: c.T @ d,
-                        flops,
-                    ),
-                    self.np_case(
-                        "conv gemm",
-                        name,
-                        "dX: 25 x dy @ w[i,j].T",
-                        n,
-                        dtype,
-                        lambda d=dy2, t=taps: [d @ wt for wt in t],
-                        flops,
-                    ),
+                    self.np_case("conv gemm", name, kind, n, dtype, fn, flops)
+                    for kind, fn in products.items()
                 ]
                 for c in cases:
                     c.extra = {"gemm_shape": f"({rows} x {k}) @ ({k} x {cout})"}

@@ -33,7 +33,7 @@ MODES = {
     # train step at the headline batch
     "smoke": dict(
         batches=[2],
-        ops=["pool2", "dense2", "relu", "softmax+loss"],
+        ops=["pool2", "softmax+loss"],
         naive_batches=[1],
         inference_batches=[2],
         headline_batch=2,
@@ -251,7 +251,8 @@ class Runner:
 
             default = linalg.get_compute_type(np.dtype("float32"))
             tf32 = linalg.COMPUTE_TYPE_TF32
-        except (ImportError, AttributeError) as e:
+            linalg.set_compute_type(np.dtype("float32"), default)  # settable at all?
+        except Exception as e:  # a private CuPy API: any failure means "not measured"
             self.notes.append(f"CuPy TF32 matmul not measured: compute type not settable ({e})")
             return []
 

@@ -20,17 +20,20 @@ Tolerances. Single batch (test 1): every compared array ``a`` must satisfy
 ``max|npcnn - tf| <= 2 * K * eps * max|tf|`` with ``K = 3136`` (the longest sum
 in the network, dense1's) and ``eps`` the dtype's machine epsilon: the
 rounding bound of a K-term sum (see ``parity_tests/tolerances.py``), applied to
-the array's largest entry. That is 7e-13 (float64) and 7.5e-4 (float32);
-measured: below 2e-15 and 5e-7.
+the array's largest entry. That is 1.4e-12 (float64) and 7.5e-4 (float32);
+measured: below 2e-14 and 1e-6. Gradients get that bound times a condition
+factor kappa >= 1 (``logit_gradient_condition``) for the cancellation in
+dL/dlogits once some probability is near 1; measured error / kappa: < 3e-15.
 
 Trajectory (test 2): training amplifies rounding differences (one Adam step
 moves every weight by ~lr whatever the gradient's size), so the bounds are
 stated, not derived. float64: every loss to 1e-12 relative, final weights to
-1e-10 of each array's largest entry (measured: 3e-16 and 1.2e-12). float32:
-losses to 1e-6 relative, final weights to 5e-4 absolute, a fortieth of the
-20 * lr a weight can travel (measured: 1.1e-7 and 1e-4). The test is
+1e-10 of each array's largest entry (measured: 4e-16 and 8e-13). float32:
+losses to 2e-6 relative, final weights to 2e-4 absolute, a hundredth of the
+20 * lr a weight can travel (measured: 2e-7 and 2.4e-5). The test is
 sensitive: Adam with the paper's epsilon placement (added to sqrt(v_hat))
-breaks both bounds within three steps (``test_trajectory_check_catches_...``).
+breaks both float64 bounds within three steps, by orders of magnitude (loss
+7e-4, weights 1e-6 to 3e-3; ``test_trajectory_check_catches_...``).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ PARAM_NAMES = [
 # relative to each array's largest entry (weight_tol_relative) or absolute
 TRAJECTORY_TOLERANCE = {
     "float64": {"loss_rtol": 1e-12, "weight_tol": 1e-10, "weight_tol_relative": True},
-    "float32": {"loss_rtol": 1e-6, "weight_tol": 5e-4, "weight_tol_relative": False},
+    "float32": {"loss_rtol": 2e-6, "weight_tol": 2e-4, "weight_tol_relative": False},
 }
 
 
@@ -81,6 +84,35 @@ def assert_close_to_scale(actual, expected, tol, what):
     scale = max(float(np.abs(expected).max(initial=0.0)), float(np.finfo(expected.dtype).tiny))
     diff = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0.0))
     assert diff <= tol * scale, f"{what}: max|diff| {diff:.3g} > {tol:.3g} * max|tf| {scale:.3g}"
+
+
+def logit_gradient_condition(probs, labels, clipped: bool) -> float:
+    """kappa >= 1: how much cancellation magnifies rounding in dL/dlogits.
+
+    Every parameter gradient is the backward pass applied to dz = dL/dlogits.
+    When the network is confident (a probability near 1), dz is computed as
+    a difference of nearly equal numbers -- q - onehot, and for the clipped
+    path also softmax's backward p * (dp - sum_k dp_k p_k) -- so its rounding
+    error is relative to the *terms*, not to dz. kappa is the largest such
+    term over the largest |dz| (the terms' magnitudes are carried through
+    the same formulas with every difference replaced by a sum); the
+    gradient tolerance is multiplied by it. kappa is 1 to 10 for an untrained
+    network and ~1e7 for the saturated one below.
+    """
+    rows = np.arange(len(labels))
+    onehot = np.zeros(probs.shape)
+    onehot[rows, labels] = 1.0
+    p = probs.astype(np.float64)
+    if not clipped:  # dz = softmax(z) - onehot, and softmax(z) is the model's output
+        return max(1.0, float((p + onehot).max() / np.abs(p - onehot).max()))
+    c = np.clip(p, 1e-7, 1 - 1e-7)
+    q = c / c.sum(axis=1, keepdims=True)  # softmax(log c)
+    inside = (p >= 1e-7) & (p <= 1 - 1e-7)  # where the clip passes gradient
+    dp = np.where(inside, (q - onehot) / c, 0.0)
+    dp_terms = np.where(inside, (q + onehot) / c, 0.0)
+    dz = p * (dp - (dp * p).sum(axis=1, keepdims=True))
+    dz_terms = p * (dp_terms + (dp_terms * p).sum(axis=1, keepdims=True))
+    return max(1.0, float(dz_terms.max() / np.abs(dz).max()))
 
 
 def mnist_like_images(rng, shape, dtype):
@@ -124,7 +156,7 @@ def tf_models():
 # The three cases that matter are always run (@example); Hypothesis adds a few
 # random ones. No shrink phase: the draws are a seed and three switches, and
 # shrinking a 1-second example costs minutes without making the report clearer.
-@settings(max_examples=3, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=2, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(
     seed=st.integers(0, 2**32 - 1),
     batch=st.integers(1, 3),
@@ -137,9 +169,10 @@ def tf_models():
 def test_one_batch_probabilities_loss_and_gradients_match(tf_models, seed, batch, dtype, saturate):
     """Same weights, same batch: probabilities, loss and 8 gradients agree, on both paths.
 
-    ``saturate`` (float64 only) scales dense2's kernel by 500 so that some
-    probabilities fall below 1e-7: the clip is active, its gradient is zero
-    there, and the clipped-probs and logits losses differ -- each side must
+    ``saturate`` (float64 only) scales dense2's kernel by 150 so that some
+    probabilities, but not all, fall outside [1e-7, 1 - 1e-7]: the clip is
+    active, its gradient is zero there and not elsewhere, and the
+    clipped-probs and logits losses differ -- each side must
     still agree with its npcnn twin. (In float32 a probability within
     rounding of the clip bound could be clipped on one side only, so the
     saturated case is float64's.)
@@ -148,7 +181,7 @@ def test_one_batch_probabilities_loss_and_gradients_match(tf_models, seed, batch
     rng = np.random.default_rng(seed)
     np_model = npcnn.seed_cnn(seed=rng, dtype=dtype)
     if saturate:
-        np_model.params[6] *= 500  # dense2/kernel: logits spread ~0.2 -> ~100
+        np_model.params[6] *= 150  # dense2/kernel: logits spread ~0.2 -> ~30
     tf_model = tf_models[dtype]
     tf_model.set_weights(np_model.get_weights())
     images = mnist_like_images(rng, (batch, 28, 28, 1), dtype)
@@ -161,17 +194,20 @@ def test_one_batch_probabilities_loss_and_gradients_match(tf_models, seed, batch
     assert_close_to_scale(loss, tf_loss.numpy(), tol, "clipped-probs loss")
     assert [name for name, _ in np_model.named_params()] == PARAM_NAMES
     assert len(tf_grads) == len(grads) == 8
+    kappa = logit_gradient_condition(probs, labels, clipped=True)
     for name, g, tf_g in zip(PARAM_NAMES, grads, tf_grads):
-        assert_close_to_scale(g, tf_g.numpy(), tol, f"clipped-probs d loss / d {name}")
+        assert_close_to_scale(g, tf_g.numpy(), tol * kappa, f"clipped-probs d loss / d {name}")
 
     logits_loss, logits_grads = npcnn_logits_loss_and_grads(np_model, images, labels)
     tf_logits_loss, tf_logits_grads = tfcnn.loss_and_gradients(tf_model, images, labels, "logits")
     assert_close_to_scale(logits_loss, tf_logits_loss.numpy(), tol, "logits loss")
+    kappa = logit_gradient_condition(probs, labels, clipped=False)
     for name, g, tf_g in zip(PARAM_NAMES, logits_grads, tf_logits_grads):
-        assert_close_to_scale(g, tf_g.numpy(), tol, f"logits d loss / d {name}")
+        assert_close_to_scale(g, tf_g.numpy(), tol * kappa, f"logits d loss / d {name}")
 
     if saturate:  # the case must really exercise the clip, or it proves nothing
         assert (probs < 1e-7).any()
+        assert max(float(np.abs(g).max()) for g in grads) > 0  # not clipped everywhere
         assert abs(float(logits_loss) - float(loss)) > 1e-3
 
 

@@ -51,7 +51,7 @@ def test_seed_cnn_seed_fixes_the_initial_weights():
     assert not np.array_equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("dtype", ["float16", "int32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float16", "int32", "bfloat16", "mixed_float16"])
 def test_seed_cnn_rejects_other_dtypes(dtype):
     with pytest.raises(ValueError, match="float32 or 'float64'|float32' or 'float64'"):
         tfcnn.SeedCNN(dtype=dtype)
@@ -116,6 +116,44 @@ def test_loss_paths_compute_what_the_docstring_says(saturated):
     assert graph["tutorial"] == pytest.approx(graph["logits"], rel=1e-12)
     assert graph["clipped-probs"] == pytest.approx(eager["clipped-probs"], rel=1e-12)
     assert graph["logits"] == pytest.approx(eager["logits"], rel=1e-12)
+
+
+def tiny_classifier(softmax):
+    """Input (4,) -> Dense(3) with large weights -> ``softmax``: saturated probabilities."""
+    model = keras.Sequential([keras.Input((4,)), L.Dense(3, activation=softmax)])
+    model.set_weights(
+        [np.array([[60.0, 0, -60], [0, 40, 0], [-50, 0, 50], [0, 0, 0]]), np.zeros(3)]
+    )
+    return model
+
+
+TINY_IMAGES = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype="float32")
+TINY_LABELS = np.array([2, 0, 0])  # mostly the unlikely classes
+
+
+def test_train_step_reports_the_path_it_took():
+    """'tutorial' on a tf.nn.softmax output: clipped eagerly, logits once traced."""
+    for jit, path in ((False, "clipped-probs"), (True, "logits")):
+        model = tiny_classifier(tf.nn.softmax)
+        step = tfcnn.make_train_step(model, loss_path="tutorial", jit=jit)
+        assert step.loss_path == path  # resolve_loss_path's prediction...
+        step.loss_path = None
+        step(TINY_IMAGES, TINY_LABELS)
+        assert step.loss_path == path  # ...and what the step's code saw
+
+
+def test_a_keras_softmax_takes_the_logits_path_even_eagerly():
+    """Keras's softmax tags its output with _keras_logits: no clipping, eager or not.
+    'clipped-probs' still clips (it never asks Keras), which is why it exists."""
+    model = tiny_classifier("softmax")
+    assert tfcnn.keras_crossentropy_path(model(TINY_IMAGES)) == "logits"
+    tutorial, taken = tfcnn.per_example_crossentropy(model, TINY_IMAGES, TINY_LABELS, "tutorial")
+    clipped = tfcnn.batch_loss(model, TINY_IMAGES, TINY_LABELS, "clipped-probs")
+    assert taken == "logits"
+    assert float(tf.reduce_max(tutorial)) > 50 > 16.2 * 3 >= float(clipped)
+    step = tfcnn.make_train_step(model, loss_path="tutorial", jit=False)
+    step(TINY_IMAGES, TINY_LABELS)
+    assert step.loss_path == "logits"
 
 
 def test_resolve_loss_path_and_bad_paths():

@@ -45,12 +45,18 @@ class SeedCNN(keras.Model):
         seed: int seed for the Glorot-uniform kernel initialisers (each layer
             gets ``seed + i``), or None for Keras's global random state.
             Biases start at zero, as Keras's default.
-        dtype: 'float32' (default) or 'float64'; used for the weights and all
-            computation (float inputs are cast to it by the layers).
+        dtype: 'float32' (default) or 'float64' (None: ``keras.config.floatx()``);
+            used for the weights and all computation (float inputs are cast
+            to it by the layers).
     """
 
     def __init__(self, seed=None, dtype="float32", name="seed_cnn", **kwargs):
-        dtype = np.dtype(dtype).name if dtype is not None else None
+        if dtype is None:  # Keras's meaning: the global float type
+            dtype = keras.config.floatx()
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:  # e.g. "mixed_float16", a DTypePolicy: not a NumPy dtype
+            pass
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         super().__init__(name=name, dtype=dtype, **kwargs)

@@ -13,9 +13,12 @@ not always compute the same thing. In the installed Keras 3
 (``keras/src/backend/tensorflow/nn.py``: ``sparse_categorical_crossentropy``
 calls ``_get_logits(output, from_logits, "Softmax", ...)``):
 
-1. If ``probs`` carries a ``_keras_logits`` attribute (set by
-   ``keras.activations.softmax`` / ``keras.ops.softmax`` when the tensor type
-   allows it), Keras uses those logits and sets ``from_logits=True``.
+1. If ``probs`` carries a ``_keras_logits`` attribute, Keras uses those
+   logits and sets ``from_logits=True``. Keras's own softmax sets it, eager
+   tensors included: ``keras.ops.softmax``, ``keras.activations.softmax``,
+   ``Dense(..., activation="softmax")``, ``keras.layers.Softmax``. So a
+   model ending in a *Keras* softmax takes the logits path always.
+   ``tf.nn.softmax`` (the tutorial's, and :class:`tfcnn.SeedCNN`'s) does not.
 2. Else, if ``probs`` is a *graph* tensor (not an ``EagerTensor``) whose
    producing op has type ``"Softmax"`` -- which is what ``tf.nn.softmax``
    makes inside a ``tf.function`` -- Keras takes ``probs.op.inputs[0]`` (the
@@ -26,8 +29,9 @@ calls ``_get_logits(output, from_logits, "Softmax", ...)``):
    i.e. ``-log p[t] + log sum_k p[k]`` (it renormalises the clipped row).
 
 So the *same* tutorial code takes path 3 when run eagerly and path 2 when
-wrapped in ``tf.function``. The two agree while every probability lies in
-[1e-7, 1 - 1e-7]; they part once the network is confident: the clipped loss
+wrapped in ``tf.function`` (and path 1 either way if the softmax were
+Keras's). The two agree while every probability lies in [1e-7, 1 - 1e-7];
+they part once the network is confident: the clipped loss
 of one example is capped near -log(1e-7) = 16.1 and its gradient is exactly
 zero wherever the clip is active, while the logits loss is unbounded and
 always has a gradient. ``npcnn``'s loss (``from_logits=False``) is path 3.
@@ -38,14 +42,17 @@ This module names the paths and lets a caller pick one, eager or not:
 ``loss_path``       cross-entropy computed
 ==================  =========================================================
 ``"clipped-probs"`` path 3 written out with the same TF ops Keras uses, so it
-                    stays the clipping path under ``tf.function`` too. This
-                    is what ``npcnn`` computes; it is the default.
+                    stays the clipping path under ``tf.function`` too, and
+                    for any model's softmax. This is what ``npcnn``
+                    computes; it is the default.
 ``"logits"``        ``sparse_softmax_cross_entropy_with_logits`` on
                     ``model.logits(x)`` (the model needs a ``logits``
                     method, as :class:`tfcnn.SeedCNN` has).
-``"tutorial"``      the tutorial's literal Keras call; it resolves to
-                    ``"clipped-probs"`` eagerly and to ``"logits"`` under
-                    ``tf.function`` (:func:`resolve_loss_path`).
+``"tutorial"``      the tutorial's literal Keras call; for a model ending in
+                    ``tf.nn.softmax`` it resolves to ``"clipped-probs"``
+                    eagerly and to ``"logits"`` under ``tf.function``
+                    (:func:`resolve_loss_path`); what it resolved to for a
+                    given output is :func:`keras_crossentropy_path`.
 ==================  =========================================================
 
 Every loss is summed over the batch (``reduce_sum``), as in the tutorial.
@@ -67,7 +74,8 @@ def _check_loss_path(loss_path):
 
 
 def resolve_loss_path(loss_path: str, jit: bool) -> str:
-    """The cross-entropy actually computed: 'clipped-probs' or 'logits'.
+    """The cross-entropy actually computed, 'clipped-probs' or 'logits', for a model
+    whose output is made by ``tf.nn.softmax`` (as :class:`tfcnn.SeedCNN`'s).
 
     Only 'tutorial' depends on ``jit``: eagerly Keras clips; under
     ``tf.function`` it sees the ``Softmax`` op and uses its logits.
@@ -126,8 +134,13 @@ def tutorial_crossentropy(labels, probs):
     return keras.losses.sparse_categorical_crossentropy(labels, probs)
 
 
-def batch_loss(model, images, labels, loss_path="clipped-probs"):
-    """Sum over the batch of the cross-entropy chosen by ``loss_path`` (a scalar tensor)."""
+def per_example_crossentropy(model, images, labels, loss_path="clipped-probs"):
+    """(losses (N,), path): the cross-entropy chosen by ``loss_path``, and the path computed.
+
+    ``path`` is 'clipped-probs' or 'logits'; for 'tutorial' it is what Keras
+    takes for this model's output here (:func:`keras_crossentropy_path`), so
+    call this where the loss is computed (inside the ``tf.function``, if any).
+    """
     _check_loss_path(loss_path)
     if loss_path == "logits":
         if not hasattr(model, "logits"):
@@ -135,11 +148,16 @@ def batch_loss(model, images, labels, loss_path="clipped-probs"):
                 "loss_path='logits' needs a model with a logits(x) method (as tfcnn.SeedCNN "
                 f"has); {type(model).__name__} has none"
             )
-        per_example = logits_crossentropy(labels, model.logits(images))
-    elif loss_path == "clipped-probs":
-        per_example = clipped_probs_crossentropy(labels, model(images))
-    else:
-        per_example = tutorial_crossentropy(labels, model(images))
+        return logits_crossentropy(labels, model.logits(images)), "logits"
+    probs = model(images)
+    if loss_path == "clipped-probs":
+        return clipped_probs_crossentropy(labels, probs), "clipped-probs"
+    return tutorial_crossentropy(labels, probs), keras_crossentropy_path(probs)
+
+
+def batch_loss(model, images, labels, loss_path="clipped-probs"):
+    """Sum over the batch of the cross-entropy chosen by ``loss_path`` (a scalar tensor)."""
+    per_example, _ = per_example_crossentropy(model, images, labels, loss_path)
     return tf.reduce_sum(per_example)
 
 
@@ -168,9 +186,9 @@ def make_optimizer(learning_rate=1e-3):
 def make_train_step(model, optimizer=None, loss_path="clipped-probs", jit=False):
     """A function ``step(images, labels) -> loss`` doing one tutorial training step.
 
-    One step: loss and gradients on the batch (:func:`loss_and_gradients`),
-    then ``optimizer.apply_gradients``. The returned loss is the batch's loss
-    *before* the update.
+    One step, as the tutorial writes it: the batch loss under a
+    ``tf.GradientTape``, its gradients, ``optimizer.apply_gradients``. The
+    returned loss is the batch's loss *before* the update.
 
     Args:
         model: a Keras model (``loss_path='logits'`` needs a ``logits`` method).
@@ -180,15 +198,23 @@ def make_train_step(model, optimizer=None, loss_path="clipped-probs", jit=False)
         jit: False runs eagerly; True wraps the step in ``tf.function``
             (graph mode; no XLA).
     Returns:
-        ``step``, with attributes ``step.loss_path`` (the path actually taken,
-        :func:`resolve_loss_path`), ``step.jit`` and ``step.optimizer``.
+        ``step``, with attributes ``step.jit``, ``step.optimizer`` and
+        ``step.loss_path``: the cross-entropy computed, 'clipped-probs' or
+        'logits'. It starts as :func:`resolve_loss_path`'s answer (right for
+        models ending in ``tf.nn.softmax``, like SeedCNN) and is set to the
+        path actually taken each time the step's Python code runs (every
+        eager call; each trace under ``tf.function``).
     """
     _check_loss_path(loss_path)
     if optimizer is None:
         optimizer = make_optimizer()
 
     def train_step(images, labels):
-        loss, grads = loss_and_gradients(model, images, labels, loss_path)
+        with tf.GradientTape() as tape:
+            per_example, taken = per_example_crossentropy(model, images, labels, loss_path)
+            loss = tf.reduce_sum(per_example)
+        run.loss_path = taken  # plain Python: runs eagerly, or once per trace
+        grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 

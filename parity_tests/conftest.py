@@ -47,7 +47,7 @@ settings.register_profile(
     "ci",
     derandomize=True,
     deadline=None,
-    max_examples=25,
+    max_examples=40,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -58,7 +58,8 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile(os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci"))
+HYPOTHESIS_PROFILE = os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
 
 try:
     import tensorflow as tf
@@ -78,7 +79,7 @@ else:
 
 def pytest_report_header(config):
     """Say, at the top of the run, which TensorFlow the parity tests compare against."""
-    profile = settings._current_profile  # noqa: SLF001 (Hypothesis has no public getter)
+    profile = HYPOTHESIS_PROFILE
     if tf is None:
         return f"parity: TensorFlow not installed, parity tests skip; hypothesis={profile}"
     env = " ".join(f"{name}={os.environ.get(name)}" for name in _TF_ENV)

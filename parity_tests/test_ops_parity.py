@@ -498,7 +498,7 @@ def test_crossentropy_at_the_clip_bounds(dtype, reduction):
         [0.0, 1.0, lo],
     ]
     p = np.array(row_values, dtype=dtype)
-    labels = np.array([0, 1, 2, 1])
+    labels = np.array([0, 0, 2, 0])  # true-class p: at lo, below lo, 1.0, 0.0
     dloss = np.ones(4, dtype=dtype) if reduction == "none" else dtype(1.5)
     check_crossentropy(p, labels, dloss, False, reduction)
     # the gradient is exactly 0 where the clip is active, and nonzero at the bounds

@@ -29,6 +29,7 @@ pytest.importorskip(
     reason="TensorFlow is not installed (pip install -e '.[test]'); set CI=1 to make this an error",
 )
 
+import keras  # noqa: E402
 from hypothesis import given, note  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
@@ -68,7 +69,7 @@ def describe(case: WindowCase) -> str:
     pads = padding_amounts((case.height, case.width), case.window, case.strides, case.padding)
     return (
         f"x{case.input_shape} window={case.window} strides={case.strides} "
-        f"padding={case.padding!r} pads((top,bottom),(left,right))={pads} "
+        f"padding={case.padding!r} npcnn_pads((top,bottom),(left,right))={pads} "
         f"out_hw={case.output_hw}"
     )
 
@@ -505,6 +506,31 @@ def test_crossentropy_at_the_clip_bounds(dtype, reduction):
     grad_tf = tf_ref.sparse_categorical_crossentropy(p, labels, dloss, False, reduction)[1][0]
     outside = (p < lo) | (p > hi)
     assert np.all(grad_tf[outside] == 0) and np.all(grad_tf[(p == lo) | (p == hi)] != 0)
+
+
+@by_dtype
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reductions_match_the_keras_loss_class(dtype, from_logits, reduction):
+    """The reference's 'sum'/'mean' (reduce_sum, divide_no_nan(sum, N)) are what
+    ``keras.losses.SparseCategoricalCrossentropy(reduction="sum" /
+    "sum_over_batch_size")`` computes, for a non-empty batch. (For an empty
+    batch that class returns an empty array whatever the reduction; npcnn and
+    the reference return 0.)"""
+    rng = np.random.default_rng(7)
+    z = rng.normal(0.0, 3.0, size=(6, 4)).astype(dtype)
+    y_pred = z if from_logits else ops.softmax_forward(z)[0]
+    labels = rng.integers(0, 4, size=6)
+    keras_reduction = "sum" if reduction == "sum" else "sum_over_batch_size"
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=from_logits, reduction=keras_reduction, dtype=np.dtype(dtype).name
+    )
+    keras_loss = np.asarray(loss_fn(labels, y_pred))
+    loss, _ = ops.sparse_categorical_crossentropy_forward(
+        y_pred, labels, from_logits=from_logits, reduction=reduction
+    )
+    bound, _ = crossentropy_bounds(y_pred, labels, dtype(1.0), from_logits, reduction)
+    assert_within(loss, keras_loss, bound, f"{reduction} loss vs Keras loss class")
 
 
 # ---------------------------------------------------------------------- empty batch

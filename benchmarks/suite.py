@@ -408,7 +408,10 @@ class Runner:
                     def apply():
                         return opt.apply_gradients(zip(tgrads, tvars))
 
-                    return {"tf eager": apply, "tf function": self.tf.function(apply)}
+                    return {
+                        "tf eager": apply,
+                        "tf function": self.tf.function(apply, autograph=False),
+                    }
 
                 cases += self.tf_cases("adam", "adam", "update", 0, dtype, make)
             for c in cases:

@@ -69,7 +69,7 @@ def parse_args(argv=None):
         help="limit BLAS threads (threadpoolctl) and TF intra-op threads to this",
     )
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow rows")
-    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    p.add_argument("--out", default="benchmark_results", help="output folder")
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
     bad = [s for s in args.sections or [] if s not in SECTIONS]

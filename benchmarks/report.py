@@ -20,6 +20,8 @@ def _peak_for(row, peaks, machine):
     """The peak a row is compared with: the CPU's NumPy GEMM, or the GPU's CuPy GEMM
     (TF32 when the row ran TF on the GPU with TF32 on)."""
     dtype = row["dtype"]
+    if row["impl"] == "cupy tf32":  # the TF32 matmul row is compared with itself
+        return peaks.get(f"cupy tf32 {dtype}")
     if row["family"] == "cupy" or "(gpu)" in row["impl"]:
         tf32 = (
             "(gpu)" in row["impl"] and machine.get("tensorflow", {}).get("tf32_enabled")

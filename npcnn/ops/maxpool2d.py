@@ -79,13 +79,10 @@ def maxpool2d_backward(dy, cache):
     (top, bottom), (left, right) = pads
     dx_pad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
     taken = xp.zeros(y.shape, dtype=bool)  # outputs whose winner was already found
-    winners = []  # winners[t]: where tap t is the first (row-major) tap holding the max
-    for window in windows:
-        wins = (window == y) & ~taken
+    for (i, j), window in zip(taps, windows):  # taps in row-major order
+        wins = (window == y) & ~taken  # tap (i, j) holds the max and no earlier tap did
         taken |= wins
-        winners.append(wins)
-    for (i, j), wins in zip(taps, winners):
         # local derivative of max: 1 for the winning tap, 0 for the others
         view = tap_view(dx_pad, i, j, strides, out_hw)
-        view += dy * wins
+        view += xp.where(wins, dy, 0)
     return dx_pad[:, top : top + h, left : left + w, :]

@@ -7,20 +7,25 @@ from ._checks import check_float
 
 
 def relu_forward(x):
-    """Elementwise max(x, 0), any shape. Returns y and the cache (the mask x > 0)."""
+    """Elementwise max(x, 0), any shape. Returns y and the cache (y itself).
+
+    The backward pass needs to know where x > 0; that is exactly where y > 0,
+    so caching y (which exists anyway) saves computing and storing a mask.
+    """
     check_float(x, "x")
     xp = get_array_module(x)
-    return xp.maximum(x, 0), x > 0  # y, and where the gradient will pass
+    y = xp.maximum(x, 0)
+    return y, y
 
 
 def relu_backward(dy, cache):
     """dx = dy where x > 0, else 0.
 
     The derivative of max(x, 0) is 1 for x > 0 and 0 for x < 0; at exactly
-    x = 0 we take 0, as TensorFlow does.
+    x = 0 we take 0, as TensorFlow does (y > 0 is false there).
     """
-    passed = cache
-    if dy.shape != passed.shape:
-        raise ValueError(f"dy must have the input's shape {passed.shape}, got {dy.shape}")
+    y = cache
+    if dy.shape != y.shape:
+        raise ValueError(f"dy must have the input's shape {y.shape}, got {dy.shape}")
     xp = get_array_module(dy)
-    return xp.where(passed, dy, 0)  # local derivative (1 or 0) times upstream gradient
+    return xp.where(y > 0, dy, 0)  # local derivative (1 or 0) times upstream gradient

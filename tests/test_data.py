@@ -30,7 +30,11 @@ import pytest
 
 from npcnn import data
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
+SHARED_DATA = Path(
+    os.environ.get("NPCNN_DATA_DIR")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fashion-mnist").is_dir(),
     reason=f"real MNIST files not found at {SHARED_DATA}",

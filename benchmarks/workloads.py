@@ -194,7 +194,7 @@ class NpcnnNetwork:
         backward, Adam. Returns the loss before the update."""
         probs = self.model.forward(images)
         loss, cache = ops.sparse_categorical_crossentropy_forward(probs, labels)
-        self.model.backward(ops.sparse_categorical_crossentropy_backward(self.one, cache))
+        self.model.backward(ops.sparse_categorical_crossentropy_backward(self.one, cache), False)
         self.optimizer.apply_gradients(zip(self.model.grads, self.model.params))
         return loss
 

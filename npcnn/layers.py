@@ -49,7 +49,9 @@ class Layer:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
+        """dL/dy -> dL/dx (filling ``grads``). need_dx=False lets a layer with
+        parameters skip dL/dx (return None) when nobody needs it: the first layer."""
         raise NotImplementedError
 
     def __repr__(self):
@@ -104,8 +106,8 @@ class Conv2D(_WithActivation):
         y, self.cache = ops.conv2d_forward(x, kernel, bias, self.strides, self.padding)
         return self.activate(y)
 
-    def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(self.activation_backward(dy), self.cache)
+    def backward(self, dy, need_dx=True):
+        dx, dw, db = ops.conv2d_backward(self.activation_backward(dy), self.cache, need_dx)
         self.grads = [dw, db]
         return dx
 
@@ -134,7 +136,7 @@ class Dense(_WithActivation):
         y, self.cache = ops.dense_forward(x, kernel, bias)
         return self.activate(y)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         dx, dw, db = ops.dense_backward(self.activation_backward(dy), self.cache)
         self.grads = [dw, db]
         return dx
@@ -157,7 +159,7 @@ class MaxPool2D(Layer):
         y, self.cache = ops.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         return ops.maxpool2d_backward(dy, self.cache)
 
 
@@ -171,7 +173,7 @@ class ReLU(Layer):
         y, self.cache = ops.relu_forward(x)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         return ops.relu_backward(dy, self.cache)
 
 
@@ -182,7 +184,7 @@ class Softmax(Layer):
         y, self.cache = ops.softmax_forward(x)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         return ops.softmax_backward(dy, self.cache)
 
 
@@ -196,7 +198,7 @@ class Flatten(Layer):
         y, self.cache = ops.flatten_forward(x)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         return ops.flatten_backward(dy, self.cache)
 
 
@@ -219,5 +221,5 @@ class Reshape(Layer):
         self.cache = x.shape
         return x.reshape(x.shape[0], *self.target_shape)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         return dy.reshape(self.cache)

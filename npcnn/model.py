@@ -71,10 +71,14 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy):
-        """Back-propagate dL/dy through the layers in reverse; fill ``grads``; return dL/dx."""
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+    def backward(self, dy, input_gradient=True):
+        """Back-propagate dL/dy through the layers in reverse; fill ``grads``; return dL/dx.
+
+        ``input_gradient=False`` skips dL/dx of the first layer (returns None):
+        training needs no gradient for the images, and TensorFlow skips it too.
+        """
+        for i in reversed(range(len(self.layers))):
+            dy = self.layers[i].backward(dy, need_dx=input_gradient or i > 0)
         return dy
 
     def predict(self, x, batch_size=1000):

@@ -64,7 +64,8 @@ def train_step(model, optimizer, x, labels):
     """One step of the tutorial's loop; returns the summed loss of the batch."""
     probs = model.forward(x)
     loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
-    model.backward(sparse_categorical_crossentropy_backward(1.0, cache))  # dL/dL = 1
+    dloss = sparse_categorical_crossentropy_backward(1.0, cache)  # dL/dL = 1
+    model.backward(dloss, input_gradient=False)  # fills model.grads; images need no dL/dx
     optimizer.apply_gradients(zip(model.grads, model.params))
     return loss
 

@@ -186,8 +186,8 @@ def test_check_model_catches_a_wrong_layer_and_names_it(rng):
     dense = model.layers[3]
     right_backward = dense.backward
 
-    def backward_with_wrong_kernel_gradient(dy):
-        dx = right_backward(dy)
+    def backward_with_wrong_kernel_gradient(dy, need_dx=True):
+        dx = right_backward(dy, need_dx)
         dense.grads = [dense.grads[0] * 1.01, dense.grads[1]]
         return dx
 

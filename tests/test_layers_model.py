@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 
+import npcnn
 from npcnn import (
     SGD,
     Adam,
@@ -326,3 +327,25 @@ def test_glorot_uniform_limit_uses_receptive_field(rng):
     assert np.abs(w).max() < 0.25 / 4
     assert glorot_uniform((3, 3), rng, dtype="float64").dtype == np.float64
     np.testing.assert_array_equal(zeros((4,), dtype="float64"), np.zeros(4))
+
+
+def test_backward_can_skip_the_input_gradient():
+    """Training needs no dL/dx for the images: skipping it changes no parameter gradient."""
+    rng = np.random.default_rng(7)
+    model = npcnn.seed_cnn(seed=3)
+    x = rng.random((4, 28, 28, 1), dtype=np.float32)
+    dy = rng.standard_normal((4, 10)).astype(np.float32)
+    model.forward(x)
+    dx = model.backward(dy)
+    full = [g.copy() for g in model.grads]
+    model.forward(x)
+    assert model.backward(dy, input_gradient=False) is None
+    assert dx.shape == x.shape
+    for a, b in zip(full, model.grads):
+        np.testing.assert_array_equal(a, b)
+    y, cache = npcnn.ops.conv2d_forward(x, model.params[0], model.params[1])
+    none, dw, db = npcnn.ops.conv2d_backward(np.ones_like(y), cache, need_dx=False)
+    dx, dw2, db2 = npcnn.ops.conv2d_backward(np.ones_like(y), cache)
+    assert none is None and dx.shape == x.shape
+    np.testing.assert_array_equal(dw, dw2)
+    np.testing.assert_array_equal(db, db2)

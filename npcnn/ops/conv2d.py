@@ -109,11 +109,13 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
     return y, cache
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of a convolution.
 
     Args:
         dy: upstream gradient dL/dy (N, H_out, W_out, Cout).
+        need_dx: False skips dx (returned as None): the network's first layer
+            needs no gradient for its input, the images.
     Returns:
         dx (N, H, W, Cin), dw (kh, kw, Cin, Cout), db (Cout,).
 
@@ -134,6 +136,8 @@ def conv2d_backward(dy, cache):
 
     db = dy2.sum(axis=0)  # each b[co] was added to every output position
     dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
+    if not need_dx:
+        return None, dw, db
 
     # local derivative of y wrt cols is W: the gradient of every window, (i, j, c) order
     dcols = (dy2 @ w.reshape(kh * kw * cin, cout).T).reshape(n, *out_hw, kh, kw, cin)

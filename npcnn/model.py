@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_array_module, to_device
+from .backend import get_array_module, to_device, to_numpy
 from .layers import Conv2D, Dense, MaxPool2D, Reshape
 
 
@@ -110,8 +110,6 @@ class Sequential:
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters as host NumPy arrays, in Keras's order."""
-        from .backend import to_numpy
-
         return [to_numpy(p).copy() for p in self.params]
 
     def set_weights(self, weights) -> None:
@@ -139,8 +137,6 @@ class Sequential:
 
     def to(self, xp):
         """Move the parameters to array module ``xp`` (numpy or cupy), in place; returns self."""
-        from .backend import to_numpy
-
         for layer in self.layers:
             layer.params = [to_device(to_numpy(p), xp) for p in layer.params]
             layer.grads = []

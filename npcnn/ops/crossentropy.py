@@ -21,7 +21,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ._checks import check_float, check_rank
-from .softmax import log_softmax, softmax
+from .softmax import log_softmax
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 REDUCTIONS = ("sum", "mean", "none")
@@ -72,14 +72,15 @@ def sparse_categorical_crossentropy_forward(y_pred, labels, from_logits=False, r
         logits = xp.log(clipped)  # Keras then treats log(p) as logits
 
     rows = xp.arange(n)
-    per_example = -log_softmax(logits)[rows, labels]  # -log q[t]
+    log_q = log_softmax(logits)  # log q, q = softmax(logits)
+    per_example = -log_q[rows, labels]  # -log q[t]
     if reduction == "none":
         loss = per_example
     elif reduction == "sum":
         loss = per_example.sum()
     else:
         loss = per_example.sum() / dtype(max(n, 1))
-    cache = (softmax(logits), labels, clipped, y_pred, reduction)
+    cache = (xp.exp(log_q), labels, clipped, y_pred, reduction)  # q for the backward pass
     return loss, cache
 
 

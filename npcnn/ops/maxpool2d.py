@@ -43,21 +43,21 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
 
     x_pad = pad_nhwc(x, pads, value=-xp.inf)  # -inf: a padded cell never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major order
-    _, y = window_max(x_pad, taps, strides, out_hw)
-    # The backward pass finds the winning cells itself (from x_pad), so that
-    # inference does not pay for them.
-    cache = (x.shape, x_pad, pads, strides, out_hw, taps)
+    y = window_max(x_pad, taps, strides, out_hw)
+    # The backward pass finds the winning cells itself (from x_pad and y), so
+    # that inference does not pay for them.
+    cache = (x.shape, x_pad, y, pads, strides, out_hw, taps)
     return y, cache
 
 
 def window_max(x_pad, taps, strides, out_hw):
-    """The max over the taps of every window: (the taps' views, y)."""
+    """The max over the taps of every window, y (N, H_out, W_out, C)."""
     xp = get_array_module(x_pad)
     windows = [tap_view(x_pad, i, j, strides, out_hw) for i, j in taps]  # views, no copies
     y = windows[0].copy()
     for window in windows[1:]:
         xp.maximum(y, window, out=y)  # running max over the taps
-    return windows, y
+    return y
 
 
 def maxpool2d_backward(dy, cache):
@@ -69,17 +69,17 @@ def maxpool2d_backward(dy, cache):
         dx (N, H, W, C): dy summed into the winning cells (a cell can win
         several overlapping windows), zero elsewhere.
     """
-    x_shape, x_pad, pads, strides, out_hw, taps = cache
+    x_shape, x_pad, y, pads, strides, out_hw, taps = cache
     xp = get_array_module(dy)
     n, h, w, c = x_shape
     expected = (n, *out_hw, c)
     if tuple(dy.shape) != expected:
         raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
-    windows, y = window_max(x_pad, taps, strides, out_hw)
     (top, bottom), (left, right) = pads
     dx_pad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
     taken = xp.zeros(y.shape, dtype=bool)  # outputs whose winner was already found
-    for (i, j), window in zip(taps, windows):  # taps in row-major order
+    for i, j in taps:  # row-major order
+        window = tap_view(x_pad, i, j, strides, out_hw)
         wins = (window == y) & ~taken  # tap (i, j) holds the max and no earlier tap did
         taken |= wins
         # local derivative of max: 1 for the winning tap, 0 for the others

@@ -69,6 +69,11 @@ class _WithActivation(Layer):
     def activate(self, y):
         if self.activation is None:
             return y
+        if self.activation == "relu":
+            # y is the layer's own fresh output, held by nobody else: ReLU may
+            # overwrite it instead of allocating another array (speed only)
+            y, self.activation_cache = ops.relu_forward(y, out=y)
+            return y
         y, self.activation_cache = ACTIVATIONS[self.activation][0](y)
         return y
 

@@ -349,3 +349,34 @@ def test_backward_can_skip_the_input_gradient():
     assert none is None and dx.shape == x.shape
     np.testing.assert_array_equal(dw, dw2)
     np.testing.assert_array_equal(db, db2)
+
+
+def test_relu_out_overwrites_the_given_array(rng):
+    x = rng.standard_normal((4, 3))
+    expected = np.maximum(x, 0)
+    y, cache = ops.relu_forward(x, out=x)
+    assert y is x and cache is x
+    np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2D(3, 2, padding="same", activation="relu"),
+                                  lambda: Dense(3, activation="relu")])
+def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
+    """The layers apply ReLU in place on their own output: the input must not
+    change, and the backward pass must equal the composed ops'."""
+    layer = make()
+    shape = (4, 5) if isinstance(layer, Dense) else (2, 4, 4, 2)
+    layer.build(shape[1:], rng, np.float64)
+    x = rng.standard_normal(shape)
+    x_before = x.copy()
+    y = layer.forward(x)
+    np.testing.assert_array_equal(x, x_before)
+    op = ops.dense_forward if isinstance(layer, Dense) else ops.conv2d_forward
+    pre, op_cache = op(x, *layer.params)
+    np.testing.assert_array_equal(y, np.maximum(pre, 0))
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    backward = ops.dense_backward if isinstance(layer, Dense) else ops.conv2d_backward
+    dx_ops, dw, db = backward(np.where(pre > 0, dy, 0), op_cache)
+    np.testing.assert_array_equal(dx, dx_ops)
+    np.testing.assert_array_equal(layer.grads[0], dw)

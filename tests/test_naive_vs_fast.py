@@ -169,3 +169,32 @@ def test_output_sizes_equal_tensorflow_formulas(padding):
                 assert y.shape == (1, want, n + 1, 1), (n, k, s)
                 y, _ = ops.maxpool2d_forward(x, (k, 1), (s, 1), padding)
                 assert y.shape == (1, want, n + 1, 1), (n, k, s)
+
+
+def test_conv2d_over_several_slabs_equals_naive(rng):
+    """A batch bigger than SLAB is convolved a slab at a time through one reused
+    im2col buffer (and backward rebuilds the matrix): still the same numbers."""
+    from npcnn.ops.conv2d import SLAB
+
+    n = 2 * SLAB + 3  # two full slabs and a short one
+    x = rng.standard_normal((n, 5, 4, 2))
+    w = rng.standard_normal((3, 2, 2, 3))
+    b = rng.standard_normal(3)
+    y_fast, cache_fast = ops.conv2d_forward(x, w, b, 1, "same")
+    y_naive, cache_naive = naive.conv2d_forward(x, w, b, 1, "same")
+    np.testing.assert_allclose(y_fast, y_naive, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y_fast.shape)
+    grads_fast = ops.conv2d_backward(dy, cache_fast)
+    for fast, slow in zip(grads_fast, naive.conv2d_backward(dy, cache_naive)):
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_into_a_buffer_equals_a_new_matrix(rng):
+    from npcnn.ops.conv2d import im2col
+
+    x_pad = rng.standard_normal((3, 6, 7, 2))
+    cols = im2col(x_pad, (3, 2), (2, 1), (2, 6))
+    buffer = np.full((5 * 2 * 6, 3 * 2 * 2), np.nan)  # more rows than needed
+    into = im2col(x_pad, (3, 2), (2, 1), (2, 6), out=buffer)
+    assert np.shares_memory(into, buffer) and into.shape == cols.shape
+    np.testing.assert_array_equal(into, cols)

@@ -32,11 +32,14 @@ from .windows import pad_nhwc, tap_view, window_view
 SLAB = 64  # images per im2col matrix in conv2d_forward (speed only)
 
 
-def im2col(x_pad, kernel_hw, strides, out_hw):
+def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
     """Gather every kernel window of ``x_pad`` into one row.
 
     Args:
         x_pad: padded input (N, Hp, Wp, C).
+        out: optional buffer with at least N*H_out*W_out rows of kh*kw*C
+            columns; the rows are written into it (and a view of them is
+            returned) instead of into a new array.
     Returns:
         cols (N*H_out*W_out, kh*kw*C), the row of output position (n, oh, ow)
         holding its window in (i, j, c) order -- the order of an HWIO kernel
@@ -50,7 +53,11 @@ def im2col(x_pad, kernel_hw, strides, out_hw):
     (kh, kw), (out_h, out_w) = kernel_hw, out_hw
     n, c = x_pad.shape[0], x_pad.shape[3]
     windows = window_view(x_pad, kernel_hw, strides, out_hw)  # (N, Ho, Wo, kh, kw, C), a view
-    return windows.reshape(n * out_h * out_w, kh * kw * c)
+    if out is None:
+        return windows.reshape(n * out_h * out_w, kh * kw * c)
+    cols = out[: n * out_h * out_w]
+    cols.reshape(windows.shape)[...] = windows  # the same copy, into the buffer
+    return cols
 
 
 def conv2d_forward(x, w, b, strides=1, padding="same"):
@@ -92,13 +99,13 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
     positions = out_hw[0] * out_hw[1]  # output positions per image
     xp = get_array_module(x)
     y = xp.empty((n * positions, cout), dtype=x.dtype)
-    cols = None
-    # Speed only: the batch is convolved SLAB images at a time, so each im2col
+    cols = buffer = xp.empty((min(n, SLAB) * positions, kh * kw * cin), dtype=x.dtype)
+    # Speed only: the batch is convolved SLAB images at a time, so the im2col
     # matrix stays small (it is kh*kw times the input it copies: 630 MB for conv2
-    # on 1000 MNIST images) and each slab's output is still in cache when b is
-    # added; every slab is the same math.
+    # on 1000 MNIST images), every slab reuses the same buffer for it, and each
+    # slab's output is still in cache when b is added; every slab is the same math.
     for first in range(0, n, SLAB):
-        cols = im2col(x_pad[first : first + SLAB], (kh, kw), strides, out_hw)
+        cols = im2col(x_pad[first : first + SLAB], (kh, kw), strides, out_hw, out=buffer)
         y_slab = y[first * positions : (first + SLAB) * positions]  # a view into y
         xp.matmul(cols, weights, out=y_slab)  # y = sum over the window of x*w ...
         y_slab += b  # ... plus b

@@ -28,7 +28,8 @@ def dense_forward(x, w, b):
         raise ValueError(
             f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
         )
-    y = x @ w + b
+    y = x @ w
+    y += b  # in place: no second (N, Dout) array
     return y, (x, w)
 
 

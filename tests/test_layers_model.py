@@ -359,8 +359,10 @@ def test_relu_out_overwrites_the_given_array(rng):
     np.testing.assert_array_equal(x, expected)
 
 
-@pytest.mark.parametrize("make", [lambda: Conv2D(3, 2, padding="same", activation="relu"),
-                                  lambda: Dense(3, activation="relu")])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Conv2D(3, 2, padding="same", activation="relu"), lambda: Dense(3, activation="relu")],
+)
 def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
     """The layers apply ReLU in place on their own output: the input must not
     change, and the backward pass must equal the composed ops'."""

@@ -366,6 +366,7 @@ class Runner:
                 return {
                     "tf eager": lambda: tfnet.predict(tx),
                     "tf function": lambda: tfnet.predict_function(tx),
+                    "tf function chunked": lambda: tfnet.predict_chunked(tx),
                 }
 
             cases += self.tf_cases(section, "seed cnn", "inference", n, dtype, make, flops)

@@ -124,7 +124,7 @@ def time_group(cases: list[Case], settings: Settings, log=print) -> list[dict]:
         }
         results.append(row)
         log(
-            f"  {case.section:<10} {case.name:<13} {case.kind:<17} {case.impl:<18} "
+            f"  {case.section:<10} {case.name:<13} {case.kind:<17} {case.impl:<25} "
             f"N={case.batch:<5} {case.dtype:<8} {median * 1e3:10.3f} ms "
             f"[{s[0] * 1e3:.3f} .. {s[-1] * 1e3:.3f}]"
         )

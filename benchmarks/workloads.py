@@ -199,7 +199,9 @@ class NpcnnNetwork:
         return loss
 
     def predict(self, images):
-        return self.model.forward(images)
+        """``Sequential.predict``: the forward pass in the model's default chunks
+        (128 images on the CPU, 1024 on a GPU)."""
+        return self.model.predict(images)
 
 
 # ---------------------------------------------------------------- TensorFlow
@@ -272,6 +274,9 @@ def tf_op(tf, name, kind, arrays, compiled):
     return tf.function(run) if compiled else run
 
 
+INFERENCE_CHUNK = 128  # images per call in TfNetwork.predict_chunked (npcnn's CPU default)
+
+
 class TfNetwork:
     """The seed network in Keras with keras.optimizers.Adam: the tutorial's step."""
 
@@ -299,3 +304,10 @@ class TfNetwork:
 
     def predict(self, images):
         return self.model(images, training=False)
+
+    def predict_chunked(self, images, chunk=INFERENCE_CHUNK):
+        """The compiled forward pass in chunks of ``chunk`` images, as npcnn's
+        ``predict`` runs on the CPU: TF gets the same chance to stay in cache."""
+        n = int(images.shape[0])
+        outs = [self.predict_function(images[i : i + chunk]) for i in range(0, n, chunk)]
+        return self.tf.concat(outs, axis=0) if outs else self.predict_function(images)

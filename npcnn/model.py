@@ -81,9 +81,22 @@ class Sequential:
             dy = self.layers[i].backward(dy, need_dx=input_gradient or i > 0)
         return dy
 
-    def predict(self, x, batch_size=1000):
-        """Forward in batches (to bound memory); returns the outputs concatenated."""
+    def predict(self, x, batch_size=None):
+        """The forward pass over ``x`` in chunks of ``batch_size`` examples, concatenated.
+
+        Chunks bound the memory, and on a CPU they are also faster: 128 images
+        at a time keep every layer's arrays small enough to stay in cache and
+        to be reused by the memory allocator, where 1000 images at once need
+        fresh pages for 100 MB of conv1 output alone (measured 1.7x faster,
+        benchmarks/RESULTS.md). A GPU wants big launches instead, so None
+        means 128 examples with NumPy arrays and 1024 with CuPy arrays.
+        """
         xp = get_array_module(x)
+        if batch_size is None:
+            batch_size = 128 if xp is np else 1024
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = int(batch_size)
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not outs:
             return self.forward(x)

@@ -88,7 +88,7 @@ class NumpyLearner:
         x, labels = to_device(x, self.xp), to_device(labels, self.xp)
         return float(train_step(self.model, self.optimizer, x, labels))
 
-    def predict(self, x, batch_size=1000):
+    def predict(self, x, batch_size=None):
         return to_numpy(self.model.predict(to_device(x, self.xp), batch_size))
 
     def named_weights(self):
@@ -114,7 +114,7 @@ def evaluate(learner, images, labels, batch_size=1000, dtype="float32", num_clas
     predictions = []
     for start in range(0, len(images), batch_size):
         x = images_to_inputs(images[start : start + batch_size], dtype)
-        predictions.append(np.argmax(learner.predict(x, batch_size), axis=1))
+        predictions.append(np.argmax(learner.predict(x), axis=1))  # the model picks its chunks
     predicted = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     confusion = np.bincount(

@@ -306,6 +306,20 @@ def test_predict_batches_equal_one_forward(rng):
     assert model.predict(x[:0]).shape == (0, 3)
 
 
+def test_predict_default_chunks_equal_one_forward(rng):
+    """The default chunk (128 examples with NumPy): 300 examples run as 128+128+44."""
+    model = Sequential([Flatten(), Dense(3, activation="relu")], input_shape=(4, 4, 1), seed=0)
+    x = rng.standard_normal((300, 4, 4, 1))
+    np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_predict_rejects_a_batch_size_below_one(bad):
+    model = Sequential([Flatten()], input_shape=(2, 2, 1))
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        model.predict(np.zeros((3, 2, 2, 1)), batch_size=bad)
+
+
 # ---- initialisers -------------------------------------------------------------------------
 
 

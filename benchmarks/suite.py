@@ -356,7 +356,18 @@ class Runner:
         x = self.to_device(images)
         flops = wl.forward_flops(n)
         cases = [
-            self.np_case(section, "seed cnn", "inference", n, dtype, lambda: net.predict(x), flops)
+            self.np_case(section, "seed cnn", "inference", n, dtype, lambda: net.predict(x), flops),
+            # the whole batch in one forward call: shows what predict's chunks save
+            self.np_case(
+                section,
+                "seed cnn",
+                "inference",
+                n,
+                dtype,
+                lambda: net.model.forward(x),
+                flops,
+                impl=self.np_impl + " one call",
+            ),
         ]
         if self.tf is not None:
 

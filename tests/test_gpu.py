@@ -134,3 +134,15 @@ def test_checkpoint_from_gpu_loads_on_cpu(tmp_path):
     cpu.set_weights(weights_for([(n, p.shape) for n, p in cpu.named_params()], ck["weights"]))
     for a, b in zip(cpu.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_predict_over_several_conv_slabs_matches_numpy():
+    """150 images: CuPy's predict takes them in one chunk, conv2d_forward in three
+    slabs through its reused im2col buffer; NumPy's predict in chunks of 128."""
+    rng = np.random.default_rng(3)
+    x = rng.random((150, 28, 28, 1)).astype(np.float32)
+    host = npcnn.seed_cnn(seed=0)
+    dev = npcnn.seed_cnn(seed=0).to(cupy)
+    probs_dev = dev.predict(cupy.asarray(x))
+    assert get_array_module(probs_dev) is cupy
+    _close(host.predict(x), probs_dev, np.float32)

@@ -87,9 +87,9 @@ class Sequential:
         Chunks bound the memory, and on a CPU they are also faster: 128 images
         at a time keep every layer's arrays small enough to stay in cache and
         to be reused by the memory allocator, where 1000 images at once need
-        fresh pages for 100 MB of conv1 output alone (measured 1.7x faster,
-        benchmarks/RESULTS.md). A GPU wants big launches instead, so None
-        means 128 examples with NumPy arrays and 1024 with CuPy arrays.
+        fresh pages for 100 MB of conv1 output alone (1.1-1.5x faster and much
+        steadier on a 2-core CPU, benchmarks/RESULTS.md). A GPU wants big launches
+        instead, so None means 128 examples with NumPy arrays and 1024 with CuPy.
         """
         xp = get_array_module(x)
         if batch_size is None:

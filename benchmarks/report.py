@@ -3,6 +3,7 @@ measured matmul peak, npcnn/TF time ratios; then the Markdown report and PNG plo
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 
@@ -326,6 +327,8 @@ def plots(data, out_dir) -> list[str]:
         cols = 4
         nrows = (len(panels) + cols - 1) // cols
         fig, axes = plt.subplots(nrows, cols, figsize=(14, 3.2 * nrows), squeeze=False)
+        # one colour per implementation in every panel
+        colors, palette = {}, itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
         for ax, (section, name, kind) in zip(axes.flat, panels):
             rows = [
                 r
@@ -337,7 +340,10 @@ def plots(data, out_dir) -> list[str]:
             ]
             for impl in dict.fromkeys(r["impl"] for r in rows):
                 pts = sorted((r["batch"], r["median_s"] * 1e3) for r in rows if r["impl"] == impl)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=impl)
+                x, y = [p[0] for p in pts], [p[1] for p in pts]
+                if impl not in colors:
+                    colors[impl] = next(palette)
+                ax.plot(x, y, "o-", ms=3, label=impl, color=colors[impl])
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{name} {kind}", fontsize=9)

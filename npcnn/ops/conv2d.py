@@ -99,7 +99,8 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
     positions = out_hw[0] * out_hw[1]  # output positions per image
     xp = get_array_module(x)
     y = xp.empty((n * positions, cout), dtype=x.dtype)
-    cols = buffer = xp.empty((min(n, SLAB) * positions, kh * kw * cin), dtype=x.dtype)
+    buffer = xp.empty((min(n, SLAB) * positions, kh * kw * cin), dtype=x.dtype)  # one slab's cols
+    cols = buffer  # (an empty batch has no slab: its cols is this empty matrix)
     # Speed only: the batch is convolved SLAB images at a time, so the im2col
     # matrix stays small (it is kh*kw times the input it copies: 630 MB for conv2
     # on 1000 MNIST images), every slab reuses the same buffer for it, and each

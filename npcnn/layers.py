@@ -16,9 +16,16 @@ from .initializers import glorot_uniform, zeros
 from .ops._checks import as_pair, normalize_padding
 from .ops.padding import output_hw
 
-# activation name -> (forward, backward); None means the identity
+
+def relu_in_place(y):
+    """ReLU written over ``y``: a layer's pre-activation is its own fresh array,
+    held by nobody else, so no second array is needed (speed only)."""
+    return ops.relu_forward(y, out=y)
+
+
+# activation name -> (forward, backward) applied to a layer's output; None means the identity
 ACTIVATIONS = {
-    "relu": (ops.relu_forward, ops.relu_backward),
+    "relu": (relu_in_place, ops.relu_backward),
     "softmax": (ops.softmax_forward, ops.softmax_backward),
 }
 
@@ -68,11 +75,6 @@ class _WithActivation(Layer):
 
     def activate(self, y):
         if self.activation is None:
-            return y
-        if self.activation == "relu":
-            # y is the layer's own fresh output, held by nobody else: ReLU may
-            # overwrite it instead of allocating another array (speed only)
-            y, self.activation_cache = ops.relu_forward(y, out=y)
             return y
         y, self.activation_cache = ACTIVATIONS[self.activation][0](y)
         return y

@@ -94,10 +94,10 @@ class Sequential:
         xp = get_array_module(x)
         if batch_size is None:
             batch_size = 128 if xp is np else 1024
-        if int(batch_size) < 1:
+        step = int(batch_size)
+        if step < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        batch_size = int(batch_size)
-        outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        outs = [self.forward(x[i : i + step]) for i in range(0, len(x), step)]
         if not outs:
             return self.forward(x)
         return xp.concatenate(outs)

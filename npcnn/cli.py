@@ -55,6 +55,13 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     t.add_argument("--batch-size", type=int, default=50)
     t.add_argument("--learning-rate", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
+    if framework == "npcnn":
+        t.add_argument(
+            "--kernels",
+            default="fast",
+            choices=["fast", "ops"],
+            help="fast: every speed trick (default); ops: the readable reference ops, same numbers",
+        )
     t.add_argument(
         "--eval-every-epoch",
         action="store_true",

@@ -1,33 +1,35 @@
-"""Layer classes with Keras's names and arguments, each a thin wrapper over ``npcnn.ops``.
+"""Layer classes with Keras's names and arguments, each a thin wrapper over one op.
 
 A layer holds its parameters (``params``, the live arrays an optimizer updates
-in place), the gradients of its last backward pass (``grads``, same order) and
-the cache of its last forward pass. ``build(input_shape, rng, dtype)`` creates
-the parameters once the input shape (without the batch axis) is known and
-returns the output shape.
+in place, named by ``param_names``), the gradients of its last backward pass
+(``grads``, same order) and the cache of its last forward pass.
+``build(input_shape, rng, dtype)`` creates the parameters once the input shape
+(without the batch axis) is known and returns the output shape.
+
+Which implementation of the ops a layer calls is its ``kernels`` module:
+``npcnn.fast`` by default, or ``npcnn.ops``, the readable reference (same
+numbers); ``Sequential(..., kernels="ops")`` sets it for every layer.
 """
 
 from __future__ import annotations
 
 import math
 
-from . import ops
+from . import fast, ops
 from .initializers import glorot_uniform, zeros
 from .ops._checks import as_pair, normalize_padding
 from .ops.padding import output_hw
 
 
-def relu_in_place(y):
-    """ReLU written over ``y``: a layer's pre-activation is its own fresh array,
-    held by nobody else, so no second array is needed (speed only)."""
-    return ops.relu_forward(y, out=y)
+KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
+ACTIVATIONS = ("relu", "softmax")
 
 
-# activation name -> (forward, backward) applied to a layer's output; None means the identity
-ACTIVATIONS = {
-    "relu": (relu_in_place, ops.relu_backward),
-    "softmax": (ops.softmax_forward, ops.softmax_backward),
-}
+def kernels_module(kernels):
+    """The ops module for ``kernels='fast'`` (default) or ``'ops'`` (the readable reference)."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be 'fast' or 'ops', got {kernels!r}")
+    return KERNELS[kernels]
 
 
 def _check_activation(activation):
@@ -43,8 +45,11 @@ def _check_activation(activation):
 class Layer:
     """Base class: no parameters, output shape = input shape."""
 
+    param_names: tuple[str, ...] = ()  # names of ``params``, in order (e.g. kernel, bias)
+
     def __init__(self, name: str | None = None):
         self.name = name or type(self).__name__.lower()
+        self.kernels = fast  # the ops module; Sequential(kernels=...) may set npcnn.ops
         self.params: list = []
         self.grads: list = []
         self.cache = None
@@ -76,17 +81,30 @@ class _WithActivation(Layer):
     def activate(self, y):
         if self.activation is None:
             return y
-        y, self.activation_cache = ACTIVATIONS[self.activation][0](y)
+        forward, _ = self._activation_ops()
+        y, self.activation_cache = forward(y)
         return y
 
     def activation_backward(self, dy):
         if self.activation is None:
             return dy
-        return ACTIVATIONS[self.activation][1](dy, self.activation_cache)
+        _, backward = self._activation_ops()
+        return backward(dy, self.activation_cache)
+
+    def _activation_ops(self):
+        """(forward, backward) of this layer's activation, from its kernels module."""
+        k = self.kernels
+        pairs = {
+            "relu": (k.relu_forward, k.relu_backward),
+            "softmax": (k.softmax_forward, k.softmax_backward),
+        }
+        return pairs[self.activation]
 
 
 class Conv2D(_WithActivation):
     """2-D convolution, ``keras.layers.Conv2D``: kernel (kh, kw, Cin, filters), bias (filters,)."""
+
+    param_names = ("kernel", "bias")
 
     def __init__(
         self, filters, kernel_size, strides=1, padding="valid", activation=None, name=None
@@ -110,17 +128,19 @@ class Conv2D(_WithActivation):
 
     def forward(self, x):
         kernel, bias = self.params
-        y, self.cache = ops.conv2d_forward(x, kernel, bias, self.strides, self.padding)
+        y, self.cache = self.kernels.conv2d_forward(x, kernel, bias, self.strides, self.padding)
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
-        dx, dw, db = ops.conv2d_backward(self.activation_backward(dy), self.cache, need_dx)
+        dx, dw, db = self.kernels.conv2d_backward(self.activation_backward(dy), self.cache, need_dx)
         self.grads = [dw, db]
         return dx
 
 
 class Dense(_WithActivation):
     """Fully connected layer, ``keras.layers.Dense``: kernel (Din, units), bias (units,)."""
+
+    param_names = ("kernel", "bias")
 
     def __init__(self, units, activation=None, name=None):
         super().__init__(activation, name)
@@ -140,11 +160,11 @@ class Dense(_WithActivation):
 
     def forward(self, x):
         kernel, bias = self.params
-        y, self.cache = ops.dense_forward(x, kernel, bias)
+        y, self.cache = self.kernels.dense_forward(x, kernel, bias)
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
-        dx, dw, db = ops.dense_backward(self.activation_backward(dy), self.cache)
+        dx, dw, db = self.kernels.dense_backward(self.activation_backward(dy), self.cache)
         self.grads = [dw, db]
         return dx
 
@@ -163,11 +183,11 @@ class MaxPool2D(Layer):
         return (*output_hw((h, w), self.pool_size, self.strides, self.padding, self.name), c)
 
     def forward(self, x):
-        y, self.cache = ops.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
+        y, self.cache = self.kernels.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
         return y
 
     def backward(self, dy, need_dx=True):
-        return ops.maxpool2d_backward(dy, self.cache)
+        return self.kernels.maxpool2d_backward(dy, self.cache)
 
 
 MaxPooling2D = MaxPool2D  # Keras's other name for it
@@ -177,22 +197,22 @@ class ReLU(Layer):
     """``keras.layers.ReLU``: max(x, 0)."""
 
     def forward(self, x):
-        y, self.cache = ops.relu_forward(x)
+        y, self.cache = self.kernels.relu_forward(x)
         return y
 
     def backward(self, dy, need_dx=True):
-        return ops.relu_backward(dy, self.cache)
+        return self.kernels.relu_backward(dy, self.cache)
 
 
 class Softmax(Layer):
     """``keras.layers.Softmax`` over the last axis."""
 
     def forward(self, x):
-        y, self.cache = ops.softmax_forward(x)
+        y, self.cache = self.kernels.softmax_forward(x)
         return y
 
     def backward(self, dy, need_dx=True):
-        return ops.softmax_backward(dy, self.cache)
+        return self.kernels.softmax_backward(dy, self.cache)
 
 
 class Flatten(Layer):
@@ -202,11 +222,11 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x):
-        y, self.cache = ops.flatten_forward(x)
+        y, self.cache = self.kernels.flatten_forward(x)
         return y
 
     def backward(self, dy, need_dx=True):
-        return ops.flatten_backward(dy, self.cache)
+        return self.kernels.flatten_backward(dy, self.cache)
 
 
 class Reshape(Layer):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
-from .layers import Conv2D, Dense, MaxPool2D, Reshape
+from .layers import Conv2D, Dense, MaxPool2D, Reshape, Softmax, kernels_module
 
 
 class Sequential:
@@ -23,10 +23,15 @@ class Sequential:
             parameters at once. Without it they are built on the first forward.
         seed: seed (or ``numpy.random.Generator``) for the initialisers.
         dtype: 'float32' (default) or 'float64'.
+        kernels: 'fast' (default: every speed trick, ``npcnn.fast``) or 'ops'
+            (the readable reference, ``npcnn.ops``); the numbers are the same.
     """
 
-    def __init__(self, layers, input_shape=None, seed=None, dtype="float32"):
+    def __init__(self, layers, input_shape=None, seed=None, dtype="float32", kernels="fast"):
         self.layers = list(layers)
+        self.kernels = kernels
+        for layer in self.layers:
+            layer.kernels = kernels_module(kernels)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
@@ -71,14 +76,14 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy, input_gradient=True):
+    def backward(self, dy, need_dx=True):
         """Back-propagate dL/dy through the layers in reverse; fill ``grads``; return dL/dx.
 
-        ``input_gradient=False`` skips dL/dx of the first layer (returns None):
+        ``need_dx=False`` skips dL/dx of the first layer (returns None):
         training needs no gradient for the images, and TensorFlow skips it too.
         """
         for i in reversed(range(len(self.layers))):
-            dy = self.layers[i].backward(dy, need_dx=input_gradient or i > 0)
+            dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
         return dy
 
     def predict(self, x, batch_size=None):
@@ -117,7 +122,7 @@ class Sequential:
         """[(\"conv1/kernel\", array), (\"conv1/bias\", array), ...]."""
         out = []
         for layer in self.layers:
-            for kind, p in zip(("kernel", "bias"), layer.params):
+            for kind, p in zip(layer.param_names, layer.params):
                 out.append((f"{layer.name}/{kind}", p))
         return out
 
@@ -175,14 +180,14 @@ class Sequential:
         return text
 
 
-def seed_cnn(seed=None, dtype="float32") -> Sequential:
+def seed_cnn(seed=None, dtype="float32", kernels="fast") -> Sequential:
     """The tutorial's network, built for 28x28x1 images, outputting probabilities.
 
     Conv2D(32, 5x5, same, relu) -> MaxPool(2) -> Conv2D(64, 5x5, same, relu)
     -> MaxPool(2) -> Reshape(7*7*64) -> Dense(1024, relu) -> Dense(10) -> softmax
-    """
-    from .layers import Softmax
 
+    ``kernels='ops'`` runs it on the readable ops instead of the fast tier.
+    """
     return Sequential(
         [
             Conv2D(32, 5, padding="same", activation="relu", name="conv1"),
@@ -197,4 +202,5 @@ def seed_cnn(seed=None, dtype="float32") -> Sequential:
         input_shape=(28, 28, 1),
         seed=seed,
         dtype=dtype,
+        kernels=kernels,
     )

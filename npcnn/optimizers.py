@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
+from .layers import kernels_module
 
 
 class SGD:
@@ -45,12 +46,15 @@ class Adam:
     Note where epsilon sits: Keras adds it to sqrt(v) *without* bias-correcting
     v first (the paper adds it to sqrt(v_hat)). With Keras's eps = 1e-7 the two
     differ visibly early in training. Everything is computed in the
-    parameters' dtype, as Keras does.
+    parameters' dtype, as Keras does. The update itself is ``adam_update`` of
+    the ``kernels`` module: ``npcnn/ops/adam.py`` is those three lines;
+    ``npcnn.fast`` (the default) computes the same numbers in place.
     """
 
-    chunk_size = 65536  # elements per in-place slice (256 KiB of float32): stays in cache
-
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    def __init__(
+        self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, kernels="fast"
+    ):
+        self.kernels = kernels_module(kernels)
         self.learning_rate = learning_rate
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -81,33 +85,7 @@ class Adam:
         one_minus_b1, one_minus_b2 = f(1 - self.beta_1), f(1 - self.beta_2)
         eps = f(self.epsilon)
         alpha = lr * np.sqrt(f(1) - b2**t) / (f(1) - b1**t)
-        xp = get_array_module(p)
-        # Speed only: the update runs in place on slices small enough to stay in
-        # the CPU cache (on the GPU, one slice), with two scratch buffers instead
-        # of a new array per operation. Same operations in the same order, so the
-        # same numbers as the three lines in the class docstring.
-        chunk = self.chunk_size if xp is np else p.size
-        if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
-            raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
-        p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
-        tmp = xp.empty(min(chunk, p.size), dtype=p.dtype)
-        step = xp.empty_like(tmp)
-        for start in range(0, p.size, chunk):
-            s = slice(start, start + chunk)
-            ps, gs, ms, vs = p[s], g[s], m[s], v[s]
-            tmp_s, step_s = tmp[: ps.size], step[: ps.size]
-            xp.subtract(gs, ms, out=tmp_s)  # m += (g - m) * (1 - b1)
-            tmp_s *= one_minus_b1
-            ms += tmp_s
-            xp.multiply(gs, gs, out=tmp_s)  # v += (g*g - v) * (1 - b2)
-            tmp_s -= vs
-            tmp_s *= one_minus_b2
-            vs += tmp_s
-            xp.sqrt(vs, out=tmp_s)  # w -= m * alpha / (sqrt(v) + epsilon)
-            tmp_s += eps
-            xp.multiply(ms, alpha, out=step_s)
-            step_s /= tmp_s
-            ps -= step_s
+        self.kernels.adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps)
 
     def get_state(self) -> dict:
         """Host arrays for a checkpoint: iterations, m_0.., v_0.."""

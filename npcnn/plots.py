@@ -73,7 +73,7 @@ def plot_feature_maps(learner, image, path, dtype="float32"):
     from .ops import conv2d_forward, relu_forward
     from .train import images_to_inputs
 
-    weights = dict(learner.named_weights())
+    weights = dict(learner.named_params())
     kernel, bias = weights["conv1/kernel"], weights["conv1/bias"]
     x = images_to_inputs(image[None], kernel.dtype)
     maps = relu_forward(conv2d_forward(x, kernel, bias, 1, "same")[0])[0][0]
@@ -108,7 +108,7 @@ def training_plots(out_dir, history, learner, image, confusion, dtype="float32")
     """Write every plot of a finished run into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    weights = dict(learner.named_weights())
+    weights = dict(learner.named_params())
     return [
         plot_training_curves(history, out / "training_curves.png"),
         plot_filters(weights["conv1/kernel"], out / "filters_conv1.png"),

@@ -11,7 +11,7 @@ learning::
 :func:`fit` wraps it in what a long run needs: the tutorial's random batches,
 a progress bar, evaluation, checkpoints written atomically (also on Ctrl-C)
 and exact resumption. ``fit`` drives any *learner* -- an object with
-``train_step``, ``predict``, ``named_weights``/``set_weights`` and optimizer
+``train_step``, ``predict``, ``named_params``/``set_weights`` and optimizer
 state -- so the TensorFlow twin (``python -m tfcnn train``) runs through the
 very same loop.
 """
@@ -50,6 +50,7 @@ class TrainConfig:
     resume: str | None = None
     plots: str | None = None
     device: str = "cpu"
+    kernels: str = "fast"  # 'ops' runs the readable reference ops instead (same numbers)
     limit_train: int | None = None  # train on the first N images only (quick runs, tests)
     limit_test: int | None = None
 
@@ -65,7 +66,7 @@ def train_step(model, optimizer, x, labels):
     probs = model.forward(x)
     loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
     dloss = sparse_categorical_crossentropy_backward(1.0, cache)  # dL/dL = 1
-    model.backward(dloss, input_gradient=False)  # fills model.grads; images need no dL/dx
+    model.backward(dloss, need_dx=False)  # fills model.grads; images need no dL/dx
     optimizer.apply_gradients(zip(model.grads, model.params))
     return loss
 
@@ -91,7 +92,7 @@ class NumpyLearner:
     def predict(self, x, batch_size=None):
         return to_numpy(self.model.predict(to_device(x, self.xp), batch_size))
 
-    def named_weights(self):
+    def named_params(self):
         return [(name, to_numpy(p)) for name, p in self.model.named_params()]
 
     def set_weights(self, weights):
@@ -105,8 +106,8 @@ class NumpyLearner:
 
 
 def make_numpy_learner(config: TrainConfig) -> NumpyLearner:
-    model = seed_cnn(seed=config.seed, dtype=config.dtype)
-    return NumpyLearner(model, Adam(config.learning_rate), config.device)
+    model = seed_cnn(seed=config.seed, dtype=config.dtype, kernels=config.kernels)
+    return NumpyLearner(model, Adam(config.learning_rate, kernels=config.kernels), config.device)
 
 
 def evaluate(learner, images, labels, batch_size=1000, dtype="float32", num_classes=10):
@@ -170,7 +171,7 @@ def fit(learner, data, config: TrainConfig, log=print):
 
     if config.resume:
         ckpt = load_checkpoint(config.resume)
-        names = [(name, w.shape) for name, w in learner.named_weights()]
+        names = [(name, w.shape) for name, w in learner.named_params()]
         learner.set_weights(weights_for(names, ckpt["weights"], config.resume))
         learner.set_optimizer_state(ckpt["optimizer"])
         rng.bit_generator.state = ckpt["rng"]
@@ -193,7 +194,7 @@ def fit(learner, data, config: TrainConfig, log=print):
             }
             save_checkpoint(
                 config.save,
-                learner.named_weights(),
+                learner.named_params(),
                 learner.optimizer_state(),
                 rng.bit_generator.state,
                 meta,

@@ -343,7 +343,7 @@ def test_glorot_uniform_limit_uses_receptive_field(rng):
     np.testing.assert_array_equal(zeros((4,), dtype="float64"), np.zeros(4))
 
 
-def test_backward_can_skip_the_input_gradient():
+def test_backward_can_skip_the_need_dx():
     """Training needs no dL/dx for the images: skipping it changes no parameter gradient."""
     rng = np.random.default_rng(7)
     model = npcnn.seed_cnn(seed=3)
@@ -353,7 +353,7 @@ def test_backward_can_skip_the_input_gradient():
     dx = model.backward(dy)
     full = [g.copy() for g in model.grads]
     model.forward(x)
-    assert model.backward(dy, input_gradient=False) is None
+    assert model.backward(dy, need_dx=False) is None
     assert dx.shape == x.shape
     for a, b in zip(full, model.grads):
         np.testing.assert_array_equal(a, b)

@@ -172,7 +172,7 @@ def test_cli_train_evaluate_and_plots(mnist_dir, tmp_path, capsys):
 def _tiny_checkpoint(path, **changes):
     config = TrainConfig()
     learner = make_numpy_learner(config)
-    named = dict(learner.named_weights())
+    named = dict(learner.named_params())
     named.update(changes)
     save_checkpoint(path, list(named.items()), {}, None, {"step": 0})
 

@@ -50,7 +50,7 @@ class TFLearner:
 
         return predict_probs(self.model, x, batch_size)
 
-    def named_weights(self):
+    def named_params(self):
         return list(zip(self.names, self.model.get_weights()))
 
     def set_weights(self, weights):

@@ -1,0 +1,38 @@
+"""The fast tier: the same ops as ``npcnn.ops`` -- same names, signatures and
+numbers -- with every speed trick (im2col in slabs into a reused buffer,
+in-place ReLU and bias, chunked in-place Adam, ...).
+
+Read ``npcnn/ops`` to learn the math; this package is what the layers run by
+default (``kernels="fast"``). Tests prove naive == ops == fast. Ops that have
+no faster version here are the readable ones, re-exported.
+"""
+
+from ..ops.crossentropy import (
+    sparse_categorical_crossentropy_backward,
+    sparse_categorical_crossentropy_forward,
+)
+from ..ops.flatten import flatten_backward, flatten_forward
+from ..ops.softmax import softmax_backward, softmax_forward
+from .adam import adam_update
+from .conv2d import conv2d_backward, conv2d_forward
+from .dense import dense_backward, dense_forward
+from .maxpool2d import maxpool2d_backward, maxpool2d_forward
+from .relu import relu_backward, relu_forward
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "dense_forward",
+    "dense_backward",
+    "relu_forward",
+    "relu_backward",
+    "flatten_forward",
+    "flatten_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "sparse_categorical_crossentropy_forward",
+    "sparse_categorical_crossentropy_backward",
+    "adam_update",
+]

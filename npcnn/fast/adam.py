@@ -1,0 +1,45 @@
+"""Keras's Adam update, in place and in cache-sized chunks (fast tier).
+
+Same operations in the same order as ``npcnn/ops/adam.py`` (so the same
+numbers, bit for bit), but written into the parameter's own memory, slice by
+slice, with two scratch buffers instead of a new array per operation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+
+CHUNK = 65536  # elements per in-place slice (256 KiB of float32): stays in the CPU cache
+
+
+def adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
+    """One Adam step on parameter ``p`` with gradient ``g`` and moments ``m``, ``v``, in place.
+
+    Args are as in :func:`npcnn.ops.adam.adam_update`; the scalars are already
+    in the parameter's dtype.
+    """
+    xp = get_array_module(p)
+    chunk = CHUNK if xp is np else p.size  # on the GPU, one slice
+    if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
+        raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
+    p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
+    tmp = xp.empty(min(chunk, p.size), dtype=p.dtype)
+    step = xp.empty_like(tmp)
+    for start in range(0, p.size, chunk):
+        s = slice(start, start + chunk)
+        ps, gs, ms, vs = p[s], g[s], m[s], v[s]
+        tmp_s, step_s = tmp[: ps.size], step[: ps.size]
+        xp.subtract(gs, ms, out=tmp_s)  # m += (g - m) * (1 - b1)
+        tmp_s *= one_minus_b1
+        ms += tmp_s
+        xp.multiply(gs, gs, out=tmp_s)  # v += (g*g - v) * (1 - b2)
+        tmp_s -= vs
+        tmp_s *= one_minus_b2
+        vs += tmp_s
+        xp.sqrt(vs, out=tmp_s)  # w -= m * alpha / (sqrt(v) + epsilon)
+        tmp_s += eps
+        xp.multiply(ms, alpha, out=step_s)
+        step_s /= tmp_s
+        ps -= step_s

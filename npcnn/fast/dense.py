@@ -1,0 +1,52 @@
+"""Fully connected (dense) layer: y = x @ w + b, forward and backward."""
+
+from __future__ import annotations
+
+from ..ops._checks import check_float, check_rank, check_same_dtype
+
+
+def dense_forward(x, w, b):
+    """Affine map.
+
+    Args:
+        x: input (N, Din), float.  w: weights (Din, Dout).  b: bias (Dout,).
+    Returns:
+        y (N, Dout) with ``y[n, o] = sum_i x[n, i] * w[i, o] + b[o]``, and the cache.
+    """
+    check_rank(x, 2, "x", "N, Din")
+    check_rank(w, 2, "w", "Din, Dout")
+    check_rank(b, 1, "b", "Dout")
+    check_float(x, "x")
+    check_same_dtype(x, w, "x", "w")
+    check_same_dtype(x, b, "x", "b")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"x has {x.shape[1]} features (shape {tuple(x.shape)}) "
+            f"but w expects {w.shape[0]} (shape {tuple(w.shape)})"
+        )
+    if b.shape[0] != w.shape[1]:
+        raise ValueError(
+            f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
+        )
+    y = x @ w
+    y += b  # in place: no second (N, Dout) array
+    return y, (x, w)
+
+
+def dense_backward(dy, cache):
+    """Gradients of y = x @ w + b.
+
+    Args:
+        dy: upstream gradient (N, Dout).
+    Returns:
+        dx (N, Din) = dy @ w.T, dw (Din, Dout) = x.T @ dy, db (Dout,) = sum_n dy.
+    """
+    x, w = cache
+    if tuple(dy.shape) != (x.shape[0], w.shape[1]):
+        raise ValueError(
+            f"dy must have the output's shape {(x.shape[0], w.shape[1])}, got {tuple(dy.shape)}"
+        )
+    dx = dy @ w.T  # local derivative of y wrt x is w
+    dw = x.T @ dy  # local derivative of y wrt w is x
+    db = dy.sum(axis=0)  # b was added to every row
+    return dx, dw, db

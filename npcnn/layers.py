@@ -20,7 +20,6 @@ from .initializers import glorot_uniform, zeros
 from .ops._checks import as_pair, normalize_padding
 from .ops.padding import output_hw
 
-
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
 ACTIVATIONS = ("relu", "softmax")
 
@@ -183,7 +182,9 @@ class MaxPool2D(Layer):
         return (*output_hw((h, w), self.pool_size, self.strides, self.padding, self.name), c)
 
     def forward(self, x):
-        y, self.cache = self.kernels.maxpool2d_forward(x, self.pool_size, self.strides, self.padding)
+        y, self.cache = self.kernels.maxpool2d_forward(
+            x, self.pool_size, self.strides, self.padding
+        )
         return y
 
     def backward(self, dy, need_dx=True):

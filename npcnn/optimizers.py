@@ -51,9 +51,7 @@ class Adam:
     ``npcnn.fast`` (the default) computes the same numbers in place.
     """
 
-    def __init__(
-        self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, kernels="fast"
-    ):
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, kernels="fast"):
         self.kernels = kernels_module(kernels)
         self.learning_rate = learning_rate
         self.beta_1 = beta_1

@@ -187,7 +187,7 @@ def test_the_checks_catch_a_guide_that_went_wrong():
         run_examples("```python\nprint(undefined_name)\n```\n", "bad.md")
     stale = "<!-- source: npcnn/ops/relu.py -->\n```python\nreturn max(x, 0)\n```\n"
     assert quote_problems(stale, "bad.md")
-    fresh = "<!-- source: npcnn/ops/relu.py -->\n```python\ndef relu_forward(x, out=None):\n```\n"
+    fresh = "<!-- source: npcnn/ops/relu.py -->\n```python\ndef relu_forward(x):\n```\n"
     assert not quote_problems(fresh, "good.md")
     assert link_problems("[x](no-such-chapter.md)", DOCS)
     assert link_problems("[`no_such_function`](../npcnn/ops/relu.py)", DOCS)

@@ -365,21 +365,14 @@ def test_backward_can_skip_the_need_dx():
     np.testing.assert_array_equal(db, db2)
 
 
-def test_relu_out_overwrites_the_given_array(rng):
-    x = rng.standard_normal((4, 3))
-    expected = np.maximum(x, 0)
-    y, cache = ops.relu_forward(x, out=x)
-    assert y is x and cache is x
-    np.testing.assert_array_equal(x, expected)
-
-
 @pytest.mark.parametrize(
     "make",
     [lambda: Conv2D(3, 2, padding="same", activation="relu"), lambda: Dense(3, activation="relu")],
 )
 def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
-    """The layers apply ReLU in place on their own output: the input must not
-    change, and the backward pass must equal the composed ops'."""
+    """A layer with a ReLU (on the default fast tier, which may work in place):
+    the input must not change, and the backward pass must equal the composed
+    readable ops'."""
     layer = make()
     shape = (4, 5) if isinstance(layer, Dense) else (2, 4, 4, 2)
     layer.build(shape[1:], rng, np.float64)

@@ -1,7 +1,8 @@
-"""The loop versions (``npcnn.naive``) and the vectorised ones (``npcnn.ops``) agree.
+"""The three tiers agree: loops (``npcnn.naive``), readable ops (``npcnn.ops``), fast (``npcnn.fast``).
 
-The naive loops are the textbook definition; the fast versions use im2col and
-strided views. Random small shapes cover even, odd and non-square kernels,
+The naive loops are the textbook definition; ``npcnn.ops`` and ``npcnn.fast``
+use im2col and strided views (the fast tier with every speed trick on top).
+Every comparison runs on both vectorised tiers against the loops. Random small shapes cover even, odd and non-square kernels,
 strides 1, 2, 3 and per-axis (h, w) strides, both paddings and non-square
 inputs, forward and backward. Also here: where 'same' puts its padding
 (bottom/right, as TensorFlow), checked on hand-computed examples, and the
@@ -15,31 +16,33 @@ import math
 import numpy as np
 import pytest
 
-from npcnn import naive, ops
+from npcnn import fast, naive, ops
 from npcnn.ops.padding import padding_amounts
 
 KERNELS = [(1, 1), (2, 2), (3, 3), (2, 3), (4, 1)]
 STRIDES = [1, 2, 3, (1, 2), (3, 1)]
 PADDINGS = ["same", "valid"]
 INPUT_HW = [(7, 5), (6, 8)]
+TIERS = pytest.mark.parametrize("tier", [ops, fast], ids=["ops", "fast"])
 
 
 @pytest.mark.parametrize("in_hw", INPUT_HW)
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("strides", STRIDES)
 @pytest.mark.parametrize("kernel_hw", KERNELS)
-def test_conv2d_naive_equals_fast(rng, kernel_hw, strides, padding, in_hw):
+@TIERS
+def test_conv2d_naive_equals_fast(rng, tier, kernel_hw, strides, padding, in_hw):
     x = rng.standard_normal((2, *in_hw, 3))
     w = rng.standard_normal((*kernel_hw, 3, 2))
     b = rng.standard_normal(2)
 
-    y_fast, cache_fast = ops.conv2d_forward(x, w, b, strides, padding)
+    y_fast, cache_fast = tier.conv2d_forward(x, w, b, strides, padding)
     y_naive, cache_naive = naive.conv2d_forward(x, w, b, strides, padding)
     assert y_fast.shape == y_naive.shape
     np.testing.assert_allclose(y_fast, y_naive, rtol=1e-12, atol=1e-12)
 
     dy = rng.standard_normal(y_fast.shape)
-    grads_fast = ops.conv2d_backward(dy, cache_fast)
+    grads_fast = tier.conv2d_backward(dy, cache_fast)
     grads_naive = naive.conv2d_backward(dy, cache_naive)
     for fast, slow in zip(grads_fast, grads_naive):
         assert fast.shape == slow.shape
@@ -55,28 +58,30 @@ POOL_STRIDES = [None, 1, 2, 3, (2, 1)]
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("strides", POOL_STRIDES)
 @pytest.mark.parametrize("pool", POOLS)
-def test_maxpool2d_naive_equals_fast(rng, pool, strides, padding, in_hw, ties):
+@TIERS
+def test_maxpool2d_naive_equals_fast(rng, tier, pool, strides, padding, in_hw, ties):
     shape = (2, *in_hw, 3)
     # with ties (small integers, many equal cells) both must pick the same first max
     x = rng.integers(-2, 3, size=shape).astype(float) if ties else rng.standard_normal(shape)
 
-    y_fast, cache_fast = ops.maxpool2d_forward(x, pool, strides, padding)
+    y_fast, cache_fast = tier.maxpool2d_forward(x, pool, strides, padding)
     y_naive, cache_naive = naive.maxpool2d_forward(x, pool, strides, padding)
     assert y_fast.shape == y_naive.shape
     np.testing.assert_array_equal(y_fast, y_naive)
 
     dy = rng.standard_normal(y_fast.shape)
-    dx_fast = ops.maxpool2d_backward(dy, cache_fast)
+    dx_fast = tier.maxpool2d_backward(dy, cache_fast)
     dx_naive = naive.maxpool2d_backward(dy, cache_naive)
     np.testing.assert_allclose(dx_fast, dx_naive, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_naive_and_fast_agree_in_both_dtypes(rng, dtype):
+@TIERS
+def test_naive_and_fast_agree_in_both_dtypes(rng, tier, dtype):
     x = rng.standard_normal((1, 5, 6, 2)).astype(dtype)
     w = rng.standard_normal((3, 2, 2, 3)).astype(dtype)
     b = rng.standard_normal(3).astype(dtype)
-    y_fast, _ = ops.conv2d_forward(x, w, b, 2, "same")
+    y_fast, _ = tier.conv2d_forward(x, w, b, 2, "same")
     y_naive, _ = naive.conv2d_forward(x, w, b, 2, "same")
     assert y_fast.dtype == y_naive.dtype == dtype
     np.testing.assert_allclose(y_fast, y_naive, rtol=1e-5 if dtype == np.float32 else 1e-12)
@@ -171,30 +176,94 @@ def test_output_sizes_equal_tensorflow_formulas(padding):
                 assert y.shape == (1, want, n + 1, 1), (n, k, s)
 
 
-def test_conv2d_over_several_slabs_equals_naive(rng):
-    """A batch bigger than SLAB is convolved a slab at a time through one reused
-    im2col buffer (and backward rebuilds the matrix): still the same numbers."""
-    from npcnn.ops.conv2d import SLAB
-
-    n = 2 * SLAB + 3  # two full slabs and a short one
+@TIERS
+def test_conv2d_on_a_big_batch_equals_naive(rng, tier):
+    """A batch of 131 images (the fast tier works through big batches in pieces,
+    and its backward must not reuse a piece's im2col matrix): the same numbers."""
+    n = 131
     x = rng.standard_normal((n, 5, 4, 2))
     w = rng.standard_normal((3, 2, 2, 3))
     b = rng.standard_normal(3)
-    y_fast, cache_fast = ops.conv2d_forward(x, w, b, 1, "same")
+    y_fast, cache_fast = tier.conv2d_forward(x, w, b, 1, "same")
     y_naive, cache_naive = naive.conv2d_forward(x, w, b, 1, "same")
     np.testing.assert_allclose(y_fast, y_naive, rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal(y_fast.shape)
-    grads_fast = ops.conv2d_backward(dy, cache_fast)
-    for fast, slow in zip(grads_fast, naive.conv2d_backward(dy, cache_naive)):
-        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    grads_fast = tier.conv2d_backward(dy, cache_fast)
+    for fast_grad, slow in zip(grads_fast, naive.conv2d_backward(dy, cache_naive)):
+        np.testing.assert_allclose(fast_grad, slow, rtol=1e-12, atol=1e-12)
 
 
-def test_im2col_into_a_buffer_equals_a_new_matrix(rng):
-    from npcnn.ops.conv2d import im2col
+def summation_bounds(x, w, dy, strides, padding):
+    """Bounds on |fast - ops| for conv2d's y, dx, dw, db (float64 arrays).
 
-    x_pad = rng.standard_normal((3, 6, 7, 2))
-    cols = im2col(x_pad, (3, 2), (2, 1), (2, 6))
-    buffer = np.full((5 * 2 * 6, 3 * 2 * 2), np.nan)  # more rows than needed
-    into = im2col(x_pad, (3, 2), (2, 1), (2, 6), out=buffer)
-    assert np.shares_memory(into, buffer) and into.shape == cols.shape
-    np.testing.assert_array_equal(into, cols)
+    Both tiers compute each output as a sum of K products, but BLAS may add
+    them in a different order for a differently shaped matrix (the fast tier
+    multiplies slab by slab). Each result is within gamma_K * sum|terms| of the
+    exact value (gamma_K ~ K*u, u the unit roundoff), so two orders differ by
+    at most 2*K*u*sum|terms|. The sums of |terms| are the same convolution run
+    on |x|, |w|, |dy| in float64; K is the number of terms of each result.
+    """
+    u = np.finfo(x.dtype).eps / 2
+    kh, kw, cin, cout = w.shape
+    ax, aw, ady = (np.abs(a).astype(np.float64) for a in (x, w, dy))
+    y_abs, cache = ops.conv2d_forward(ax, aw, np.zeros(cout), strides, padding)
+    dx_abs, dw_abs, db_abs = ops.conv2d_backward(ady, cache)
+    rows = dy.size // cout  # N * H_out * W_out: terms of each dw and db entry
+    terms = (kh * kw * cin + 1, kh * kw * cout, rows, rows)  # y (+ bias), dx, dw, db
+    absolute = (y_abs + 0, dx_abs, dw_abs, db_abs)
+    return [2 * k * u * a + np.finfo(x.dtype).tiny for k, a in zip(terms, absolute)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 131])
+def test_fast_tier_equals_ops(rng, dtype, n):
+    """The fast tier must not change a number: elementwise ops (max-pool, ReLU)
+    bit for bit; convolution within the summation-order bound derived in
+    :func:`summation_bounds` (and bit for bit on a batch of one)."""
+    x = rng.standard_normal((n, 9, 8, 3)).astype(dtype)
+    w = rng.standard_normal((5, 4, 3, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    for strides, padding in [(1, "same"), (2, "valid"), (3, "same")]:
+        y_ops, c_ops = ops.conv2d_forward(x, w, b, strides, padding)
+        y_fast, c_fast = fast.conv2d_forward(x, w, b, strides, padding)
+        dy = rng.standard_normal(y_ops.shape).astype(dtype)
+        results_fast = (y_fast, *fast.conv2d_backward(dy, c_fast))
+        results_ops = (y_ops, *ops.conv2d_backward(dy, c_ops))
+        bounds = summation_bounds(x, w, dy, strides, padding)
+        for got, want, bound in zip(results_fast, results_ops, bounds):
+            assert got.dtype == want.dtype == dtype
+            assert np.all(np.abs(got.astype(np.float64) - want) <= bound)
+        p_ops, pc_ops = ops.maxpool2d_forward(y_ops, 2, None, padding)
+        p_fast, pc_fast = fast.maxpool2d_forward(y_ops, 2, None, padding)
+        np.testing.assert_array_equal(p_fast, p_ops)
+        dp = rng.standard_normal(p_ops.shape).astype(dtype)
+        np.testing.assert_array_equal(
+            fast.maxpool2d_backward(dp, pc_fast), ops.maxpool2d_backward(dp, pc_ops)
+        )
+        r_ops, rc_ops = ops.relu_forward(y_ops)
+        r_fast, rc_fast = fast.relu_forward(y_ops)
+        np.testing.assert_array_equal(r_fast, r_ops)
+        np.testing.assert_array_equal(
+            fast.relu_backward(dy, rc_fast), ops.relu_backward(dy, rc_ops)
+        )
+
+
+def test_the_loops_stand_alone():
+    """npcnn/naive is the oracle: it may share padding arithmetic and argument
+    checks with npcnn/ops, but must never import another tier's code."""
+    import ast
+    from pathlib import Path
+
+    shared = {"ops._checks", "ops.padding", "npcnn.ops._checks", "npcnn.ops.padding"}
+    folder = Path(naive.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("npcnn") for a in node.names), path.name
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            module, names = node.module or "", [alias.name for alias in node.names]
+            if node.level == 1:  # inside npcnn/naive itself
+                assert (folder / f"{module}.py").exists(), f"{path.name}: .{module}"
+            elif node.level >= 2 or module.startswith("npcnn"):
+                assert module in shared, f"{path.name} imports {names} from {module}"

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import as_pair, normalize_padding
-from ..ops.conv2d import conv2d_forward as _fast_forward
-from ..ops.padding import padding_amounts
-from ..ops.windows import pad_nhwc
+from ..ops._checks import check_conv2d_args
+from ._geometry import window_geometry
 
 
 def conv2d_forward(x, w, b, strides=1, padding="same"):
@@ -19,14 +17,12 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
 
     x (N, H, W, Cin), w (kh, kw, Cin, Cout), b (Cout,) -> y (N, H_out, W_out, Cout).
     """
-    # Reuse the fast version's argument checks and output shape, then compute by hand.
-    y_shape = _fast_forward(x, w, b, strides, padding)[0].shape
-    strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
+    check_conv2d_args(x, w, b)
+    _, (sh, sw), pads, (out_h, out_w) = window_geometry(x, w.shape[:2], strides, padding)
     kh, kw, cin, cout = w.shape
-    sh, sw = strides
-    pads = padding_amounts(x.shape[1:3], (kh, kw), strides, padding)
-    x_pad = pad_nhwc(x, pads)  # zeros around the image
-    n, out_h, out_w = x.shape[0], y_shape[1], y_shape[2]
+    (top, bottom), (left, right) = pads
+    x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))  # zeros around the image
+    n = x.shape[0]
 
     y = np.zeros((n, out_h, out_w, cout), dtype=x.dtype)
     for img in range(n):
@@ -37,7 +33,7 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
                 for co in range(cout):
                     # multiply elementwise with kernel `co` and sum: one output number
                     y[img, oh, ow, co] = np.sum(window * w[:, :, :, co]) + b[co]
-    return y, (x, w, strides, pads)
+    return y, (x, w, (sh, sw), pads)
 
 
 def conv2d_backward(dy, cache):
@@ -47,10 +43,10 @@ def conv2d_backward(dy, cache):
     dL/dw[..., co] += dy[n, oh, ow, co] * window    (local derivative: the window)
     dL/db[co] += dy[n, oh, ow, co]                  (local derivative: 1)
     """
-    x, w, strides, pads = cache
+    x, w, (sh, sw), pads = cache
     kh, kw, cin, cout = w.shape
-    sh, sw = strides
-    x_pad = pad_nhwc(x, pads)
+    (top, bottom), (left, right) = pads
+    x_pad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     dx_pad = np.zeros_like(x_pad)
     dw = np.zeros_like(w)
     db = np.zeros(cout, dtype=w.dtype)
@@ -59,12 +55,11 @@ def conv2d_backward(dy, cache):
         for oh in range(out_h):
             for ow in range(out_w):
                 rows = slice(oh * sh, oh * sh + kh)
-                cols = slice(ow * sw, ow * sw + kw)
+                columns = slice(ow * sw, ow * sw + kw)
                 for co in range(cout):
                     g = dy[img, oh, ow, co]
-                    dx_pad[img, rows, cols, :] += g * w[:, :, :, co]
-                    dw[:, :, :, co] += g * x_pad[img, rows, cols, :]
+                    dx_pad[img, rows, columns, :] += g * w[:, :, :, co]
+                    dw[:, :, :, co] += g * x_pad[img, rows, columns, :]
                     db[co] += g
-    (top, _), (left, _) = pads
     dx = dx_pad[:, top : top + x.shape[1], left : left + x.shape[2], :]
     return dx, dw, db

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import as_pair, normalize_padding
-from ..ops.maxpool2d import maxpool2d_forward as _fast_forward
-from ..ops.padding import padding_amounts
-from ..ops.windows import pad_nhwc
+from ._geometry import window_geometry
 
 
 def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
@@ -19,13 +16,13 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     x (N, H, W, C) -> y (N, H_out, W_out, C). 'same' pads with -inf so that
     padding never wins.
     """
-    y_shape = _fast_forward(x, pool_size, strides, padding)[0].shape  # checks + shape
-    pool = as_pair(pool_size, "pool_size")
-    strides = pool if strides is None else as_pair(strides, "strides")
-    pads = padding_amounts(x.shape[1:3], pool, strides, normalize_padding(padding))
-    x_pad = pad_nhwc(x, pads, value=-np.inf)
+    strides = pool_size if strides is None else strides  # as Keras
+    pool, strides, pads, (out_h, out_w) = window_geometry(
+        x, pool_size, strides, padding, "pool_size"
+    )
     (ph, pw), (sh, sw) = pool, strides
-    n, out_h, out_w, c = x.shape[0], y_shape[1], y_shape[2], x.shape[3]
+    x_pad = np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-np.inf)  # -inf never wins
+    n, c = x.shape[0], x.shape[3]
 
     y = np.zeros((n, out_h, out_w, c), dtype=x.dtype)
     for img in range(n):
@@ -43,7 +40,7 @@ def maxpool2d_backward(dy, cache):
     takes it all, as in TensorFlow."""
     x, pool, strides, pads = cache
     (ph, pw), (sh, sw) = pool, strides
-    x_pad = pad_nhwc(x, pads, value=-np.inf)
+    x_pad = np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-np.inf)
     dx_pad = np.zeros_like(x_pad)
     n, out_h, out_w, c = dy.shape
     for img in range(n):

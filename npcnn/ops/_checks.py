@@ -54,3 +54,22 @@ def normalize_padding(padding) -> str:
     if word not in PADDINGS:
         raise ValueError(f"padding must be 'same' or 'valid' (any case), got {padding!r}")
     return word
+
+
+def check_conv2d_args(x, w, b):
+    """Shapes and dtypes of a convolution's arguments, with errors that name them."""
+    check_rank(x, 4, "x", "N, H, W, Cin")
+    check_rank(w, 4, "w", "kh, kw, Cin, Cout")
+    check_rank(b, 1, "b", "Cout")
+    check_float(x, "x")
+    check_same_dtype(x, w, "x", "w")
+    check_same_dtype(x, b, "x", "b")
+    if w.shape[2] != x.shape[3]:
+        raise ValueError(
+            f"channel mismatch: x has {x.shape[3]} input channels (shape {tuple(x.shape)}) "
+            f"but w expects {w.shape[2]} (shape {tuple(w.shape)})"
+        )
+    if b.shape[0] != w.shape[3]:
+        raise ValueError(
+            f"b must have shape ({w.shape[3]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
+        )

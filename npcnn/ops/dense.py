@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ._checks import check_float, check_rank, check_same_dtype
+
+
+class DenseCache(NamedTuple):
+    """What the backward pass needs: the input and the weights."""
+
+    x: object  # (N, Din)
+    w: object  # (Din, Dout)
 
 
 def dense_forward(x, w, b):
@@ -28,9 +37,8 @@ def dense_forward(x, w, b):
         raise ValueError(
             f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
         )
-    y = x @ w
-    y += b  # in place: no second (N, Dout) array
-    return y, (x, w)
+    y = x @ w + b
+    return y, DenseCache(x, w)
 
 
 def dense_backward(dy, cache):
@@ -41,7 +49,7 @@ def dense_backward(dy, cache):
     Returns:
         dx (N, Din) = dy @ w.T, dw (Din, Dout) = x.T @ dy, db (Dout,) = sum_n dy.
     """
-    x, w = cache
+    x, w = cache.x, cache.w
     if tuple(dy.shape) != (x.shape[0], w.shape[1]):
         raise ValueError(
             f"dy must have the output's shape {(x.shape[0], w.shape[1])}, got {tuple(dy.shape)}"

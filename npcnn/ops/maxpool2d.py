@@ -14,10 +14,24 @@ The loop version a learner reads first is ``npcnn/naive/maxpool2d.py``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..backend import get_array_module
 from ._checks import as_pair, check_float, check_rank, normalize_padding
 from .padding import output_hw, padding_amounts
 from .windows import pad_nhwc, tap_view
+
+
+class MaxPool2DCache(NamedTuple):
+    """What the backward pass needs from the forward pass."""
+
+    x_shape: tuple  # (N, H, W, C)
+    x_pad: object  # the input padded with -inf (N, Hp, Wp, C)
+    y: object  # the output: the max of each window
+    pads: tuple  # ((top, bottom), (left, right))
+    strides: tuple  # (sh, sw)
+    out_hw: tuple  # (H_out, W_out)
+    taps: list  # the window's cells (i, j) in row-major order
 
 
 def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
@@ -44,20 +58,18 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     x_pad = pad_nhwc(x, pads, value=-xp.inf)  # -inf: a padded cell never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major order
     y = window_max(x_pad, taps, strides, out_hw)
-    # The backward pass finds the winning cells itself (from x_pad and y), so
-    # that inference does not pay for them.
-    cache = (x.shape, x_pad, y, pads, strides, out_hw, taps)
-    return y, cache
+    # The backward pass finds the winning cells itself (from x_pad and y).
+    return y, MaxPool2DCache(x.shape, x_pad, y, pads, strides, out_hw, taps)
 
 
 def window_max(x_pad, taps, strides, out_hw):
     """The max over the taps of every window, y (N, H_out, W_out, C)."""
     xp = get_array_module(x_pad)
     windows = [tap_view(x_pad, i, j, strides, out_hw) for i, j in taps]  # views, no copies
-    y = windows[0].copy()
+    y = windows[0]
     for window in windows[1:]:
-        xp.maximum(y, window, out=y)  # running max over the taps
-    return y
+        y = xp.maximum(y, window)  # running max over the taps
+    return y.copy()  # (a pool of one cell would otherwise return a view of x)
 
 
 def maxpool2d_backward(dy, cache):
@@ -69,20 +81,19 @@ def maxpool2d_backward(dy, cache):
         dx (N, H, W, C): dy summed into the winning cells (a cell can win
         several overlapping windows), zero elsewhere.
     """
-    x_shape, x_pad, y, pads, strides, out_hw, taps = cache
-    xp = get_array_module(dy)
-    n, h, w, c = x_shape
-    expected = (n, *out_hw, c)
+    n, h, w, c = cache.x_shape
+    expected = (n, *cache.out_hw, c)
     if tuple(dy.shape) != expected:
         raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
-    (top, bottom), (left, right) = pads
-    dx_pad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    taken = xp.zeros(y.shape, dtype=bool)  # outputs whose winner was already found
-    for i, j in taps:  # row-major order
-        window = tap_view(x_pad, i, j, strides, out_hw)
-        wins = (window == y) & ~taken  # tap (i, j) holds the max and no earlier tap did
-        taken |= wins
+    xp = get_array_module(dy)
+    dx_pad = xp.zeros(cache.x_pad.shape, dtype=dy.dtype)
+    taken = xp.zeros(cache.y.shape, dtype=bool)  # outputs whose winner was already found
+    for i, j in cache.taps:  # row-major order
+        window = tap_view(cache.x_pad, i, j, cache.strides, cache.out_hw)
+        wins = (window == cache.y) & ~taken  # tap (i, j) holds the max and no earlier tap did
+        taken = taken | wins
         # local derivative of max: 1 for the winning tap, 0 for the others
-        view = tap_view(dx_pad, i, j, strides, out_hw)
+        view = tap_view(dx_pad, i, j, cache.strides, cache.out_hw)  # a view into dx_pad
         view += xp.where(wins, dy, 0)
-    return dx_pad[:, top : top + h, left : left + w, :]
+    (top, _), (left, _) = cache.pads
+    return dx_pad[:, top : top + h, left : left + w, :]  # padding cells get no gradient

@@ -6,17 +6,15 @@ from ..backend import get_array_module
 from ._checks import check_float
 
 
-def relu_forward(x, out=None):
+def relu_forward(x):
     """Elementwise max(x, 0), any shape. Returns y and the cache (y itself).
 
     The backward pass needs to know where x > 0; that is exactly where y > 0,
     so caching y (which exists anyway) saves computing and storing a mask.
-    ``out`` (as in NumPy) is an array to write y into; ``out=x`` overwrites x,
-    which the layers do with their fresh pre-activations to save memory.
     """
     check_float(x, "x")
     xp = get_array_module(x)
-    y = xp.maximum(x, 0, out=out)
+    y = xp.maximum(x, 0)
     return y, y
 
 

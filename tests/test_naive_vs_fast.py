@@ -1,9 +1,9 @@
-"""The three tiers agree: loops (``npcnn.naive``), readable ops (``npcnn.ops``), fast (``npcnn.fast``).
+"""The three tiers agree: loops (``npcnn.naive``), readable ops, fast kernels.
 
 The naive loops are the textbook definition; ``npcnn.ops`` and ``npcnn.fast``
 use im2col and strided views (the fast tier with every speed trick on top).
-Every comparison runs on both vectorised tiers against the loops. Random small shapes cover even, odd and non-square kernels,
-strides 1, 2, 3 and per-axis (h, w) strides, both paddings and non-square
+Every comparison runs on both vectorised tiers against the loops.
+Random small shapes cover even, odd and non-square kernels, strides 1, 2, 3 and per-axis (h, w) strides, both paddings and non-square
 inputs, forward and backward. Also here: where 'same' puts its padding
 (bottom/right, as TensorFlow), checked on hand-computed examples, and the
 output sizes against TensorFlow's formulas.
@@ -44,9 +44,9 @@ def test_conv2d_naive_equals_fast(rng, tier, kernel_hw, strides, padding, in_hw)
     dy = rng.standard_normal(y_fast.shape)
     grads_fast = tier.conv2d_backward(dy, cache_fast)
     grads_naive = naive.conv2d_backward(dy, cache_naive)
-    for fast, slow in zip(grads_fast, grads_naive):
-        assert fast.shape == slow.shape
-        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    for got, slow in zip(grads_fast, grads_naive):
+        assert got.shape == slow.shape
+        np.testing.assert_allclose(got, slow, rtol=1e-12, atol=1e-12)
 
 
 POOLS = [(2, 2), (3, 3), (2, 3), (1, 2)]

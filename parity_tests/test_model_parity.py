@@ -162,12 +162,18 @@ def tf_models():
     batch=st.integers(1, 3),
     dtype=st.sampled_from(["float64", "float32"]),
     saturate=st.booleans(),
+    kernels=st.sampled_from(["fast", "ops"]),
 )
-@example(seed=1, batch=2, dtype="float64", saturate=False)
-@example(seed=2, batch=2, dtype="float64", saturate=True)
-@example(seed=3, batch=2, dtype="float32", saturate=False)
-def test_one_batch_probabilities_loss_and_gradients_match(tf_models, seed, batch, dtype, saturate):
-    """Same weights, same batch: probabilities, loss and 8 gradients agree, on both paths.
+@example(seed=1, batch=2, dtype="float64", saturate=False, kernels="ops")
+@example(seed=1, batch=2, dtype="float64", saturate=False, kernels="fast")
+@example(seed=2, batch=2, dtype="float64", saturate=True, kernels="fast")
+@example(seed=3, batch=2, dtype="float32", saturate=False, kernels="ops")
+@example(seed=3, batch=2, dtype="float32", saturate=False, kernels="fast")
+def test_one_batch_probabilities_loss_and_gradients_match(
+    tf_models, seed, batch, dtype, saturate, kernels
+):
+    """Same weights, same batch: probabilities, loss and 8 gradients agree, on both paths
+    and on both tiers of npcnn (the readable ``ops`` and the default ``fast``).
 
     ``saturate`` (float64 only) scales dense2's kernel by 150 so that some
     probabilities, but not all, fall outside [1e-7, 1 - 1e-7]: the clip is
@@ -179,7 +185,7 @@ def test_one_batch_probabilities_loss_and_gradients_match(tf_models, seed, batch
     """
     saturate = saturate and dtype == "float64"
     rng = np.random.default_rng(seed)
-    np_model = npcnn.seed_cnn(seed=rng, dtype=dtype)
+    np_model = npcnn.seed_cnn(seed=rng, dtype=dtype, kernels=kernels)
     if saturate:
         np_model.params[6] *= 150  # dense2/kernel: logits spread ~0.2 -> ~30
     tf_model = tf_models[dtype]
@@ -262,9 +268,9 @@ def tf_trajectories():
     return out
 
 
-def npcnn_trajectory(init, images, labels, optimizer, steps, dtype):
+def npcnn_trajectory(init, images, labels, optimizer, steps, dtype, kernels="fast"):
     """Train npcnn.seed_cnn from ``init`` for ``steps`` steps; (losses, final weights)."""
-    model = npcnn.seed_cnn(dtype=dtype)
+    model = npcnn.seed_cnn(dtype=dtype, kernels=kernels)
     model.set_weights(init)
     losses = []
     for i in range(steps):
@@ -289,12 +295,15 @@ def trajectory_mismatches(losses, weights, tf_losses, tf_weights, tol) -> list[s
     return problems
 
 
+@pytest.mark.parametrize("kernels", ["fast", "ops"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_adam_trajectory_matches_tensorflow(tf_trajectories, dtype):
-    """20 Adam steps on the same batches: npcnn's losses and final weights track TF's."""
+def test_adam_trajectory_matches_tensorflow(tf_trajectories, dtype, kernels):
+    """20 Adam steps on the same batches: npcnn's losses and final weights track TF's,
+    on both tiers (model and optimizer)."""
     run = tf_trajectories[dtype]
+    optimizer = npcnn.Adam(1e-3, kernels=kernels)
     losses, weights = npcnn_trajectory(
-        run["init"], run["images"], run["labels"], npcnn.Adam(1e-3), STEPS, dtype
+        run["init"], run["images"], run["labels"], optimizer, STEPS, dtype, kernels
     )
     assert losses[-1] < losses[0], "the trajectory should actually train"
     problems = trajectory_mismatches(

@@ -34,6 +34,7 @@ from hypothesis import given, note  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
+import npcnn  # noqa: E402
 from npcnn import ops  # noqa: E402
 from npcnn.ops.crossentropy import EPSILON  # noqa: E402
 from npcnn.ops.padding import padding_amounts  # noqa: E402
@@ -56,6 +57,18 @@ from parity_tests.tolerances import (  # noqa: E402
 )
 
 F64 = np.float64
+
+
+@pytest.fixture(scope="module", autouse=True, params=["ops", "fast"])
+def tier(request):
+    """Every test of this module runs on both tiers: the readable ``npcnn.ops``
+    and the fast ``npcnn.fast`` (the name ``ops`` below is each in turn)."""
+    global ops
+    ops = getattr(npcnn, request.param)
+    yield request.param
+    ops = npcnn.ops
+
+
 by_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 
 

@@ -389,3 +389,37 @@ def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
     dx_ops, dw, db = backward(np.where(pre > 0, dy, 0), op_cache)
     np.testing.assert_array_equal(dx, dx_ops)
     np.testing.assert_array_equal(layer.grads[0], dw)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype):
+    """seed_cnn on the readable ops and on the fast tier, trained 20 Adam steps on
+    the same batches: the same weights, bit for bit. (At batches under the fast
+    tier's slab size every GEMM has the same shape in both tiers, and every
+    other trick repeats the same operations in the same order, so there is no
+    rounding difference to bound.)"""
+    from npcnn.train import train_step
+
+    rng = np.random.default_rng(5)
+    images = rng.random((20, 8, 28, 28, 1)).astype(dtype)
+    labels = rng.integers(0, 10, (20, 8))
+    weights = {}
+    for kernels in ("ops", "fast"):
+        model = npcnn.seed_cnn(seed=3, dtype=dtype, kernels=kernels)
+        optimizer = npcnn.Adam(1e-3, kernels=kernels)
+        losses = [float(train_step(model, optimizer, x, t)) for x, t in zip(images, labels)]
+        weights[kernels] = (losses, model.get_weights())
+    assert weights["ops"][0] == weights["fast"][0]
+    assert weights["ops"][0][-1] < weights["ops"][0][0]  # it trained
+    for w_ops, w_fast in zip(weights["ops"][1], weights["fast"][1]):
+        np.testing.assert_array_equal(w_ops, w_fast)
+
+
+def test_kernels_switch_reaches_every_layer_and_rejects_unknown_names():
+    model = npcnn.seed_cnn(kernels="ops")
+    assert all(layer.kernels is npcnn.ops for layer in model.layers)
+    assert all(layer.kernels is npcnn.fast for layer in npcnn.seed_cnn().layers)
+    with pytest.raises(ValueError, match="kernels must be 'fast' or 'ops'"):
+        npcnn.seed_cnn(kernels="quick")
+    with pytest.raises(ValueError, match="kernels must be 'fast' or 'ops'"):
+        npcnn.Adam(kernels="numba")

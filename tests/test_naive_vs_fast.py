@@ -3,8 +3,9 @@
 The naive loops are the textbook definition; ``npcnn.ops`` and ``npcnn.fast``
 use im2col and strided views (the fast tier with every speed trick on top).
 Every comparison runs on both vectorised tiers against the loops.
-Random small shapes cover even, odd and non-square kernels, strides 1, 2, 3 and per-axis (h, w) strides, both paddings and non-square
-inputs, forward and backward. Also here: where 'same' puts its padding
+Random small shapes cover even, odd and non-square kernels, strides 1, 2, 3
+and per-axis (h, w) strides, both paddings and non-square inputs, forward and
+backward. Also here: where "same" puts its padding
 (bottom/right, as TensorFlow), checked on hand-computed examples, and the
 output sizes against TensorFlow's formulas.
 """

@@ -210,3 +210,18 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         _tiny_checkpoint(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
+
+
+def test_cli_kernels_ops_trains_to_the_same_weights(mnist_dir, tmp_path, capsys):
+    """`npcnn train --kernels ops` runs the readable ops: same checkpoint as the fast default."""
+    saved = {}
+    for kernels in ("ops", "fast"):
+        ckpt = tmp_path / f"{kernels}.npz"
+        argv = ["train", "--data-dir", mnist_dir, "--limit-train", "300", "--limit-test", "50"]
+        argv += ["--steps", "4", "--batch-size", "8", "--save", str(ckpt), "--kernels", kernels]
+        assert main(argv) == 0
+        with np.load(ckpt, allow_pickle=False) as archive:
+            saved[kernels] = {k: archive[k] for k in archive.files if k.startswith("weight/")}
+    assert saved["ops"].keys() == saved["fast"].keys()
+    for name in saved["ops"]:
+        np.testing.assert_array_equal(saved["ops"][name], saved["fast"][name], err_msg=name)

@@ -2,9 +2,12 @@
 
 Each ``*_forward(...)`` returns ``(output, cache)``; the matching
 ``*_backward(upstream_gradient, cache)`` returns the gradients of the inputs
-(and of the parameters, for conv2d and dense). One file per op.
+(and of the parameters, for conv2d and dense). One file per op, plus
+``adam_update``, the optimizer's step. This is the readable reference;
+``npcnn.fast`` has the same functions with every speed trick.
 """
 
+from .adam import adam_update
 from .conv2d import conv2d_backward, conv2d_forward
 from .crossentropy import (
     sparse_categorical_crossentropy_backward,
@@ -31,4 +34,5 @@ __all__ = [
     "softmax_backward",
     "sparse_categorical_crossentropy_forward",
     "sparse_categorical_crossentropy_backward",
+    "adam_update",
 ]

@@ -27,10 +27,10 @@ def _pyplot():
 def _grid(plt, images, title, path, cmap="gray"):
     """Show a stack of 2-D images (K, H, W) in a grid and save it."""
     k = len(images)
-    cols = int(np.ceil(np.sqrt(k)))
-    rows = int(np.ceil(k / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4))
-    for ax, i in zip(np.ravel(axes), range(rows * cols)):
+    n_cols = int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / n_cols))
+    fig, axes = plt.subplots(rows, n_cols, figsize=(1.3 * n_cols, 1.3 * rows + 0.4))
+    for ax, i in zip(np.ravel(axes), range(rows * n_cols)):
         ax.axis("off")
         if i < k:
             ax.imshow(images[i], cmap=cmap, interpolation="nearest")

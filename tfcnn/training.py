@@ -65,7 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 LOSS_PATHS = ("clipped-probs", "logits", "tutorial")
-EPSILON = 1e-7  # keras.config.epsilon(), the clip bound
+from npcnn.ops.crossentropy import EPSILON  # keras.config.epsilon(), the clip bound
 
 
 def _check_loss_path(loss_path):

@@ -64,8 +64,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-LOSS_PATHS = ("clipped-probs", "logits", "tutorial")
 from npcnn.ops.crossentropy import EPSILON  # keras.config.epsilon(), the clip bound
+
+LOSS_PATHS = ("clipped-probs", "logits", "tutorial")
 
 
 def _check_loss_path(loss_path):

@@ -17,6 +17,8 @@ Reduction over the batch: 'sum' (the tutorial's ``reduce_sum``), 'mean'
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -25,6 +27,16 @@ from .softmax import log_softmax
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 REDUCTIONS = ("sum", "mean", "none")
+
+
+class CrossEntropyCache(NamedTuple):
+    """What the backward pass needs from the forward pass."""
+
+    q: object  # softmax of the logits (N, K)
+    labels: object  # (N,) class ids
+    clipped: object  # clip(y_pred, eps, 1 - eps) for probabilities; None for logits
+    y_pred: object  # the input (N, K)
+    reduction: str  # 'sum', 'mean' or 'none'
 
 
 def _check_labels(labels, y_pred):
@@ -80,8 +92,7 @@ def sparse_categorical_crossentropy_forward(y_pred, labels, from_logits=False, r
         loss = per_example.sum()
     else:
         loss = per_example.sum() / dtype(max(n, 1))
-    cache = (xp.exp(log_q), labels, clipped, y_pred, reduction)  # q for the backward pass
-    return loss, cache
+    return loss, CrossEntropyCache(xp.exp(log_q), labels, clipped, y_pred, reduction)
 
 
 def sparse_categorical_crossentropy_backward(dloss, cache):
@@ -96,7 +107,7 @@ def sparse_categorical_crossentropy_backward(dloss, cache):
     logits = log(clip(p)), so dL/dp = dL/dlogits / clip(p) where the clip is
     inactive, and 0 where it is active.
     """
-    q, labels, clipped, y_pred, reduction = cache
+    q, labels, reduction = cache.q, cache.labels, cache.reduction
     xp = get_array_module(q)
     n = q.shape[0]
     dloss = xp.asarray(dloss, dtype=q.dtype)  # a float64 scalar must not upcast float32 work
@@ -117,8 +128,8 @@ def sparse_categorical_crossentropy_backward(dloss, cache):
     dlogits = q.copy()
     dlogits[xp.arange(n), labels] -= 1  # q - onehot(t)
     dlogits *= per_example[:, None]  # times the upstream gradient of each example
-    if clipped is None:
+    if cache.clipped is None:  # from logits
         return dlogits
     lo, hi = q.dtype.type(EPSILON), q.dtype.type(1.0 - EPSILON)
-    inside = (y_pred >= lo) & (y_pred <= hi)  # clip passes the gradient only inside
-    return xp.where(inside, dlogits / clipped, 0)  # d log(c)/dc = 1/c
+    inside = (cache.y_pred >= lo) & (cache.y_pred <= hi)  # clip passes the gradient only inside
+    return xp.where(inside, dlogits / cache.clipped, 0)  # d log(c)/dc = 1/c

@@ -73,3 +73,22 @@ def check_conv2d_args(x, w, b):
         raise ValueError(
             f"b must have shape ({w.shape[3]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
         )
+
+
+def check_dense_args(x, w, b):
+    """Shapes and dtypes of a dense layer's arguments, with errors that name them."""
+    check_rank(x, 2, "x", "N, Din")
+    check_rank(w, 2, "w", "Din, Dout")
+    check_rank(b, 1, "b", "Dout")
+    check_float(x, "x")
+    check_same_dtype(x, w, "x", "w")
+    check_same_dtype(x, b, "x", "b")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"x has {x.shape[1]} features (shape {tuple(x.shape)}) "
+            f"but w expects {w.shape[0]} (shape {tuple(w.shape)})"
+        )
+    if b.shape[0] != w.shape[1]:
+        raise ValueError(
+            f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._checks import check_float, check_rank, check_same_dtype
+from ._checks import check_dense_args
 
 
 class DenseCache(NamedTuple):
@@ -22,21 +22,7 @@ def dense_forward(x, w, b):
     Returns:
         y (N, Dout) with ``y[n, o] = sum_i x[n, i] * w[i, o] + b[o]``, and the cache.
     """
-    check_rank(x, 2, "x", "N, Din")
-    check_rank(w, 2, "w", "Din, Dout")
-    check_rank(b, 1, "b", "Dout")
-    check_float(x, "x")
-    check_same_dtype(x, w, "x", "w")
-    check_same_dtype(x, b, "x", "b")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(
-            f"x has {x.shape[1]} features (shape {tuple(x.shape)}) "
-            f"but w expects {w.shape[0]} (shape {tuple(w.shape)})"
-        )
-    if b.shape[0] != w.shape[1]:
-        raise ValueError(
-            f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
-        )
+    check_dense_args(x, w, b)
     y = x @ w + b
     return y, DenseCache(x, w)
 

@@ -247,24 +247,3 @@ def test_fast_tier_equals_ops(rng, dtype, n):
         np.testing.assert_array_equal(
             fast.relu_backward(dy, rc_fast), ops.relu_backward(dy, rc_ops)
         )
-
-
-def test_the_loops_stand_alone():
-    """npcnn/naive is the oracle: it may share padding arithmetic and argument
-    checks with npcnn/ops, but must never import another tier's code."""
-    import ast
-    from pathlib import Path
-
-    shared = {"ops._checks", "ops.padding", "npcnn.ops._checks", "npcnn.ops.padding"}
-    folder = Path(naive.__file__).parent
-    for path in folder.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                assert not any(a.name.startswith("npcnn") for a in node.names), path.name
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            module, names = node.module or "", [alias.name for alias in node.names]
-            if node.level == 1:  # inside npcnn/naive itself
-                assert (folder / f"{module}.py").exists(), f"{path.name}: .{module}"
-            elif node.level >= 2 or module.startswith("npcnn"):
-                assert module in shared, f"{path.name} imports {names} from {module}"

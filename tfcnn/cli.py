@@ -15,7 +15,6 @@ Checkpoints have npcnn's format, so ``npcnn evaluate --weights`` reads them.
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -74,7 +73,7 @@ class TFLearner:
 
 
 def main(argv=None) -> int:
-    from npcnn.cli import build_parser, run_train
+    from npcnn.cli import EXIT_INTERRUPTED, build_parser, check_paths, run_command, run_train
 
     from .training import LOSS_PATHS
 
@@ -92,11 +91,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command != "train":
         parser.error("tfcnn only trains; evaluate its checkpoints with `npcnn evaluate --weights`")
-    try:
+
+    def command():
+        check_paths(args)
         result = run_train(
             args, lambda config: TFLearner(config, args.loss_path, jit=not args.eager)
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"tfcnn: error: {exc}", file=sys.stderr)
-        return 2
-    return 130 if result.get("interrupted") else 0
+        return EXIT_INTERRUPTED if result.get("interrupted") else 0
+
+    return run_command("tfcnn", command)

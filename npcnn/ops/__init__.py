@@ -5,6 +5,7 @@ Each ``*_forward(...)`` returns ``(output, cache)``; the matching
 (and of the parameters, for conv2d and dense). One file per op.
 """
 
+from .adam import adam_update
 from .conv2d import conv2d_backward, conv2d_forward
 from .crossentropy import (
     sparse_categorical_crossentropy_backward,
@@ -31,4 +32,5 @@ __all__ = [
     "softmax_backward",
     "sparse_categorical_crossentropy_forward",
     "sparse_categorical_crossentropy_backward",
+    "adam_update",
 ]

@@ -239,6 +239,26 @@ def _diverged(what, step, config, save_aside) -> TrainingDiverged:
     return TrainingDiverged(f"{message}; {kept}{where} ({hint})", step, aside)
 
 
+def _training_meta(ckpt, path) -> dict:
+    """The checkpoint's meta, checked to hold what resuming needs (``ValueError`` if not)."""
+    meta = ckpt["meta"]
+    ok = (
+        isinstance(meta, dict)
+        and isinstance(meta.get("step"), int)
+        and meta["step"] >= 0
+        and isinstance(meta.get("history"), dict)
+        and isinstance(meta["history"].get("loss"), list)
+        and isinstance(meta["history"].get("eval"), list)
+        and isinstance(meta.get("config"), dict)
+    )
+    if not ok:
+        raise ValueError(
+            f"{path} cannot be resumed: it is not a training checkpoint "
+            "(no step, history or config; `npcnn evaluate --weights` may still read it)"
+        )
+    return meta
+
+
 def fit(learner: Learner, data, config: TrainConfig, log=print):
     """Train ``learner`` on ``data`` = ((x_train, y_train), (x_test, y_test)) as the tutorial does.
 
@@ -265,13 +285,18 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
 
     if config.resume:
         ckpt = load_checkpoint(config.resume)
+        meta = _training_meta(ckpt, config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
-        learner.set_weights(weights_for(names, ckpt["weights"], config.resume))
+        weights = weights_for(names, ckpt["weights"], config.resume)
+        try:
+            rng.bit_generator.state = ckpt["rng"]
+        except (TypeError, ValueError, KeyError):
+            raise ValueError(f"{config.resume} holds no valid batch-sampler state") from None
+        learner.set_weights(weights)
         learner.set_optimizer_state(ckpt["optimizer"])
-        rng.bit_generator.state = ckpt["rng"]
-        step, history = ckpt["meta"]["step"], ckpt["meta"]["history"]
+        step, history = meta["step"], meta["history"]
         for key in ("dataset", "batch_size", "dtype", "learning_rate"):
-            saved = ckpt["meta"]["config"].get(key)
+            saved = meta["config"].get(key)
             if saved != getattr(config, key):
                 now = getattr(config, key)
                 log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")

@@ -334,3 +334,12 @@ def test_flags_and_inputs_are_checked():
         model.backward(np.ones((2, 3), np.float32), need_dx="no")
     x = np.random.default_rng(0).random((2, 5, 5, 1)).round(2)
     np.testing.assert_array_equal(model.forward(x.tolist()), model.forward(x))  # lists are fine
+
+
+def test_resuming_a_weights_only_checkpoint_is_one_line(fake_data, tmp_path, capsys):
+    from npcnn.checkpoint import save_checkpoint
+
+    path = tmp_path / "weights.npz"
+    save_checkpoint(path, make_numpy_learner(TrainConfig()).named_params(), {}, None, {"step": 0})
+    assert main([*TRAIN, "--steps", "1", "--resume", str(path)]) == EXIT_ERROR
+    assert "cannot be resumed" in one_error_line(capsys.readouterr().err)  # was a KeyError

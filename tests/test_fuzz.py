@@ -13,6 +13,7 @@ runs in-process, ``main(argv)``, on a tiny fake dataset.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -130,7 +131,16 @@ def good_checkpoint(tmp_path_factory):
 
 
 SAVE_KINDS = ["none", "new", "existing", "directory", "under-a-file", "nested-missing"]
-RESUME_KINDS = ["none", "good", "same-as-save", "truncated", "foreign", "text", "directory"]
+RESUME_KINDS = [
+    "none",
+    "good",
+    "same-as-save",
+    "truncated",
+    "foreign",
+    "weights-only",
+    "text",
+    "directory",
+]
 
 
 def make_path(kind, folder: Path, good: bytes, name):
@@ -144,6 +154,10 @@ def make_path(kind, folder: Path, good: bytes, name):
         path.write_bytes(good[: len(good) // 2])
     elif kind == "foreign":
         np.savez(path, weights=np.zeros(3))
+    elif kind == "weights-only":  # an npcnn checkpoint with weights, but nothing to resume
+        with np.load(io.BytesIO(good)) as archive:
+            entries = {k: archive[k] for k in archive.files if k.startswith("weight/")}
+        save_checkpoint(path, [(k[7:], v) for k, v in entries.items()], None, None, {})
     elif kind == "text":
         path.write_text("not a checkpoint\n")
     elif kind == "directory":

@@ -53,6 +53,14 @@ class TFLearner:
         return list(zip(self.names, self.model.get_weights()))
 
     def set_weights(self, weights):
+        """All or nothing: every shape is checked before Keras copies any weight."""
+        weights = [np.asarray(w) for w in weights]
+        current = self.model.get_weights()
+        if len(weights) != len(current):
+            raise ValueError(f"expected {len(current)} weight arrays, got {len(weights)}")
+        for name, w, c in zip(self.names, weights, current):
+            if w.shape != c.shape:
+                raise ValueError(f"weight for {name} has shape {w.shape}, the model has {c.shape}")
         self.model.set_weights(weights)
 
     def _slots(self, kind):
@@ -65,8 +73,13 @@ class TFLearner:
         return state
 
     def set_optimizer_state(self, state):
+        """Restore Adam's state; checked like ``npcnn.Adam.set_state`` before anything changes."""
+        from npcnn.optimizers import Adam as NumpyAdam
+
+        slots = list(zip(self._slots("momentum"), self._slots("velocity")))
+        NumpyAdam().set_state(state, [np.asarray(m.numpy()) for m, _ in slots])  # or ValueError
         self.optimizer.iterations.assign(int(state["iterations"]))
-        for i, (m, v) in enumerate(zip(self._slots("momentum"), self._slots("velocity"))):
+        for i, (m, v) in enumerate(slots):
             if f"m_{i}" in state:
                 m.assign(state[f"m_{i}"])
                 v.assign(state[f"v_{i}"])

@@ -7,12 +7,100 @@ twin, so the two can be compared run for run.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 
 import numpy as np
 
-from .train import TrainConfig, evaluate, fit, make_numpy_learner
+from .train import TrainConfig, TrainingDiverged, evaluate, fit, make_numpy_learner
+
+EXIT_ERROR = 2  # bad arguments (argparse's own code), unreadable files, full disk...
+EXIT_DIVERGED = 3  # the loss became NaN or inf; the last good checkpoint is kept
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+# what main() reports as one line instead of a traceback
+EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError, ImportError, MemoryError)
+
+
+# ---- argparse types: every number is checked before any work starts --------------------
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
+    return value
+
+
+def check_writable_file(path, what: str) -> None:
+    """Raise ``ValueError`` unless a file can be written at ``path`` (checked up front).
+
+    ``path`` must not be a directory, and its nearest existing ancestor must be
+    a directory we may write into (missing folders are created on write).
+    """
+    if not path:
+        raise ValueError(f"{what}: empty path")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path} is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: cannot write into {parent} (permission denied)")
+
+
+def check_writable_dir(path, what: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is, or can be created as, a writable directory."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{what} {path} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {path}: permission denied")
+        return
+    check_writable_file(path, what)
+
+
+def check_paths(args) -> None:
+    """Check the files a command will read and write, before loading data or training."""
+    if getattr(args, "save", None) is not None:
+        check_writable_file(args.save, "--save")
+    for option in ("resume", "weights"):
+        path = getattr(args, option, None)
+        if path is not None and not os.path.isfile(path):
+            flag = "--" + option
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{flag}: no checkpoint at {path}")
+            raise ValueError(f"{flag}: {path} is not a regular file")
+    if getattr(args, "plots", None) is not None:
+        check_writable_dir(args.plots, "--plots")
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +111,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         help="folder with the dataset's four IDX files (default: NPCNN_DATA_DIR, "
         "the cache, or download)",
     )
-    p.add_argument("--eval-batch-size", type=int, default=1000, help="batch size for evaluation")
+    p.add_argument(
+        "--eval-batch-size", type=positive_int, default=1000, help="batch size for evaluation"
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument(
         "--device",
@@ -33,7 +123,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--limit-test",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="evaluate on the first N test images only",
@@ -50,11 +140,13 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
 
     t = sub.add_parser("train", help="train the tutorial CNN (defaults: the tutorial's settings)")
     add_data_arguments(t)
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--steps", type=int, default=None, help="number of steps (overrides --epochs)")
-    t.add_argument("--batch-size", type=int, default=50)
-    t.add_argument("--learning-rate", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=positive_int, default=5)
+    t.add_argument(
+        "--steps", type=positive_int, default=None, help="number of steps (overrides --epochs)"
+    )
+    t.add_argument("--batch-size", type=positive_int, default=50)
+    t.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    t.add_argument("--seed", type=non_negative_int, default=0)
     if framework == "npcnn":
         t.add_argument(
             "--kernels",
@@ -71,12 +163,13 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         "--save",
         default=None,
         metavar="PATH",
-        help="checkpoint file (.npz), written every epoch, at the end and on Ctrl-C",
+        help="checkpoint file (.npz), written every epoch, at the end and on Ctrl-C; "
+        "never overwritten by a diverged run (that state goes to PATH.diverged.npz)",
     )
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
     t.add_argument(
         "--limit-train",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train on the first N training images only",
@@ -173,17 +266,42 @@ def run_evaluate(args, log=print) -> dict:
     return {"accuracy": accuracy, "confusion": confusion}
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(prog: str, command) -> int:
+    """Run ``command()`` (returns an exit status) and turn every expected failure
+    into one line ``prog: error: ...`` on stderr and a non-zero status, never a
+    traceback: 3 when training diverged, 130 on Ctrl-C, 2 for anything else."""
     try:
+        return command()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except EXPECTED_ERRORS as exc:
+        message = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message += f": {exc.filename}"
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def main(argv=None) -> int:
+    """``npcnn train|evaluate``: exit status 0, 2 (error, one line), 3 (diverged), 130 (Ctrl-C).
+
+    Bad arguments end in argparse's usage message and ``SystemExit(2)``.
+    """
+    args = build_parser().parse_args(argv)
+
+    def command():
+        check_paths(args)
         if args.command == "train":
             result = run_train(args, make_numpy_learner)
-            return 130 if result.get("interrupted") else 0
+            return EXIT_INTERRUPTED if result.get("interrupted") else 0
         run_evaluate(args)
         return 0
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"npcnn: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_command("npcnn", command)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import math
 
 from . import fast, ops
 from .initializers import glorot_uniform, zeros
-from .ops._checks import as_pair, normalize_padding
+from .ops._checks import as_pair, normalize_padding, positive_int
 from .ops.padding import output_hw
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
@@ -47,6 +47,8 @@ class Layer:
     param_names: tuple[str, ...] = ()  # names of ``params``, in order (e.g. kernel, bias)
 
     def __init__(self, name: str | None = None):
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a str or None, got {name!r}")
         self.name = name or type(self).__name__.lower()
         self.kernels = fast  # the ops module; Sequential(kernels=...) may set npcnn.ops
         self.params: list = []
@@ -109,9 +111,7 @@ class Conv2D(_WithActivation):
         self, filters, kernel_size, strides=1, padding="valid", activation=None, name=None
     ):
         super().__init__(activation, name)
-        if int(filters) < 1:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = positive_int(filters, "filters")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.strides = as_pair(strides, "strides")
         self.padding = normalize_padding(padding)
@@ -143,9 +143,7 @@ class Dense(_WithActivation):
 
     def __init__(self, units, activation=None, name=None):
         super().__init__(activation, name)
-        if int(units) < 1:
-            raise ValueError(f"units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = positive_int(units, "units")
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 1:
@@ -178,6 +176,8 @@ class MaxPool2D(Layer):
         self.padding = normalize_padding(padding)
 
     def build(self, input_shape, rng, dtype):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name} expects inputs (H, W, C), got {tuple(input_shape)}")
         h, w, c = input_shape
         return (*output_hw((h, w), self.pool_size, self.strides, self.padding, self.name), c)
 
@@ -235,7 +235,9 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, name=None):
         super().__init__(name)
-        self.target_shape = tuple(int(d) for d in target_shape)
+        if not isinstance(target_shape, (tuple, list)):
+            raise ValueError(f"target_shape must be a tuple of positive ints, got {target_shape!r}")
+        self.target_shape = tuple(positive_int(d, "target_shape") for d in target_shape)
 
     def build(self, input_shape, rng, dtype):
         if math.prod(input_shape) != math.prod(self.target_shape):

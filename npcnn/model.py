@@ -11,7 +11,31 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
-from .layers import Conv2D, Dense, MaxPool2D, Reshape, Softmax, kernels_module
+from .layers import Conv2D, Dense, Layer, MaxPool2D, Reshape, Softmax, kernels_module
+from .ops._checks import check_bool, positive_int
+
+
+def as_batch(x, dtype, name="x"):
+    """``x`` as an array of ``dtype`` (NumPy or CuPy, as given).
+
+    Accepted: a NumPy/CuPy array or a (nested) list of numbers, of a real
+    numeric dtype (bool, int, uint or float; ints are cast as Keras casts
+    them). A string, None, a ragged list, objects or complex numbers raise
+    ``ValueError`` naming ``name``.
+    """
+    xp = get_array_module(x)
+    if xp is np:
+        if isinstance(x, (str, bytes)) or x is None:
+            raise ValueError(f"{name} must be a numeric array, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} must be a numeric array ({exc})") from None
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a numeric array, got dtype {x.dtype}")
+    if x.ndim < 1:
+        raise ValueError(f"{name} must be a batch (N, ...), got a scalar")
+    return x.astype(dtype, copy=False)
 
 
 class Sequential:
@@ -28,13 +52,26 @@ class Sequential:
     """
 
     def __init__(self, layers, input_shape=None, seed=None, dtype="float32", kernels="fast"):
-        self.layers = list(layers)
-        self.kernels = kernels
-        for layer in self.layers:
-            layer.kernels = kernels_module(kernels)
-        self.dtype = np.dtype(dtype)
+        if isinstance(layers, (str, bytes, Layer)) or not hasattr(layers, "__iter__"):
+            raise ValueError(f"layers must be a list of npcnn layers, got {layers!r}")
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"layers[{i}] is not an npcnn layer: {layer!r}")
+        module = kernels_module(kernels)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        if not (seed is None or isinstance(seed, np.random.Generator)):
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed must be None, an int >= 0 or a Generator, got {seed!r}")
+        self.layers = layers
+        self.kernels = kernels
+        for layer in self.layers:
+            layer.kernels = module
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.input_shape = None
         self.output_shapes = []
@@ -42,13 +79,27 @@ class Sequential:
             self.build(input_shape)
 
     def build(self, input_shape):
-        """Create every layer's parameters for examples of shape ``input_shape``."""
-        self.input_shape = tuple(int(d) for d in input_shape)
-        shape = self.input_shape
-        self.output_shapes = []
-        for layer in self.layers:
-            shape = layer.build(shape, self.rng, self.dtype)
-            self.output_shapes.append(shape)
+        """Create every layer's parameters for examples of shape ``input_shape``.
+
+        Atomic: if any layer refuses the shape (``ValueError`` naming it), every
+        layer, the model and its random generator are left as they were.
+        """
+        if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+            raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}")
+        input_shape = tuple(positive_int(d, "input_shape") for d in input_shape)
+        saved = [(layer.params, layer.grads, layer.cache) for layer in self.layers]
+        rng_state = self.rng.bit_generator.state
+        shape, output_shapes = input_shape, []
+        try:
+            for layer in self.layers:
+                shape = tuple(layer.build(shape, self.rng, self.dtype))
+                output_shapes.append(shape)
+        except BaseException:
+            for layer, (params, grads, cache) in zip(self.layers, saved):
+                layer.params, layer.grads, layer.cache = params, grads, cache
+            self.rng.bit_generator.state = rng_state
+            raise
+        self.input_shape, self.output_shapes = input_shape, output_shapes
         return shape
 
     @property
@@ -59,10 +110,10 @@ class Sequential:
     def forward(self, x):
         """Run the layers in order on a batch ``x`` (N, *input_shape); return the output.
 
-        ``x`` is cast to the model's dtype, as Keras casts inputs.
+        ``x`` is cast to the model's dtype, as Keras casts inputs; see
+        :func:`as_batch` for what it may be (an array or a list of numbers).
         """
-        xp = get_array_module(x)
-        x = xp.asarray(x, dtype=self.dtype)
+        x = as_batch(x, self.dtype)
         if not self.built:
             self.build(x.shape[1:])
         if tuple(x.shape[1:]) != self.input_shape:
@@ -82,6 +133,7 @@ class Sequential:
         ``need_dx=False`` skips dL/dx of the first layer (returns None):
         training needs no gradient for the images, and TensorFlow skips it too.
         """
+        need_dx = check_bool(need_dx, "need_dx")
         for i in reversed(range(len(self.layers))):
             dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
         return dy
@@ -96,12 +148,11 @@ class Sequential:
         steadier on a 2-core CPU, benchmarks/RESULTS.md). A GPU wants big launches
         instead, so None means 128 examples with NumPy arrays and 1024 with CuPy.
         """
+        x = as_batch(x, self.dtype)
         xp = get_array_module(x)
         if batch_size is None:
             batch_size = 128 if xp is np else 1024
-        step = int(batch_size)
-        if step < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        step = positive_int(batch_size, "batch_size")
         outs = [self.forward(x[i : i + step]) for i in range(0, len(x), step)]
         if not outs:
             return self.forward(x)
@@ -133,11 +184,15 @@ class Sequential:
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (Keras's order) into the parameters, in place.
 
-        The arrays are cast to the model's dtype; a count or shape mismatch
-        raises a ``ValueError`` naming the parameter and both shapes.
+        The arrays are cast to the model's dtype; a count or shape mismatch, or a
+        weight that is not numeric, raises a ``ValueError`` naming the parameter.
+        Atomic: every weight is checked and converted before any is copied, so
+        on an error the model is unchanged.
         """
         if not self.built:
             raise ValueError("build the model (give input_shape) before set_weights")
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+            raise ValueError(f"weights must be a list of arrays, got {type(weights).__name__}")
         weights = list(weights)
         named = self.named_params()
         if len(weights) != len(named):
@@ -145,13 +200,21 @@ class Sequential:
                 f"expected {len(named)} weight arrays ({', '.join(n for n, _ in named)}), "
                 f"got {len(weights)}"
             )
+        ready = []
         for (name, p), w in zip(named, weights):
-            if tuple(np.shape(w)) != tuple(p.shape):
+            try:
+                w = np.asarray(to_numpy(w))
+            except (ValueError, TypeError):
+                raise ValueError(f"weight for {name} is not a numeric array") from None
+            if w.dtype.kind not in "biuf":
+                raise ValueError(f"weight for {name} must be numeric, got dtype {w.dtype}")
+            if w.shape != tuple(p.shape):
                 raise ValueError(
-                    f"weight for {name} has shape {tuple(np.shape(w))}, the model needs {p.shape}"
+                    f"weight for {name} has shape {w.shape}, the model needs {tuple(p.shape)}"
                 )
-        for (_, p), w in zip(named, weights):
-            p[...] = to_device(np.asarray(w, dtype=self.dtype), get_array_module(p))
+            ready.append(to_device(w.astype(self.dtype), get_array_module(p)))
+        for (_, p), w in zip(named, ready):  # nothing can fail from here on
+            p[...] = w
 
     def to(self, xp):
         """Move the parameters to array module ``xp`` (numpy or cupy), in place; returns self."""

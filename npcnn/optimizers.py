@@ -14,15 +14,77 @@ from .backend import get_array_module, to_device, to_numpy
 from .layers import kernels_module
 
 
+def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
+    """``value`` as a float in (low, high) (or [low, high) when ``open_low`` is False).
+
+    Raises ``ValueError`` naming ``name`` for a non-number, NaN, inf or a value
+    outside the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    x = float(value)
+    inside = (x > low if open_low else x >= low) and (high is None or x < high)
+    if not np.isfinite(x) or not inside:
+        bounds = f"{'(' if open_low else '['}{low}, {'inf' if high is None else high})"
+        raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
+    return x
+
+
+def check_pairs(grads_and_params, expected=None, who="optimizer") -> list:
+    """The (gradient, parameter) pairs as a list, every one checked before any is used.
+
+    Each gradient must be an array with its parameter's shape and dtype (no
+    broadcasting, no silent casts); the parameters must be float arrays. An
+    error raises ``ValueError`` naming the pair's index, and nothing has been
+    changed yet.
+    """
+    try:
+        pairs = [tuple(pair) for pair in grads_and_params]
+    except TypeError as exc:
+        raise ValueError(f"{who}: grads_and_params must be (gradient, parameter) pairs") from exc
+    if expected is not None and len(pairs) != expected:
+        raise ValueError(f"{who} was built for {expected} parameters, got {len(pairs)}")
+    for i, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"{who}: pair {i} is not a (gradient, parameter) pair")
+        g, p = pair
+        for what, a in (("parameter", p), ("gradient", g)):
+            if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+                raise ValueError(f"{who}: {what} {i} is not an array, got {type(a).__name__}")
+        if np.dtype(p.dtype) not in (np.float32, np.float64):
+            raise ValueError(f"{who}: parameter {i} must be float32 or float64, not {p.dtype}")
+        if tuple(g.shape) != tuple(p.shape):
+            raise ValueError(
+                f"{who}: gradient {i} has shape {tuple(g.shape)}, its parameter {tuple(p.shape)}"
+            )
+        if g.dtype != p.dtype:
+            raise ValueError(f"{who}: gradient {i} has dtype {g.dtype}, its parameter {p.dtype}")
+        if get_array_module(g) is not get_array_module(p):
+            raise ValueError(f"{who}: gradient {i} and its parameter live on different devices")
+    return pairs
+
+
+def _iterations(state, who) -> int:
+    try:
+        value = np.asarray(state["iterations"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{who} state has no 'iterations'") from exc
+    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0:
+        raise ValueError(f"{who} state: iterations must be an int >= 0, got {value!r}")
+    return int(value)
+
+
 class SGD:
     """Plain gradient descent: w -= learning_rate * g."""
 
     def __init__(self, learning_rate=0.01):
-        self.learning_rate = learning_rate
+        self.learning_rate = check_hyperparameter(learning_rate, "learning_rate")
         self.iterations = 0
 
     def apply_gradients(self, grads_and_params):
-        for g, p in grads_and_params:
+        """Update every parameter; all pairs are checked (:func:`check_pairs`) first."""
+        pairs = check_pairs(grads_and_params, who="SGD")
+        for g, p in pairs:
             p -= p.dtype.type(self.learning_rate) * g
         self.iterations += 1
 
@@ -30,7 +92,7 @@ class SGD:
         return {"iterations": np.array(self.iterations)}
 
     def set_state(self, state: dict, params=None) -> None:
-        self.iterations = int(state["iterations"])
+        self.iterations = _iterations(state, "SGD")
 
 
 class Adam:
@@ -53,21 +115,29 @@ class Adam:
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, kernels="fast"):
         self.kernels = kernels_module(kernels)
-        self.learning_rate = learning_rate
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
+        self.learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+        self.beta_1 = check_hyperparameter(beta_1, "beta_1", 0.0, 1.0, open_low=False)
+        self.beta_2 = check_hyperparameter(beta_2, "beta_2", 0.0, 1.0, open_low=False)
+        self.epsilon = check_hyperparameter(epsilon, "epsilon", 0.0, open_low=False)
         self.iterations = 0
         self.m: list = []  # first moments, one per parameter
         self.v: list = []  # second moments
 
     def apply_gradients(self, grads_and_params):
-        pairs = list(grads_and_params)
+        """One step for every parameter. Every pair is checked first
+        (:func:`check_pairs`: same shape and dtype, and as many pairs as the
+        moments), so a ``ValueError`` leaves parameters, moments and
+        ``iterations`` untouched."""
+        pairs = check_pairs(grads_and_params, len(self.m) if self.m else None, "Adam")
+        for i, ((_, p), m) in enumerate(zip(pairs, self.m)):
+            if tuple(m.shape) != tuple(p.shape) or m.dtype != p.dtype:
+                raise ValueError(
+                    f"Adam: parameter {i} is {tuple(p.shape)} {p.dtype}, its moments "
+                    f"{tuple(m.shape)} {m.dtype}"
+                )
         if not self.m:
             self.m = [get_array_module(p).zeros_like(p) for _, p in pairs]
             self.v = [get_array_module(p).zeros_like(p) for _, p in pairs]
-        if len(self.m) != len(pairs):
-            raise ValueError(f"Adam was built for {len(self.m)} parameters, got {len(pairs)}")
         self.iterations += 1
         for (g, p), m, v in zip(pairs, self.m, self.v):
             self._update(p, g, m, v)
@@ -93,12 +163,33 @@ class Adam:
         return state
 
     def set_state(self, state: dict, params) -> None:
-        """Restore from :meth:`get_state`; ``params`` gives the shapes and device."""
-        self.iterations = int(state["iterations"])
-        self.m, self.v = [], []
-        if self.iterations == 0 and "m_0" not in state:
+        """Restore from :meth:`get_state`; ``params`` gives the shapes and device.
+
+        The state must hold ``iterations`` and, unless it is 0 with no moments,
+        exactly one ``m_i`` and ``v_i`` per parameter with its shape; anything
+        else raises ``ValueError`` and leaves the optimizer as it was.
+        """
+        iterations = _iterations(state, "Adam")
+        params = list(params)
+        moments = sorted(k for k in state if k != "iterations")
+        if iterations == 0 and not moments:
+            self.iterations, self.m, self.v = 0, [], []
             return
+        wanted = sorted(f"{k}_{i}" for i in range(len(params)) for k in "mv")
+        if moments != wanted:
+            raise ValueError(
+                f"Adam state must hold m_i and v_i for {len(params)} parameters, "
+                f"got {', '.join(moments) or 'none'}"
+            )
+        m, v = [], []
         for i, p in enumerate(params):
             xp = get_array_module(p)
-            self.m.append(to_device(np.asarray(state[f"m_{i}"], dtype=p.dtype), xp))
-            self.v.append(to_device(np.asarray(state[f"v_{i}"], dtype=p.dtype), xp))
+            for key, out in ((f"m_{i}", m), (f"v_{i}", v)):
+                a = np.asarray(state[key])
+                if a.shape != tuple(p.shape) or a.dtype.kind != "f":
+                    raise ValueError(
+                        f"Adam state: {key} is {a.shape} {a.dtype}, parameter {i} "
+                        f"needs {tuple(p.shape)} float"
+                    )
+                out.append(to_device(a.astype(p.dtype), xp))
+        self.iterations, self.m, self.v = iterations, m, v

@@ -10,17 +10,24 @@ learning::
 
 :func:`fit` wraps it in what a long run needs: the tutorial's random batches,
 a progress bar, evaluation, checkpoints written atomically (also on Ctrl-C)
-and exact resumption. ``fit`` drives any *learner* -- an object with
+and exact resumption. ``fit`` drives any :class:`Learner` -- an object with
 ``train_step``, ``predict``, ``named_params``/``set_weights`` and optimizer
 state -- so the TensorFlow twin (``python -m tfcnn train``) runs through the
 very same loop.
+
+A run whose loss becomes NaN or inf stops with :class:`TrainingDiverged`
+(a ``FloatingPointError``) and never writes the diverged weights over
+``config.save``: the last good checkpoint stays as it was, and the diverged
+state goes beside it to ``config.save + ".diverged.npz"`` for inspection.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +36,7 @@ from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, weights_for
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
+from .ops._checks import check_bool, positive_int
 from .optimizers import Adam
 
 
@@ -53,6 +61,65 @@ class TrainConfig:
     kernels: str = "fast"  # 'ops' runs the readable reference ops instead (same numbers)
     limit_train: int | None = None  # train on the first N images only (quick runs, tests)
     limit_test: int | None = None
+
+
+DIVERGED_SUFFIX = ".diverged.npz"  # where a diverged run's state goes, beside config.save
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or inf; ``diverged_path`` is where that state was saved (or None)."""
+
+    def __init__(self, message, step, diverged_path=None):
+        super().__init__(message)
+        self.step, self.diverged_path = step, diverged_path
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What :func:`fit` drives: a model and its optimizer, whatever the framework.
+
+    :class:`NumpyLearner` (npcnn) and ``tfcnn.cli.TFLearner`` (TensorFlow) are
+    the two there are. Arrays crossing this interface are host NumPy arrays.
+    """
+
+    name: str  # 'npcnn', 'tfcnn': recorded in checkpoints
+
+    def train_step(self, x, labels) -> float:
+        """One optimizer step on ``x`` (N, 28, 28, 1) and int ``labels`` (N,); the summed loss."""
+
+    def predict(self, x, batch_size=None):
+        """Probabilities (N, classes) for ``x``."""
+
+    def named_params(self) -> list:
+        """[(name, host array)] in npcnn's order: conv1/kernel, conv1/bias, ..."""
+
+    def set_weights(self, weights) -> None:
+        """Load arrays in :meth:`named_params` order (atomic: all or nothing)."""
+
+    def optimizer_state(self) -> dict:
+        """{"iterations": array, "m_0": ..., "v_0": ...} of host arrays."""
+
+    def set_optimizer_state(self, state) -> None:
+        """Restore :meth:`optimizer_state`'s dict."""
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise ``ValueError`` naming the first setting of ``config`` that cannot work."""
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        positive_int(getattr(config, name), name)
+    for name in ("steps", "limit_train", "limit_test"):
+        if getattr(config, name) is not None:
+            positive_int(getattr(config, name), name)
+    if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int >= 0, got {config.seed!r}")
+    if config.seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {config.seed!r}")
+    check_bool(config.eval_every_epoch, "eval_every_epoch")
+    lr = config.learning_rate
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
+    if not np.isfinite(lr):
+        raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
 
 
 def images_to_inputs(images, dtype="float32"):
@@ -151,7 +218,48 @@ class _DeferredInterrupt:
         return False
 
 
-def fit(learner, data, config: TrainConfig, log=print):
+def _diverged(what, step, config, save_aside) -> TrainingDiverged:
+    """The error for a run that diverged at ``step``; saves its state aside if it can."""
+    message = f"training diverged: {what} at step {step}"
+    hint = "try a smaller --learning-rate"
+    if not config.save:
+        return TrainingDiverged(f"{message} ({hint})", step)
+    kept = (
+        f"{config.save} keeps the last good checkpoint"
+        if os.path.exists(config.save)
+        else f"nothing was saved to {config.save}"
+    )
+    aside = config.save + DIVERGED_SUFFIX
+    try:
+        save_aside(aside)
+    except OSError as exc:  # the good checkpoint matters, the diverged state does not
+        aside, where = None, f"; could not save the diverged state ({exc})"
+    else:
+        where = f"; the diverged state is in {aside}"
+    return TrainingDiverged(f"{message}; {kept}{where} ({hint})", step, aside)
+
+
+def _training_meta(ckpt, path) -> dict:
+    """The checkpoint's meta, checked to hold what resuming needs (``ValueError`` if not)."""
+    meta = ckpt["meta"]
+    ok = (
+        isinstance(meta, dict)
+        and isinstance(meta.get("step"), int)
+        and meta["step"] >= 0
+        and isinstance(meta.get("history"), dict)
+        and isinstance(meta["history"].get("loss"), list)
+        and isinstance(meta["history"].get("eval"), list)
+        and isinstance(meta.get("config"), dict)
+    )
+    if not ok:
+        raise ValueError(
+            f"{path} cannot be resumed: it is not a training checkpoint "
+            "(no step, history or config; `npcnn evaluate --weights` may still read it)"
+        )
+    return meta
+
+
+def fit(learner: Learner, data, config: TrainConfig, log=print):
     """Train ``learner`` on ``data`` = ((x_train, y_train), (x_test, y_test)) as the tutorial does.
 
     Each step draws ``batch_size`` random indices with replacement (the
@@ -159,7 +267,13 @@ def fit(learner, data, config: TrainConfig, log=print):
     ``config.seed`` whose state is checkpointed, so resuming continues the
     very same sequence of batches. Returns a dict with the history, the test
     accuracy and the confusion matrix.
+
+    Raises :class:`TrainingDiverged` when the loss becomes NaN or inf: the
+    checkpoint at ``config.save`` keeps the last good state (it is never
+    overwritten by the diverged one), which is written to
+    ``config.save + DIVERGED_SUFFIX`` instead.
     """
+    check_config(config)
     (x_train, y_train), (x_test, y_test) = data
     n = len(x_train)
     if n == 0:
@@ -171,34 +285,54 @@ def fit(learner, data, config: TrainConfig, log=print):
 
     if config.resume:
         ckpt = load_checkpoint(config.resume)
+        meta = _training_meta(ckpt, config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
-        learner.set_weights(weights_for(names, ckpt["weights"], config.resume))
+        weights = weights_for(names, ckpt["weights"], config.resume)
+        try:
+            rng.bit_generator.state = ckpt["rng"]
+        except (TypeError, ValueError, KeyError):
+            raise ValueError(f"{config.resume} holds no valid batch-sampler state") from None
+        learner.set_weights(weights)
         learner.set_optimizer_state(ckpt["optimizer"])
-        rng.bit_generator.state = ckpt["rng"]
-        step, history = ckpt["meta"]["step"], ckpt["meta"]["history"]
+        step, history = meta["step"], meta["history"]
         for key in ("dataset", "batch_size", "dtype", "learning_rate"):
-            saved = ckpt["meta"]["config"].get(key)
+            saved = meta["config"].get(key)
             if saved != getattr(config, key):
                 now = getattr(config, key)
                 log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
         log(f"resumed from {config.resume} at step {step}")
 
+    def write(path, named, diverged=False):
+        meta = {
+            "step": step,
+            "history": history,
+            "config": asdict(config),
+            "framework": learner.name,
+            "time": time.time(),
+        }
+        if diverged:
+            meta["diverged"] = True
+        save_checkpoint(
+            path,
+            named,
+            learner.optimizer_state(),
+            rng.bit_generator.state,
+            meta,
+        )
+
     def checkpoint():
+        """Save to config.save, unless a weight is NaN or inf: then stop, keeping the good one."""
         if config.save:
-            meta = {
-                "step": step,
-                "history": history,
-                "config": asdict(config),
-                "framework": learner.name,
-                "time": time.time(),
-            }
-            save_checkpoint(
-                config.save,
-                learner.named_params(),
-                learner.optimizer_state(),
-                rng.bit_generator.state,
-                meta,
-            )
+            named = learner.named_params()
+            bad = [name for name, w in named if not np.all(np.isfinite(w))]
+            if bad:
+                raise _diverged(
+                    f"{bad[0]} holds NaN or inf",
+                    step,
+                    config,
+                    lambda path: write(path, named, diverged=True),
+                )
+            write(config.save, named)
 
     log(
         f"{learner.name}: training on {n} images, {total} steps of {config.batch_size} "
@@ -220,8 +354,13 @@ def fit(learner, data, config: TrainConfig, log=print):
             progress.set_postfix_str(postfix, refresh=False)
             progress.update()
             if not np.isfinite(loss):
-                checkpoint()
-                raise FloatingPointError(f"loss became {loss} at step {step}")
+                progress.close()
+                raise _diverged(
+                    f"the loss became {loss}",
+                    step,
+                    config,
+                    lambda path: write(path, learner.named_params(), diverged=True),
+                )
             epoch_end = step % steps_per_epoch == 0
             if epoch_end and config.eval_every_epoch and step < total:
                 acc, _ = evaluate(learner, x_test, y_test, config.eval_batch_size, config.dtype)

@@ -15,7 +15,6 @@ Checkpoints have npcnn's format, so ``npcnn evaluate --weights`` reads them.
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -54,6 +53,14 @@ class TFLearner:
         return list(zip(self.names, self.model.get_weights()))
 
     def set_weights(self, weights):
+        """All or nothing: every shape is checked before Keras copies any weight."""
+        weights = [np.asarray(w) for w in weights]
+        current = self.model.get_weights()
+        if len(weights) != len(current):
+            raise ValueError(f"expected {len(current)} weight arrays, got {len(weights)}")
+        for name, w, c in zip(self.names, weights, current):
+            if w.shape != c.shape:
+                raise ValueError(f"weight for {name} has shape {w.shape}, the model has {c.shape}")
         self.model.set_weights(weights)
 
     def _slots(self, kind):
@@ -66,15 +73,20 @@ class TFLearner:
         return state
 
     def set_optimizer_state(self, state):
+        """Restore Adam's state; checked like ``npcnn.Adam.set_state`` before anything changes."""
+        from npcnn.optimizers import Adam as NumpyAdam
+
+        slots = list(zip(self._slots("momentum"), self._slots("velocity")))
+        NumpyAdam().set_state(state, [np.asarray(m.numpy()) for m, _ in slots])  # or ValueError
         self.optimizer.iterations.assign(int(state["iterations"]))
-        for i, (m, v) in enumerate(zip(self._slots("momentum"), self._slots("velocity"))):
+        for i, (m, v) in enumerate(slots):
             if f"m_{i}" in state:
                 m.assign(state[f"m_{i}"])
                 v.assign(state[f"v_{i}"])
 
 
 def main(argv=None) -> int:
-    from npcnn.cli import build_parser, run_train
+    from npcnn.cli import EXIT_INTERRUPTED, build_parser, check_paths, run_command, run_train
 
     from .training import LOSS_PATHS
 
@@ -92,11 +104,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command != "train":
         parser.error("tfcnn only trains; evaluate its checkpoints with `npcnn evaluate --weights`")
-    try:
+
+    def command():
+        check_paths(args)
         result = run_train(
             args, lambda config: TFLearner(config, args.loss_path, jit=not args.eager)
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"tfcnn: error: {exc}", file=sys.stderr)
-        return 2
-    return 130 if result.get("interrupted") else 0
+        return EXIT_INTERRUPTED if result.get("interrupted") else 0
+
+    return run_command("tfcnn", command)

@@ -36,6 +36,14 @@ Reshape             ``Reshape``
 InputLayer          (nothing: gives the input shape)
 ==================  ===========================================================
 
+Only these exact classes are converted. A user's subclass of one of them
+(or of ``keras.Sequential``, ``keras.Model`` or :class:`tfcnn.SeedCNN`) is
+refused by name when it overrides ``call`` or any other method (only
+``__init__``, ``get_config`` and ``from_config`` may differ): npcnn cannot read
+what an overridden method computes. Options npcnn would ignore are refused
+too, on every layer: ``activity_regularizer``, ``trainable=False``, a
+``dtype_policy`` other than the model's dtype.
+
 Activations (``activation=`` of Conv2D, Dense, Activation) may be 'relu',
 'softmax', 'linear' or None, as Keras names or as ``tf.nn.relu`` /
 ``tf.nn.softmax``. Regularizers, constraints, LoRA and quantization are
@@ -113,12 +121,68 @@ def _check_no_extras(layer):
         raise _unsupported(layer, f"quantization_mode={layer.quantization_mode!r}")
 
 
+# methods a subclass may define without changing what the layer or model computes
+_HARMLESS_OVERRIDES = {"__init__", "get_config", "from_config"}
+
+
+def _check_exact_class(obj, bases, what):
+    """The class in ``bases`` that ``obj`` is (or harmlessly subclasses), or None.
+
+    A subclass that overrides ``call`` or any other method is refused by name:
+    the conversion would reproduce the base class, not what the subclass computes.
+    """
+    cls = type(obj)
+    for base in bases:
+        if not isinstance(obj, base):
+            continue
+        for klass in cls.__mro__[: cls.__mro__.index(base)]:
+            changed = sorted(
+                key
+                for key, value in vars(klass).items()
+                if key not in _HARMLESS_OVERRIDES
+                and (callable(value) or isinstance(value, (property, classmethod, staticmethod)))
+                and not (key.startswith("__") and key != "__call__")
+            )
+            if changed:
+                name = getattr(obj, "name", cls.__name__)
+                raise ValueError(
+                    f"to_npcnn: {what} {name!r} is a {cls.__name__}, a subclass of "
+                    f"{base.__name__} that overrides {', '.join(changed)}; npcnn converts only "
+                    f"the exact Keras classes (their computation is known)"
+                )
+        return base
+    return None
+
+
+_KNOWN_LAYERS = (
+    keras.layers.InputLayer,
+    keras.layers.Conv2D,
+    keras.layers.MaxPooling2D,
+    keras.layers.Dense,
+    keras.layers.ReLU,
+    keras.layers.Softmax,
+    keras.layers.Activation,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+)
+
+
+def _check_layer_options(layer):
+    """Options any Keras layer may carry that npcnn would silently ignore."""
+    if getattr(layer, "activity_regularizer", None) is not None:
+        raise _unsupported(layer, f"activity_regularizer={layer.activity_regularizer!r}")
+    if not getattr(layer, "trainable", True):
+        raise _unsupported(layer, "trainable=False (npcnn trains every layer)")
+
+
 def _convert_layer(layer) -> list:
     """The npcnn layers (zero, one) computing what Keras ``layer`` computes."""
     L = keras.layers
     name = layer.name
+    _check_exact_class(layer, _KNOWN_LAYERS, "layer")
     if isinstance(layer, L.InputLayer):
         return []
+    _check_layer_options(layer)
     if isinstance(layer, L.Conv2D):
         _check_options(
             layer, data_format="channels_last", dilation_rate=(1, 1), groups=1, use_bias=True
@@ -177,6 +241,10 @@ def _convert_layer(layer) -> list:
 
 def _layer_chain(model):
     """(keras layers in order, input shape without batch axis, ends_in_tf_softmax)."""
+    functional = keras.src.models.functional.Functional
+    _check_exact_class(model, (SeedCNN, keras.Sequential, functional), "model")
+    if getattr(model, "activity_regularizer", None) is not None:
+        raise ValueError("to_npcnn: the model has an activity_regularizer, which npcnn ignores")
     if isinstance(model, SeedCNN):
         return model.feature_layers, INPUT_SHAPE, True
     if isinstance(model, keras.Sequential):

@@ -48,6 +48,22 @@ def as_pair(value, name: str) -> tuple[int, int]:
     return pair
 
 
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1; a bool, a float (even 3.0) or a string is refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` if it is a bool (or numpy bool); 'no', 0 or None are refused by name."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def normalize_padding(padding) -> str:
     """Accept 'same'/'valid' in any case; reject anything else by name."""
     word = str(padding).lower()

@@ -23,6 +23,7 @@ state goes beside it to ``config.save + ".diverged.npz"`` for inspection.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -259,6 +260,63 @@ def _training_meta(ckpt, path) -> dict:
     return meta
 
 
+class _Run:
+    """One training run's state -- its step, history and batch sampler -- and
+    how it resumes from and saves itself to checkpoints."""
+
+    def __init__(self, learner, config: TrainConfig, log):
+        self.learner, self.config, self.log = learner, config, log
+        self.rng = np.random.default_rng(config.seed)
+        self.step, self.history = 0, {"loss": [], "eval": []}
+
+    def resume(self):
+        """Load ``config.resume``: weights, optimizer state, sampler state, step, history."""
+        config, learner = self.config, self.learner
+        ckpt = load_checkpoint(config.resume)
+        meta = _training_meta(ckpt, config.resume)
+        names = [(name, w.shape) for name, w in learner.named_params()]
+        weights = weights_for(names, ckpt["weights"], config.resume)
+        try:
+            self.rng.bit_generator.state = ckpt["rng"]
+        except (TypeError, ValueError, KeyError):
+            raise ValueError(f"{config.resume} holds no valid batch-sampler state") from None
+        learner.set_weights(weights)
+        learner.set_optimizer_state(ckpt["optimizer"])
+        self.step, self.history = meta["step"], meta["history"]
+        for key in ("dataset", "batch_size", "dtype", "learning_rate"):
+            saved, now = meta["config"].get(key), getattr(config, key)
+            if saved != now:
+                self.log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
+        self.log(f"resumed from {config.resume} at step {self.step}")
+
+    def write(self, path, named, diverged=False):
+        meta = {
+            "step": self.step,
+            "history": self.history,
+            "config": asdict(self.config),
+            "framework": self.learner.name,
+            "time": time.time(),
+        }
+        if diverged:
+            meta["diverged"] = True
+        state = self.learner.optimizer_state()
+        save_checkpoint(path, named, state, self.rng.bit_generator.state, meta)
+
+    def diverged(self, what, named) -> TrainingDiverged:
+        """The error to raise; the diverged state goes aside, never over ``config.save``."""
+        save_aside = functools.partial(self.write, named=named, diverged=True)
+        return _diverged(what, self.step, self.config, save_aside)
+
+    def checkpoint(self):
+        """Save to config.save, unless a weight is NaN or inf: then stop, keeping the good one."""
+        if self.config.save:
+            named = self.learner.named_params()
+            bad = [name for name, w in named if not np.all(np.isfinite(w))]
+            if bad:
+                raise self.diverged(f"{bad[0]} holds NaN or inf", named)
+            self.write(self.config.save, named)
+
+
 def fit(learner: Learner, data, config: TrainConfig, log=print):
     """Train ``learner`` on ``data`` = ((x_train, y_train), (x_test, y_test)) as the tutorial does.
 
@@ -274,109 +332,62 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     ``config.save + DIVERGED_SUFFIX`` instead.
     """
     check_config(config)
-    (x_train, y_train), (x_test, y_test) = data
-    n = len(x_train)
-    if n == 0:
+    (x_train, y_train), test = data
+    if len(x_train) == 0:
         raise ValueError("the training set is empty")
-    steps_per_epoch = max(n // config.batch_size, 1)
+    steps_per_epoch = max(len(x_train) // config.batch_size, 1)
     total = config.steps if config.steps is not None else steps_per_epoch * config.epochs
-    rng = np.random.default_rng(config.seed)
-    step, history = 0, {"loss": [], "eval": []}
-
+    run = _Run(learner, config, log)
     if config.resume:
-        ckpt = load_checkpoint(config.resume)
-        meta = _training_meta(ckpt, config.resume)
-        names = [(name, w.shape) for name, w in learner.named_params()]
-        weights = weights_for(names, ckpt["weights"], config.resume)
-        try:
-            rng.bit_generator.state = ckpt["rng"]
-        except (TypeError, ValueError, KeyError):
-            raise ValueError(f"{config.resume} holds no valid batch-sampler state") from None
-        learner.set_weights(weights)
-        learner.set_optimizer_state(ckpt["optimizer"])
-        step, history = meta["step"], meta["history"]
-        for key in ("dataset", "batch_size", "dtype", "learning_rate"):
-            saved = meta["config"].get(key)
-            if saved != getattr(config, key):
-                now = getattr(config, key)
-                log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
-        log(f"resumed from {config.resume} at step {step}")
-
-    def write(path, named, diverged=False):
-        meta = {
-            "step": step,
-            "history": history,
-            "config": asdict(config),
-            "framework": learner.name,
-            "time": time.time(),
-        }
-        if diverged:
-            meta["diverged"] = True
-        save_checkpoint(
-            path,
-            named,
-            learner.optimizer_state(),
-            rng.bit_generator.state,
-            meta,
-        )
-
-    def checkpoint():
-        """Save to config.save, unless a weight is NaN or inf: then stop, keeping the good one."""
-        if config.save:
-            named = learner.named_params()
-            bad = [name for name, w in named if not np.all(np.isfinite(w))]
-            if bad:
-                raise _diverged(
-                    f"{bad[0]} holds NaN or inf",
-                    step,
-                    config,
-                    lambda path: write(path, named, diverged=True),
-                )
-            write(config.save, named)
-
+        run.resume()
     log(
-        f"{learner.name}: training on {n} images, {total} steps of {config.batch_size} "
-        f"({total * config.batch_size / n:.2f} epochs), dtype {config.dtype}"
+        f"{learner.name}: training on {len(x_train)} images, {total} steps of "
+        f"{config.batch_size} ({total * config.batch_size / len(x_train):.2f} epochs), "
+        f"dtype {config.dtype}"
     )
-    progress = progress_bar(total, f"{learner.name} train", initial=step, unit="step")
+    _train(run, (x_train, y_train), test, total, steps_per_epoch)
+
+    accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
+    run.history["eval"].append([run.step, accuracy])
+    run.checkpoint()
+    return {"history": run.history, "accuracy": accuracy, "confusion": confusion, "steps": run.step}
+
+
+def _train(run: _Run, train, test, total, steps_per_epoch):
+    """The loop: random batches until ``total`` steps, with progress, evaluation and checkpoints."""
+    (x_train, y_train), config, learner = train, run.config, run.learner
+    progress = progress_bar(total, f"{learner.name} train", initial=run.step, unit="step")
     images_seen = 0
     with _DeferredInterrupt() as interrupt:
-        while step < total:
-            idx = rng.integers(0, n, config.batch_size)
+        while run.step < total:
+            idx = run.rng.integers(0, len(x_train), config.batch_size)
             x = images_to_inputs(x_train[idx], config.dtype)
             loss = learner.train_step(x, y_train[idx].astype(np.int64))
-            step += 1
+            run.step += 1
             images_seen += config.batch_size
-            history["loss"].append(loss)
-            recent = history["loss"][-100:]
+            run.history["loss"].append(loss)
+            recent = run.history["loss"][-100:]
             rate = images_seen / max(progress.format_dict["elapsed"], 1e-9)
             postfix = f"loss {sum(recent) / len(recent):.4f}, {rate:.0f} img/s"
             progress.set_postfix_str(postfix, refresh=False)
             progress.update()
             if not np.isfinite(loss):
                 progress.close()
-                raise _diverged(
-                    f"the loss became {loss}",
-                    step,
-                    config,
-                    lambda path: write(path, learner.named_params(), diverged=True),
+                raise run.diverged(f"the loss became {loss}", learner.named_params())
+            epoch_end = run.step % steps_per_epoch == 0
+            if epoch_end and config.eval_every_epoch and run.step < total:
+                acc, _ = evaluate(learner, *test, config.eval_batch_size, config.dtype)
+                run.history["eval"].append([run.step, acc])
+                run.log(
+                    f"\nstep {run.step} (epoch {run.step // steps_per_epoch}): "
+                    f"test accuracy {acc:.4f}"
                 )
-            epoch_end = step % steps_per_epoch == 0
-            if epoch_end and config.eval_every_epoch and step < total:
-                acc, _ = evaluate(learner, x_test, y_test, config.eval_batch_size, config.dtype)
-                history["eval"].append([step, acc])
-                log(f"\nstep {step} (epoch {step // steps_per_epoch}): test accuracy {acc:.4f}")
-            if epoch_end or step == total:
-                checkpoint()
+            if epoch_end or run.step == total:
+                run.checkpoint()
             if interrupt.requested:
-                checkpoint()
+                run.checkpoint()
                 progress.close()
                 where = f"; checkpoint saved to {config.save}" if config.save else ""
-                log(f"interrupted at step {step}{where}")
+                run.log(f"interrupted at step {run.step}{where}")
                 raise KeyboardInterrupt
     progress.close()
-
-    accuracy, confusion = evaluate(learner, x_test, y_test, config.eval_batch_size, config.dtype)
-    history["eval"].append([step, accuracy])
-    checkpoint()
-    return {"history": history, "accuracy": accuracy, "confusion": confusion, "steps": step}

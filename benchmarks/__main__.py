@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     from . import report
     from .suite import NoGpuError, run
 
-    if args.sections is None or "targets" in args.sections:  # issue 12's table, old vs new
+    wanted = args.mode != "smoke" if args.sections is None else "targets" in args.sections
+    if wanted:  # issue 12's table, old vs new
         if args.device == "cpu" and not args.no_tf:
             from .targets import run_targets
 

@@ -42,6 +42,37 @@ def block_cases(name, dtype="float32"):
     return old, new
 
 
+def threaded_conv2_cases():
+    """(serial, threaded): conv2's im2col + GEMM at batch 50, one call with BLAS on
+    all its threads vs two Python threads each doing half the batch with BLAS on
+    one thread (the thread-pool lever; NumPy releases the GIL in both)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from npcnn.fast.conv2d import im2col
+    from npcnn.ops.windows import pad_nhwc
+
+    pool = ThreadPoolExecutor(2)
+    rng = np.random.default_rng(0)
+    x = pad_nhwc(rng.standard_normal((50, 14, 14, 32)).astype(np.float32), ((2, 2), (2, 2)))
+    w = rng.standard_normal((5 * 5 * 32, 64)).astype(np.float32)
+
+    def part(lo, hi, y):
+        np.matmul(im2col(x[lo:hi], (5, 5), (1, 1), (14, 14)), w, out=y[lo * 196 : hi * 196])
+
+    def serial():
+        part(0, 50, np.empty((50 * 196, 64), np.float32))
+
+    def threaded():
+        y = np.empty((50 * 196, 64), np.float32)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for f in [pool.submit(part, 0, 25, y), pool.submit(part, 25, 50, y)]:
+                f.result()
+
+    return serial, threaded
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.levers")
     p.add_argument("--rounds", type=int, default=9)
@@ -58,6 +89,13 @@ def main(argv=None):
                 f"old {med['old'] * 1e3:.2f} ms, new (fused) {med['new'] * 1e3:.2f} ms, "
                 f"{med['old'] / med['new']:.2f}x"
             )
+    serial, threaded = threaded_conv2_cases()
+    med = interleaved({"serial": serial, "threaded": threaded}, args.rounds, pause=0.01)
+    print(
+        f"conv2 im2col+GEMM, N=50: BLAS alone {med['serial'] * 1e3:.2f} ms, "
+        f"2 Python threads x 1 BLAS thread {med['threaded'] * 1e3:.2f} ms, "
+        f"{med['serial'] / med['threaded']:.2f}x"
+    )
     return 0
 
 

@@ -71,9 +71,18 @@ class Sequential:
                 f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}"
             )
+        if self._fused_blocks():  # the fast tier fuses Conv2D(relu) + MaxPool2D
+            return self._forward_fused(x)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def _forward_fused(self, x):
+        """``forward`` with each Conv2D(relu) + MaxPool2D pair run as one block
+        (``npcnn/fast/fused.py``: conv -> pool -> bias -> ReLU, same numbers)."""
         fused = self._fused_blocks()
         for i, layer in enumerate(self.layers):
-            if i in fused:  # Conv2D(relu) + MaxPool2D as one block (npcnn/fast/fused.py)
+            if i in fused:
                 x = fused_forward(layer, self.layers[i + 1], x)
             elif i - 1 not in fused:
                 x = layer.forward(x)
@@ -98,6 +107,13 @@ class Sequential:
         ``need_dx=False`` skips dL/dx of the first layer (returns None):
         training needs no gradient for the images, and TensorFlow skips it too.
         """
+        if self._fused_blocks():
+            return self._backward_fused(dy, need_dx)
+        for i in reversed(range(len(self.layers))):
+            dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
+        return dy
+
+    def _backward_fused(self, dy, need_dx):
         fused = self._fused_blocks()
         for i in reversed(range(len(self.layers))):
             if i in fused:

@@ -77,15 +77,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.levers")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=args.threads, user_api="blas"):
         for name in BLOCKS:
-            old, new = block_cases(name)
+            old, new = block_cases(name, args.dtype)
             med = interleaved({"old": old, "new": new}, args.rounds, pause=0.01)
             print(
-                f"{name}, fwd+bwd, N=50, float32, {args.threads} BLAS thread(s): "
+                f"{name}, fwd+bwd, N=50, {args.dtype}, {args.threads} BLAS thread(s): "
                 f"old {med['old'] * 1e3:.2f} ms, new (fused) {med['new'] * 1e3:.2f} ms, "
                 f"{med['old'] / med['new']:.2f}x"
             )

@@ -52,7 +52,7 @@ def parse_args(argv=None):
         "--sections",
         type=lambda s: [x.strip() for x in s.split(",")],
         default=None,
-        help=f"comma-separated subset of: {', '.join(SECTIONS)}",
+        help=f"comma-separated subset of: {', '.join(SECTIONS)}, targets (issue 12's table)",
     )
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per group")
     p.add_argument("--headline-rounds", type=int, default=None)
@@ -72,7 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default="benchmark_results", help="output folder")
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
-    bad = [s for s in args.sections or [] if s not in SECTIONS]
+    bad = [s for s in args.sections or [] if s not in [*SECTIONS, "targets"]]
     if bad:
         p.error(f"unknown sections {bad}; choose from {SECTIONS}")
     return args
@@ -85,6 +85,17 @@ def main(argv=None) -> int:
     )
     from . import report
     from .suite import NoGpuError, run
+
+    wanted = args.mode != "smoke" if args.sections is None else "targets" in args.sections
+    if wanted:  # issue 12's table, old vs new
+        if args.device == "cpu" and not args.no_tf:
+            from .targets import run_targets
+
+            run_targets(rounds=args.rounds or (3 if args.mode != "full" else 9), out=args.out)
+        if args.sections is not None:
+            args.sections = [s for s in args.sections if s != "targets"]
+            if not args.sections:
+                return 0
 
     try:
         data = run(args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fast
 from .backend import get_array_module, to_device, to_numpy
 from .layers import Conv2D, Dense, Layer, MaxPool2D, Reshape, Softmax, kernels_module
 from .ops._checks import check_bool, positive_int
@@ -121,9 +122,33 @@ class Sequential:
                 f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}"
             )
+        if self._fused_blocks():  # the fast tier fuses Conv2D(relu) + MaxPool2D
+            return self._forward_fused(x)
         for layer in self.layers:
             x = layer.forward(x)
         return x
+
+    def _forward_fused(self, x):
+        """``forward`` with each Conv2D(relu) + MaxPool2D pair run as one block
+        (``npcnn/fast/fused.py``: conv -> pool -> bias -> ReLU, same numbers)."""
+        fused = self._fused_blocks()
+        for i, layer in enumerate(self.layers):
+            if i in fused:
+                x = fused_forward(layer, self.layers[i + 1], x)
+            elif i - 1 not in fused:
+                x = layer.forward(x)
+        return x
+
+    def _fused_blocks(self):
+        """Indexes of the Conv2D(relu) layers followed by a MaxPool2D, on the fast tier."""
+        if self.kernels != "fast":
+            return set()
+        pairs = zip(self.layers, self.layers[1:])
+        return {
+            i
+            for i, (a, b) in enumerate(pairs)
+            if isinstance(a, Conv2D) and a.activation == "relu" and isinstance(b, MaxPool2D)
+        }
 
     __call__ = forward
 
@@ -134,8 +159,19 @@ class Sequential:
         training needs no gradient for the images, and TensorFlow skips it too.
         """
         need_dx = check_bool(need_dx, "need_dx")
+        if self._fused_blocks():
+            return self._backward_fused(dy, need_dx)
         for i in reversed(range(len(self.layers))):
             dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
+        return dy
+
+    def _backward_fused(self, dy, need_dx):
+        fused = self._fused_blocks()
+        for i in reversed(range(len(self.layers))):
+            if i in fused:
+                dy = fused_backward(self.layers[i], dy, need_dx=need_dx or i > 0)
+            elif i - 1 not in fused:
+                dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
         return dy
 
     def predict(self, x, batch_size=None):
@@ -241,6 +277,23 @@ class Sequential:
         if print_fn is not None:
             print_fn(text)
         return text
+
+
+def fused_forward(conv, pool, x):
+    """Conv2D(relu) then MaxPool2D through the fast tier's fused block; the cache
+    lives on the conv layer (the pool layer keeps none)."""
+    kernel, bias = conv.params
+    y, conv.cache = fast.conv2d_relu_maxpool2d_forward(
+        x, kernel, bias, conv.strides, conv.padding, pool.pool_size, pool.strides, pool.padding
+    )
+    pool.cache = None
+    return y
+
+
+def fused_backward(conv, dy, need_dx):
+    dx, dw, db = fast.conv2d_relu_maxpool2d_backward(dy, conv.cache, need_dx)
+    conv.grads = [dw, db]
+    return dx
 
 
 def seed_cnn(seed=None, dtype="float32", kernels="fast") -> Sequential:

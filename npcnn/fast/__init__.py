@@ -16,6 +16,7 @@ from ..ops.softmax import softmax_backward, softmax_forward
 from .adam import adam_update
 from .conv2d import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .fused import conv2d_relu_maxpool2d_backward, conv2d_relu_maxpool2d_forward
 from .maxpool2d import maxpool2d_backward, maxpool2d_forward
 from .relu import relu_backward, relu_forward
 
@@ -35,4 +36,6 @@ __all__ = [
     "sparse_categorical_crossentropy_forward",
     "sparse_categorical_crossentropy_backward",
     "adam_update",
+    "conv2d_relu_maxpool2d_forward",
+    "conv2d_relu_maxpool2d_backward",
 ]

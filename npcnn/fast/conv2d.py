@@ -88,6 +88,12 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
         raise ValueError(
             f"b must have shape ({w.shape[3]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
         )
+    return convolve(x, w, b, strides, padding)
+
+
+def convolve(x, w, b, strides, padding):
+    """The work of :func:`conv2d_forward` (arguments already checked); ``b=None``
+    skips the bias, for the fused block (``fused.py``) that adds it after pooling."""
     strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
     kh, kw, cin, cout = w.shape
     n, h, wd, _ = x.shape
@@ -109,7 +115,8 @@ def conv2d_forward(x, w, b, strides=1, padding="same"):
         cols = im2col(x_pad[first : first + SLAB], (kh, kw), strides, out_hw, out=buffer)
         y_slab = y[first * positions : (first + SLAB) * positions]  # a view into y
         xp.matmul(cols, weights, out=y_slab)  # y = sum over the window of x*w ...
-        y_slab += b  # ... plus b
+        if b is not None:
+            y_slab += b  # ... plus b
     y = y.reshape(n, *out_hw, cout)
     if n > SLAB:
         cols = None  # not the whole batch's matrix: conv2d_backward rebuilds it

@@ -1,0 +1,94 @@
+"""Conv2D(relu) followed by MaxPool2D as one block, reordered: conv -> pool -> bias -> ReLU.
+
+TensorFlow (and ``npcnn.ops``) compute ``maxpool(relu(conv(x) + b))``. Both the
+bias add and ReLU are monotone non-decreasing per channel -- and so is the
+*rounded* float add, ``fl(z + b)`` -- so they commute with the max::
+
+    max_k relu(fl(z_k + b)) == relu(fl(max_k z_k + b))      (bit for bit)
+
+so the block pools the raw convolution first and adds the bias and applies
+ReLU on a quarter of the data (2x2 pooling). Same numbers, less work.
+
+Backward must route the gradient exactly as TensorFlow does: to the *first*
+cell (row-major within the window) whose ``relu(fl(z + b))`` equals the pooled
+output ``y``, then through ReLU's gradient (0 where ``y`` is 0). Two cases:
+
+- ``y > 0``: then ``relu(fl(z_k + b)) == y`` exactly when ``fl(z_k + b) == y``,
+  so the winner is the first tap with ``z_k + b == y``. (Comparing the raw
+  ``z_k`` is *not* enough: rounding can make ``fl(z_1 + b) == fl(z_2 + b)``
+  with ``z_1 < z_2``, and TF then picks the earlier cell.)
+- ``y == 0`` (every cell of the window <= 0 after the bias): TF routes the
+  gradient to some cell whose ReLU output is 0, and ReLU's gradient there is 0,
+  so the cell gets nothing. We zero the upstream gradient of those windows
+  first; which cell "wins" no longer matters.
+
+The gradient wrt the convolution's output is then the same array the
+composition builds, and :func:`conv2d_backward` turns it into dx, dw, db.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+from ..ops._checks import as_pair, check_float, check_rank, check_same_dtype, normalize_padding
+from ..ops.padding import output_hw, padding_amounts
+from ..ops.windows import pad_nhwc, tap_view
+from .conv2d import conv2d_backward, convolve
+from .maxpool2d import window_max
+
+
+def conv2d_relu_maxpool2d_forward(
+    x, w, b, strides=1, padding="same", pool_size=2, pool_strides=None, pool_padding="valid"
+):
+    """``maxpool2d(relu(conv2d(x, w, b)))`` with the same numbers, computed as
+    ``relu(maxpool2d(conv2d(x, w)) + b)``.
+
+    Returns y (N, H_pool, W_pool, Cout) and the cache for
+    :func:`conv2d_relu_maxpool2d_backward`.
+    """
+    check_rank(x, 4, "x", "N, H, W, Cin")
+    check_rank(w, 4, "w", "kh, kw, Cin, Cout")
+    check_rank(b, 1, "b", "Cout")
+    check_float(x, "x")
+    check_same_dtype(x, w, "x", "w")
+    check_same_dtype(x, b, "x", "b")
+    if w.shape[2] != x.shape[3] or b.shape[0] != w.shape[3]:
+        raise ValueError(
+            f"shapes do not match: x {tuple(x.shape)}, w {tuple(w.shape)}, b {tuple(b.shape)}"
+        )
+    z, conv_cache = convolve(x, w, None, strides, padding)  # no bias yet
+    xp = get_array_module(z)
+    pool = as_pair(pool_size, "pool_size")
+    pool_strides = pool if pool_strides is None else as_pair(pool_strides, "pool_strides")
+    pool_padding = normalize_padding(pool_padding)
+    hw = z.shape[1:3]
+    pads = padding_amounts(hw, pool, pool_strides, pool_padding)
+    out_hw = output_hw(hw, pool, pool_strides, pool_padding)
+    z_pad = pad_nhwc(z, pads, value=-xp.inf)  # -inf (+ b) never wins the max
+    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major
+    y = window_max(z_pad, taps, pool_strides, out_hw)  # pool the raw convolution ...
+    y += b  # ... then the bias and ReLU, on a quarter of the data
+    xp.maximum(y, 0, out=y)
+    cache = (conv_cache, z_pad, b, y, pads, pool_strides, out_hw, taps)
+    return y, cache
+
+
+def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
+    """Gradients of the block: dx (or None), dw, db -- TensorFlow's, bit for bit."""
+    conv_cache, z_pad, b, y, pads, strides, out_hw, taps = cache
+    if tuple(dy.shape) != tuple(y.shape):
+        raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
+    xp = get_array_module(dy)
+    d = xp.where(y > 0, dy, 0)  # ReLU's gradient, taken on the pooled output
+    dz_pad = xp.zeros(z_pad.shape, dtype=dy.dtype)
+    taken = xp.zeros(y.shape, dtype=bool)  # windows whose winner was already found
+    scratch = xp.empty(y.shape, dtype=y.dtype)
+    for i, j in taps:  # row-major: the first maximum wins, as in TF
+        xp.add(tap_view(z_pad, i, j, strides, out_hw), b, out=scratch)  # fl(z + b), this tap
+        wins = (scratch == y) & ~taken
+        taken |= wins
+        view = tap_view(dz_pad, i, j, strides, out_hw)
+        view += xp.where(wins, d, 0)
+    (top, bottom), (left, right) = pads
+    h, w = z_pad.shape[1] - top - bottom, z_pad.shape[2] - left - right
+    dz = dz_pad[:, top : top + h, left : left + w, :]
+    return conv2d_backward(dz, conv_cache, need_dx)

@@ -1,0 +1,161 @@
+"""The fast tier gives the readable ops' numbers, bit for bit.
+
+- fast == ops == naive for conv2d, maxpool2d and relu on random geometries
+  (even kernels, strides 2 and 3, both paddings, ties, float32 and float64);
+- the fused block ``conv2d_relu_maxpool2d`` (conv -> pool -> bias -> ReLU)
+  equals ``maxpool2d(relu(conv2d(x) + b))`` of the readable ops exactly,
+  forward and backward, including windows with ties, all-negative windows and
+  ties that only appear after rounding ``z + b``;
+- the whole network on ``kernels="fast"`` (which uses the fused block) equals
+  ``kernels="ops"``: same output, same gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npcnn import fast, naive, ops
+from npcnn.model import seed_cnn
+from npcnn.ops.padding import output_hw
+
+settings.register_profile("fast_tier", deadline=None, derandomize=True, max_examples=40)
+SETTINGS = settings.get_profile("fast_tier")
+
+
+def same_bits(a, b):
+    """Exactly the same values (sign of zero aside, which compares equal)."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+
+
+@st.composite
+def block_case(draw):
+    """A random conv + pool geometry and integer-ish data (many ties)."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["same", "valid"]))
+    hw = (draw(st.integers(kernel[0], 9)), draw(st.integers(kernel[1], 9)))
+    out = output_hw(hw, kernel, strides, padding)
+    pool = (draw(st.integers(1, min(3, out[0]))), draw(st.integers(1, min(3, out[1]))))
+    pool_strides = draw(st.sampled_from([None, 1, 2, 3]))
+    pool_padding = draw(st.sampled_from(["same", "valid"]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    ties = draw(st.booleans())
+    return dtype, kernel, strides, padding, hw, pool, pool_strides, pool_padding, seed, ties
+
+
+def draw_data(rng, dtype, hw, kernel, ties, cin=2, cout=3):
+    if ties:  # small integers: many equal sums, whole windows at or below 0
+        x = rng.integers(-2, 3, size=(2, *hw, cin)).astype(dtype)
+        w = rng.integers(-1, 2, size=(*kernel, cin, cout)).astype(dtype)
+        b = rng.integers(-2, 2, size=cout).astype(dtype)
+    else:
+        x = rng.standard_normal((2, *hw, cin)).astype(dtype)
+        w = rng.standard_normal((*kernel, cin, cout)).astype(dtype)
+        b = rng.standard_normal(cout).astype(dtype) - 1  # plenty of all-negative windows
+    return x, w, b
+
+
+def composition(k, x, w, b, conv_args, pool_args, dy, need_dx=True):
+    """maxpool(relu(conv(x) + b)) and its gradients through kernels module ``k``
+    (``npcnn.naive`` has no ReLU: it borrows the readable one)."""
+    relu = k if hasattr(k, "relu_forward") else ops
+    z, conv_cache = k.conv2d_forward(x, w, b, *conv_args)
+    r, relu_cache = relu.relu_forward(z)
+    y, pool_cache = k.maxpool2d_forward(r, *pool_args)
+    dr = k.maxpool2d_backward(dy, pool_cache)
+    dz = relu.relu_backward(dr, relu_cache)
+    grads = k.conv2d_backward(dz, conv_cache, need_dx) if k is not naive else None
+    return (y, *(grads or naive.conv2d_backward(dz, conv_cache)))
+
+
+@SETTINGS
+@given(block_case())
+def test_fused_block_equals_readable_composition(case):
+    dtype, kernel, strides, padding, hw, pool, pool_strides, pool_padding, seed, ties = case
+    rng = np.random.default_rng(seed)
+    x, w, b = draw_data(rng, dtype, hw, kernel, ties)
+    pool_args = (pool, pool_strides, pool_padding)
+    y, cache = fast.conv2d_relu_maxpool2d_forward(x, w, b, strides, padding, *pool_args)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = (y, *fast.conv2d_relu_maxpool2d_backward(dy, cache))
+    want = composition(ops, x, w, b, (strides, padding), pool_args, dy)
+    for a, e in zip(got, want):
+        same_bits(a, e)
+
+
+@SETTINGS
+@given(block_case())
+def test_fast_ops_naive_agree(case):
+    dtype, kernel, strides, padding, hw, pool, pool_strides, pool_padding, seed, ties = case
+    rng = np.random.default_rng(seed)
+    x, w, b = draw_data(rng, dtype, hw, kernel, ties)
+    pool_args = (pool, pool_strides, pool_padding)
+    y = fast.conv2d_relu_maxpool2d_forward(x, w, b, strides, padding, *pool_args)[0]
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want = composition(ops, x, w, b, (strides, padding), pool_args, dy)
+    got = composition(fast, x, w, b, (strides, padding), pool_args, dy)
+    loops = composition(naive, x, w, b, (strides, padding), pool_args, dy)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for f, o, n in zip(got, want, loops):
+        same_bits(f, o)  # fast == ops exactly
+        np.testing.assert_allclose(n, o, rtol=tol, atol=tol)  # loops sum in another order
+
+
+def test_fused_block_follows_ties_made_by_rounding():
+    """z = (1, 1 + 2**-20) and b = 2**10 (float32): fl(z + b) ties, z does not.
+
+    TF's max-pool of relu(z + b) sees two equal cells and routes the gradient
+    to the first; pooling the raw z would pick the second. The fused block must
+    pick the first.
+    """
+    z = np.array([1.0, 1.0 + 2.0**-20], dtype=np.float32).reshape(1, 1, 2, 1)
+    w = np.ones((1, 1, 1, 1), np.float32)
+    b = np.array([2.0**10], np.float32)
+    assert (z[0, 0, 0] + b)[0] == (z[0, 0, 1] + b)[0]  # the tie exists only after rounding
+    y, cache = fast.conv2d_relu_maxpool2d_forward(z, w, b, 1, "valid", (1, 2))
+    dy = np.ones_like(y)
+    got = (y, *fast.conv2d_relu_maxpool2d_backward(dy, cache))
+    want = composition(ops, z, w, b, (1, "valid"), ((1, 2), None, "valid"), dy)
+    for a, e in zip(got, want):
+        same_bits(a, e)
+    np.testing.assert_array_equal(got[1].ravel(), [1.0, 0.0])  # the first cell wins
+
+
+def test_fused_block_all_negative_windows_get_no_gradient():
+    x = -np.ones((1, 4, 4, 1))
+    w = np.ones((1, 1, 1, 2))
+    b = np.array([0.5, 1.0])  # channel 0: every window -0.5 -> 0; channel 1: exactly 0
+    y, cache = fast.conv2d_relu_maxpool2d_forward(x, w, b, 1, "valid", 2)
+    assert not y.any()
+    dx, dw, db = fast.conv2d_relu_maxpool2d_backward(np.ones_like(y), cache)
+    assert not dx.any() and not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_seed_cnn_fast_equals_ops(dtype, need_dx):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 28, 28, 1)).astype(dtype)
+    a, b = (
+        seed_cnn(seed=1, dtype=dtype, kernels="fast"),
+        seed_cnn(seed=1, dtype=dtype, kernels="ops"),
+    )
+    weights = [p + rng.standard_normal(p.shape).astype(dtype) * 0.05 for p in a.params]
+    a.set_weights(weights)
+    b.set_weights(weights)
+    assert a._fused_blocks() == {0, 2} and b._fused_blocks() == set()
+    ya, yb = a.forward(x), b.forward(x)
+    same_bits(ya, yb)
+    dy = rng.standard_normal(ya.shape).astype(dtype)
+    dxa, dxb = a.backward(dy, need_dx), b.backward(dy, need_dx)
+    if need_dx:
+        same_bits(dxa, dxb)
+    else:
+        assert dxa is None and dxb is None
+    for ga, gb in zip(a.grads, b.grads):
+        same_bits(ga, gb)

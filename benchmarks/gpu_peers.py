@@ -83,6 +83,7 @@ class Contender:
     those inputs, already warmed up (compiled); ``sync()`` waits for the device."""
 
     family = "gpu"
+    tf32_note = "TF32 on (cuBLAS and cuDNN)"
 
     def __init__(self, impl, precision="fp32", batches=None):
         self.impl, self.precision, self.batches = impl, precision, batches
@@ -222,6 +223,8 @@ class TorchContender(Contender):
 
 
 class JaxContender(Contender):
+    tf32_note = "precision=DEFAULT: XLA may use TF32"
+
     def __init__(self, precision="fp32"):
         super().__init__("jax jit" + (" tf32" if precision == "tf32" else ""), precision)
         import jax
@@ -486,7 +489,7 @@ class Runner:
                 self.log(msg)
                 continue
             first_s = time.perf_counter() - start
-            note = "TF32 tensor cores on" if c.precision == "tf32" else "TF32 off"
+            note = c.tf32_note if c.precision == "tf32" else "TF32 off"
             cases.append(
                 Case(
                     section,
@@ -504,7 +507,11 @@ class Runner:
                 )
             )
         if cases:
-            self.results += time_group(cases, self.settings, self.log)
+            try:
+                self.results += time_group(cases, self.settings, self.log)
+            except Exception as e:  # out of memory, say: report it, go on with the next group
+                self.notes.append(f"{mode} batch {batch}: timing failed ({type(e).__name__}: {e})")
+                self.log(traceback.format_exc())
         self.free()
 
     def free(self):

@@ -12,13 +12,13 @@ from ..ops.crossentropy import (
     sparse_categorical_crossentropy_forward,
 )
 from ..ops.flatten import flatten_backward, flatten_forward
+from ..ops.relu import relu_backward, relu_forward
 from ..ops.softmax import softmax_backward, softmax_forward
 from .adam import adam_update
 from .conv2d import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
 from .fused import conv2d_relu_maxpool2d_backward, conv2d_relu_maxpool2d_forward
 from .maxpool2d import maxpool2d_backward, maxpool2d_forward
-from .relu import relu_backward, relu_forward
 
 __all__ = [
     "conv2d_forward",

@@ -1,52 +1,19 @@
-"""Fully connected (dense) layer: y = x @ w + b, forward and backward."""
+"""Fully connected layer, fast: the bias is added in place (no second (N, Dout) array).
+
+The backward pass is the readable one (``npcnn/ops/dense.py``), re-used as is.
+"""
 
 from __future__ import annotations
 
-from ..ops._checks import check_float, check_rank, check_same_dtype
+from ..ops._checks import check_dense_args
+from ..ops.dense import DenseCache, dense_backward
+
+__all__ = ["dense_forward", "dense_backward"]
 
 
 def dense_forward(x, w, b):
-    """Affine map.
-
-    Args:
-        x: input (N, Din), float.  w: weights (Din, Dout).  b: bias (Dout,).
-    Returns:
-        y (N, Dout) with ``y[n, o] = sum_i x[n, i] * w[i, o] + b[o]``, and the cache.
-    """
-    check_rank(x, 2, "x", "N, Din")
-    check_rank(w, 2, "w", "Din, Dout")
-    check_rank(b, 1, "b", "Dout")
-    check_float(x, "x")
-    check_same_dtype(x, w, "x", "w")
-    check_same_dtype(x, b, "x", "b")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(
-            f"x has {x.shape[1]} features (shape {tuple(x.shape)}) "
-            f"but w expects {w.shape[0]} (shape {tuple(w.shape)})"
-        )
-    if b.shape[0] != w.shape[1]:
-        raise ValueError(
-            f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
-        )
+    """``npcnn.ops.dense_forward`` (y = x @ w + b and the cache), with b added in place."""
+    check_dense_args(x, w, b)
     y = x @ w
     y += b  # in place: no second (N, Dout) array
-    return y, (x, w)
-
-
-def dense_backward(dy, cache):
-    """Gradients of y = x @ w + b.
-
-    Args:
-        dy: upstream gradient (N, Dout).
-    Returns:
-        dx (N, Din) = dy @ w.T, dw (Din, Dout) = x.T @ dy, db (Dout,) = sum_n dy.
-    """
-    x, w = cache
-    if tuple(dy.shape) != (x.shape[0], w.shape[1]):
-        raise ValueError(
-            f"dy must have the output's shape {(x.shape[0], w.shape[1])}, got {tuple(dy.shape)}"
-        )
-    dx = dy @ w.T  # local derivative of y wrt x is w
-    dw = x.T @ dy  # local derivative of y wrt w is x
-    db = dy.sum(axis=0)  # b was added to every row
-    return dx, dw, db
+    return y, DenseCache(x, w)

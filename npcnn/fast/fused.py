@@ -29,8 +29,8 @@ composition builds, and :func:`conv2d_backward` turns it into dx, dw, db.
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..ops._checks import as_pair, check_float, check_rank, check_same_dtype, normalize_padding
-from ..ops.padding import output_hw, padding_amounts
+from ..ops._checks import check_conv2d_args
+from ..ops.maxpool2d import pool_geometry
 from ..ops.windows import pad_nhwc, tap_view
 from .conv2d import conv2d_backward, convolve
 from .maxpool2d import window_max
@@ -45,24 +45,10 @@ def conv2d_relu_maxpool2d_forward(
     Returns y (N, H_pool, W_pool, Cout) and the cache for
     :func:`conv2d_relu_maxpool2d_backward`.
     """
-    check_rank(x, 4, "x", "N, H, W, Cin")
-    check_rank(w, 4, "w", "kh, kw, Cin, Cout")
-    check_rank(b, 1, "b", "Cout")
-    check_float(x, "x")
-    check_same_dtype(x, w, "x", "w")
-    check_same_dtype(x, b, "x", "b")
-    if w.shape[2] != x.shape[3] or b.shape[0] != w.shape[3]:
-        raise ValueError(
-            f"shapes do not match: x {tuple(x.shape)}, w {tuple(w.shape)}, b {tuple(b.shape)}"
-        )
+    check_conv2d_args(x, w, b)
     z, conv_cache = convolve(x, w, None, strides, padding)  # no bias yet
     xp = get_array_module(z)
-    pool = as_pair(pool_size, "pool_size")
-    pool_strides = pool if pool_strides is None else as_pair(pool_strides, "pool_strides")
-    pool_padding = normalize_padding(pool_padding)
-    hw = z.shape[1:3]
-    pads = padding_amounts(hw, pool, pool_strides, pool_padding)
-    out_hw = output_hw(hw, pool, pool_strides, pool_padding)
+    pool, pool_strides, pads, out_hw = pool_geometry(z, pool_size, pool_strides, pool_padding)
     z_pad = pad_nhwc(z, pads, value=-xp.inf)  # -inf (+ b) never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major
     y = window_max(z_pad, taps, pool_strides, out_hw)  # pool the raw convolution ...

@@ -1,88 +1,33 @@
-"""2-D max-pooling (TensorFlow's ``tf.nn.max_pool2d``): forward and backward.
-
-For an input ``x`` (N, H, W, C), window (ph, pw) and strides (sh, sw)::
-
-    y[n, oh, ow, c] = max_{i, j} x_pad[n, oh*sh + i, ow*sw + j, c]
-
-With 'same' padding the padded cells are -inf, so they are never the maximum
-(TensorFlow ignores them). Backward: each output's gradient goes to the cell
-that was the maximum; when several cells tie, to the *first* in row-major
-order of the window (TensorFlow's rule).
-
-The loop version a learner reads first is ``npcnn/naive/maxpool2d.py``.
+"""2-D max-pooling, fast: the running max over the window's taps is taken in place,
+in one array, instead of a new array per tap. Same numbers as
+``npcnn/ops/maxpool2d.py``, whose backward pass (first maximum wins, as in
+TensorFlow) is re-used as is.
 """
 
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..ops._checks import as_pair, check_float, check_rank, normalize_padding
-from ..ops.padding import output_hw, padding_amounts
+from ..ops.maxpool2d import MaxPool2DCache, maxpool2d_backward, pool_geometry
 from ..ops.windows import pad_nhwc, tap_view
+
+__all__ = ["maxpool2d_forward", "maxpool2d_backward", "window_max"]
 
 
 def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
-    """Max over each pooling window.
-
-    Args:
-        x: input (N, H, W, C), float.
-        pool_size: int or (ph, pw).
-        strides: int or (sh, sw); None means ``pool_size`` (as Keras).
-        padding: 'valid' or 'same' (any case).
-    Returns:
-        y (N, H_out, W_out, C) and the cache for :func:`maxpool2d_backward`.
-    """
-    check_rank(x, 4, "x", "N, H, W, C")
-    check_float(x, "x")
-    pool = as_pair(pool_size, "pool_size")
-    strides = pool if strides is None else as_pair(strides, "strides")
-    padding = normalize_padding(padding)
+    """``npcnn.ops.maxpool2d_forward``: y (N, H_out, W_out, C) and the cache."""
+    pool, strides, pads, out_hw = pool_geometry(x, pool_size, strides, padding)
     xp = get_array_module(x)
-    n, h, w, c = x.shape
-    pads = padding_amounts((h, w), pool, strides, padding)
-    out_hw = output_hw((h, w), pool, strides, padding)
-
     x_pad = pad_nhwc(x, pads, value=-xp.inf)  # -inf: a padded cell never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major order
     y = window_max(x_pad, taps, strides, out_hw)
-    # The backward pass finds the winning cells itself (from x_pad and y), so
-    # that inference does not pay for them.
-    cache = (x.shape, x_pad, y, pads, strides, out_hw, taps)
-    return y, cache
+    return y, MaxPool2DCache(x.shape, x_pad, y, pads, strides, out_hw, taps)
 
 
 def window_max(x_pad, taps, strides, out_hw):
-    """The max over the taps of every window, y (N, H_out, W_out, C)."""
+    """The max over the taps of every window, y (N, H_out, W_out, C), in one array."""
     xp = get_array_module(x_pad)
     windows = [tap_view(x_pad, i, j, strides, out_hw) for i, j in taps]  # views, no copies
     y = windows[0].copy()
     for window in windows[1:]:
-        xp.maximum(y, window, out=y)  # running max over the taps
+        xp.maximum(y, window, out=y)  # running max, in place
     return y
-
-
-def maxpool2d_backward(dy, cache):
-    """Route each output gradient to its window's (first) maximum.
-
-    Args:
-        dy: upstream gradient (N, H_out, W_out, C).
-    Returns:
-        dx (N, H, W, C): dy summed into the winning cells (a cell can win
-        several overlapping windows), zero elsewhere.
-    """
-    x_shape, x_pad, y, pads, strides, out_hw, taps = cache
-    xp = get_array_module(dy)
-    n, h, w, c = x_shape
-    expected = (n, *out_hw, c)
-    if tuple(dy.shape) != expected:
-        raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
-    (top, bottom), (left, right) = pads
-    dx_pad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    taken = xp.zeros(y.shape, dtype=bool)  # outputs whose winner was already found
-    for i, j in taps:  # row-major order
-        window = tap_view(x_pad, i, j, strides, out_hw)
-        wins = (window == y) & ~taken  # tap (i, j) holds the max and no earlier tap did
-        taken |= wins
-        # local derivative of max: 1 for the winning tap, 0 for the others
-        view = tap_view(dx_pad, i, j, strides, out_hw)
-        view += xp.where(wins, dy, 0)
-    return dx_pad[:, top : top + h, left : left + w, :]

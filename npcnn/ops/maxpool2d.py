@@ -45,21 +45,25 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
     Returns:
         y (N, H_out, W_out, C) and the cache for :func:`maxpool2d_backward`.
     """
-    check_rank(x, 4, "x", "N, H, W, C")
-    check_float(x, "x")
-    pool = as_pair(pool_size, "pool_size")
-    strides = pool if strides is None else as_pair(strides, "strides")
-    padding = normalize_padding(padding)
+    pool, strides, pads, out_hw = pool_geometry(x, pool_size, strides, padding)
     xp = get_array_module(x)
-    n, h, w, c = x.shape
-    pads = padding_amounts((h, w), pool, strides, padding)
-    out_hw = output_hw((h, w), pool, strides, padding)
-
     x_pad = pad_nhwc(x, pads, value=-xp.inf)  # -inf: a padded cell never wins the max
     taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major order
     y = window_max(x_pad, taps, strides, out_hw)
     # The backward pass finds the winning cells itself (from x_pad and y).
     return y, MaxPool2DCache(x.shape, x_pad, y, pads, strides, out_hw, taps)
+
+
+def pool_geometry(x, pool_size, strides, padding):
+    """Check the arguments; return (pool, strides, pads, out_hw) as pairs of ints."""
+    check_rank(x, 4, "x", "N, H, W, C")
+    check_float(x, "x")
+    pool = as_pair(pool_size, "pool_size")
+    strides = pool if strides is None else as_pair(strides, "strides")  # as Keras
+    padding = normalize_padding(padding)
+    in_hw = x.shape[1:3]
+    pads = padding_amounts(in_hw, pool, strides, padding)
+    return pool, strides, pads, output_hw(in_hw, pool, strides, padding)
 
 
 def window_max(x_pad, taps, strides, out_hw):

@@ -95,19 +95,11 @@ def convolve(x, w, b, strides, padding):
 
 
 def conv2d_backward(dy, cache, need_dx=True):
-    """Gradients of a convolution.
+    """``npcnn.ops.conv2d_backward``: dx (or None when ``need_dx`` is False), dw, db.
 
-    Args:
-        dy: upstream gradient dL/dy (N, H_out, W_out, Cout).
-        need_dx: False skips dx (returned as None): the network's first layer
-            needs no gradient for its input, the images.
-    Returns:
-        dx (N, H, W, Cin), dw (kh, kw, Cin, Cout), db (Cout,).
-
-    Since y = cols @ W + b (W = w reshaped to (kh*kw*Cin, Cout)):
-    dW = cols.T @ dy, db = sum of dy over (n, oh, ow), and dcols = dy @ W.T
-    scattered back to the input cells each column came from.
-    """
+    The same three formulas (dW = cols.T @ dy, db = the sum of dy, dcols = dy @ W.T
+    scattered back by col2im); the im2col matrix is rebuilt when the forward pass
+    used several slabs and so kept none."""
     x_shape, w, x_pad, cols, strides, pads, out_hw = cache
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x_shape

@@ -115,6 +115,14 @@ def paddings(in_hw, window, strides, padding):
     return tuple(same_padding(n, k, s) for n, k, s in zip(in_hw, window, strides))
 
 
+def output_hw(in_hw, window, strides, padding):
+    """(H_out, W_out): the window's positions on the padded input, every stride-th."""
+    pads = paddings(in_hw, window, strides, padding)
+    return tuple(
+        len(range(0, n + sum(pad) - k + 1, s)) for n, pad, k, s in zip(in_hw, pads, window, strides)
+    )
+
+
 def pad_hw(x, pads, value=0.0):
     """Pad the H and W axes of an NHWC array."""
     return np.pad(x, ((0, 0), *pads, (0, 0)), constant_values=value)
@@ -140,7 +148,7 @@ class ConvCase(NamedTuple):
     x: np.ndarray  # (N, H, W, Cin)
     w: np.ndarray  # (kh, kw, Cin, Cout)
     b: np.ndarray  # (Cout,)
-    dy: np.ndarray  # an upstream gradient, (N, H_out, W_out, Cout) as the oracle computes it
+    dy: np.ndarray  # an upstream gradient (N, H_out, W_out, Cout)
     strides: tuple
     padding: str
 
@@ -159,8 +167,8 @@ def conv_cases(draw):
     x = rng.standard_normal((n, *in_hw, cin)).astype(dtype)
     w = rng.standard_normal((*kernel, cin, cout)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype)
-    out_shape = scipy_conv2d(x, w, b, strides, padding).shape
-    dy = rng.standard_normal(out_shape).astype(dtype)
+    dy = rng.standard_normal((n, *output_hw(in_hw, kernel, strides, padding), cout))
+    dy = dy.astype(dtype)
     return ConvCase(x, w, b, dy, strides, padding)
 
 
@@ -276,7 +284,8 @@ def pool_cases(draw):
     else:
         x = rng.standard_normal((n, *in_hw, channels))
     x = x.astype(dtype)
-    out_shape = scipy_maxpool(x, pool, strides, padding).shape
+    out_hw = output_hw(in_hw, pool, pool if strides is None else strides, padding)
+    out_shape = (n, *out_hw, channels)
     dy = (rng.permutation(math.prod(out_shape)) + 1).reshape(out_shape).astype(dtype)
     return PoolCase(x, dy, pool, strides, padding)
 
@@ -401,9 +410,11 @@ def test_log_softmax_matches_scipy(case):
 
 
 def reduce_with_bound(per_example, per_bound, reduction, dtype):
-    """The 'sum' or 'mean' of the per-example losses (all >= 0) and its bound:
-    the per-example bounds add up, the N-term sum adds N roundings of the
-    total, the mean divides both and adds one rounding."""
+    """The per-example losses (all >= 0) reduced by 'none', 'sum' or 'mean',
+    and the bound: for a sum the per-example bounds add up and the N-term sum
+    adds N roundings of the total; the mean divides both and adds one rounding."""
+    if reduction == "none":
+        return per_example, per_bound
     total = per_example.sum()
     bound = per_bound.sum() + rounding_bound(total, per_example.size, dtype)
     if reduction == "sum":
@@ -412,7 +423,7 @@ def reduce_with_bound(per_example, per_bound, reduction, dtype):
     return total / n, bound / n + rounding_bound(total / n, 1, dtype)
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 @given(case=logits_cases(min_rows=1))
 def test_crossentropy_from_logits_matches_scipy_logsumexp(reduction, case):
     """loss_n = logsumexp(z_n) - z_n[t_n], within the log-softmax bound per example."""
@@ -425,7 +436,7 @@ def test_crossentropy_from_logits_matches_scipy_logsumexp(reduction, case):
     magnitude = 1.0 + shift_spread(z)[:, 0] + per_example
     per_bound = rounding_bound(magnitude, z.shape[1] + 2 * EXP_LOG_ULPS + 2, z.dtype)
     expected, bound = reduce_with_bound(per_example, per_bound, reduction, z.dtype)
-    assert loss.dtype == z.dtype and loss.shape == ()
+    assert loss.dtype == z.dtype and loss.shape == np.shape(expected)
     assert_within(loss, expected, bound, f"loss ({reduction})")
 
 
@@ -462,7 +473,7 @@ def keras_clip(p):
     return np.clip(p64, lo, hi), (p64 >= lo) & (p64 <= hi)
 
 
-@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 @given(case=probabilities_cases())
 def test_crossentropy_from_probabilities_matches_scipy_log_softmax(reduction, case):
     """loss_n = -log_softmax(log(clip(p_n)))[t_n]: Keras's clip, log, then
@@ -479,7 +490,7 @@ def test_crossentropy_from_probabilities_matches_scipy_log_softmax(reduction, ca
         magnitude, p.shape[1] + 2 * EXP_LOG_ULPS + 2, p.dtype
     ) + rounding_bound(np.abs(logits).max(axis=1), 2 * EXP_LOG_ULPS, p.dtype)
     expected, bound = reduce_with_bound(per_example, per_bound, reduction, p.dtype)
-    assert loss.dtype == p.dtype and loss.shape == ()
+    assert loss.dtype == p.dtype and loss.shape == np.shape(expected)
     assert_within(loss, expected, bound, f"loss ({reduction})")
 
 

@@ -336,9 +336,7 @@ def to_npcnn(keras_model, kernels="fast") -> npcnn.Sequential:
     if ends_in_softmax:
         np_layers.append(npcnn.Softmax(name="softmax"))
     dtype = _common_dtype(keras_layers, weights)
-    np_model = npcnn.Sequential(
-        np_layers, input_shape=input_shape, dtype=dtype, kernels=kernels
-    )
+    np_model = npcnn.Sequential(np_layers, input_shape=input_shape, dtype=dtype, kernels=kernels)
     np_model.set_weights(weights)
     return np_model
 

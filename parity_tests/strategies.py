@@ -217,7 +217,9 @@ class ModelSpec:
     activation='softmax')`` (``head='softmax'``: probabilities, the loss takes
     Keras's clipping path) or ``Dense(classes)`` (``head='logits'``: the loss
     is computed from logits). ``batch`` images and labels and every initial
-    weight come from ``seed``.
+    weight come from ``seed``; ``pixels='grid'`` images take only the values
+    -1, 0, 1, 2 (equal receptive fields give exact ties in the max-pools),
+    'normal' ones are drawn from N(0, 1).
     """
 
     input_shape: tuple[int, int, int]
@@ -228,6 +230,7 @@ class ModelSpec:
     head: str  # 'softmax' or 'logits'
     batch: int
     seed: int
+    pixels: str = "normal"  # 'normal' or 'grid'
 
 
 def _window_side(draw, low, high, size, padding):
@@ -286,4 +289,5 @@ def model_specs(draw, max_blocks=3, max_dense=2, max_filters=16, max_units=16, m
         head=draw(st.sampled_from(["softmax", "logits"])),
         batch=draw(st.integers(1, 3)),
         seed=draw(st.integers(0, 2**16)),
+        pixels=draw(st.sampled_from(["normal", "grid"])),
     )

@@ -128,10 +128,15 @@ def build_keras_model(spec: ModelSpec, dtype: str):
 
 
 def batch(spec: ModelSpec, dtype: str, steps: int | None = None):
-    """Images ~ N(0, 1) and labels from the spec's seed; ``steps`` batches if given."""
+    """Images (N(0, 1), or values from -1, 0, 1, 2 for ``pixels='grid'``: ties) and labels
+    from the spec's seed; ``steps`` batches if given."""
     rng = np.random.default_rng(spec.seed)
     lead = (spec.batch,) if steps is None else (steps, spec.batch)
-    images = rng.normal(size=(*lead, *spec.input_shape)).astype(dtype)
+    shape = (*lead, *spec.input_shape)
+    if spec.pixels == "grid":
+        images = rng.choice([-1.0, 0.0, 1.0, 2.0], size=shape).astype(dtype)
+    else:
+        images = rng.normal(size=shape).astype(dtype)
     return images, rng.integers(0, spec.classes, lead)
 
 

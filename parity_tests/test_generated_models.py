@@ -43,6 +43,7 @@ import os
 import numpy as np
 import pytest
 from hypothesis import assume, event, given, note, settings
+from hypothesis import strategies as st
 
 tf = pytest.importorskip("tensorflow")
 
@@ -51,7 +52,13 @@ import keras  # noqa: E402
 import npcnn  # noqa: E402
 import tfcnn  # noqa: E402
 from npcnn.ops.crossentropy import EPSILON  # noqa: E402
-from parity_tests.strategies import ModelSpec, model_specs  # noqa: E402
+from parity_tests.strategies import (  # noqa: E402
+    ModelSpec,
+    PoolSpec,
+    grid_arrays,
+    model_specs,
+    window_cases,
+)
 from parity_tests.test_model_parity import (  # noqa: E402
     npcnn_loss_and_grads,
     trajectory_mismatches,
@@ -477,3 +484,25 @@ def test_generated_model_adam_trajectory_float64(spec):
             names=names,
         )
         assert not problems, f"{kernels}: {problems}"
+
+
+@settings(max_examples=20)
+@given(case=window_cases(max_batch=2), data=st.data())
+def test_pool_winners_are_where_tensorflow_routes_the_gradient(case, data):
+    """The branch check and the gradient bound find max-pool winners with this file's own
+    padding rule and first-maximum scan (``first_max_taps``) and pass gradients through
+    them (``magnitude_network``): that must be TF's own routing, ties included."""
+    x = data.draw(grid_arrays(case.input_shape, np.float64), label="x")
+    shape = (case.batch, *case.output_hw, case.channels)
+    dy = tf.constant(np.arange(1.0, 1.0 + math.prod(shape)).reshape(shape))
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = tf.nn.max_pool2d(xt, case.window, case.strides, case.padding.upper())
+    expected = tape.gradient(y, xt, output_gradients=dy).numpy()
+    winner = first_max_taps(x, PoolSpec(case.window, case.strides, case.padding))
+    with tf.GradientTape() as tape:  # the pool of magnitude_network, with these winners
+        tape.watch(xt)
+        taps = pool_taps(xt, case.window, case.strides, case.padding, tf.pad)
+        out = sum(v * tf.constant((winner == t).astype(np.float64)) for t, v in enumerate(taps))
+    np.testing.assert_array_equal(tape.gradient(out, xt, output_gradients=dy).numpy(), expected)

@@ -122,12 +122,15 @@ def mnist_like_images(rng, shape, dtype):
 
 
 # ---- npcnn's side of one batch -------------------------------------------------------
-def npcnn_loss_and_grads(np_model, images, labels):
-    """(probs, loss, grads) of npcnn's from_logits=False loss, summed over the batch."""
-    probs = np_model.forward(images)
-    loss, cache = ops.sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
-    np_model.backward(ops.sparse_categorical_crossentropy_backward(np.ones((), probs.dtype), cache))
-    return probs, loss, [g.copy() for g in np_model.grads]
+def npcnn_loss_and_grads(np_model, images, labels, from_logits=False):
+    """(output, loss, grads) of npcnn's cross-entropy, summed over the batch: from the
+    model's probabilities (Keras's clipping path), or from its logits."""
+    out = np_model.forward(images)
+    loss, cache = ops.sparse_categorical_crossentropy_forward(
+        out, labels, from_logits=from_logits, reduction="sum"
+    )
+    np_model.backward(ops.sparse_categorical_crossentropy_backward(np.ones((), out.dtype), cache))
+    return out, loss, [g.copy() for g in np_model.grads]
 
 
 def npcnn_logits_loss_and_grads(np_model, images, labels):
@@ -280,14 +283,18 @@ def npcnn_trajectory(init, images, labels, optimizer, steps, dtype, kernels="fas
     return losses, model.get_weights()
 
 
-def trajectory_mismatches(losses, weights, tf_losses, tf_weights, tol) -> list[str]:
-    """Every way (npcnn losses, weights) break the trajectory tolerance ``tol``."""
+def trajectory_mismatches(
+    losses, weights, tf_losses, tf_weights, tol, names=PARAM_NAMES
+) -> list[str]:
+    """Every way (npcnn losses, weights) break the trajectory tolerance ``tol``;
+    ``names`` names the weight arrays (SeedCNN's by default)."""
+    assert len(names) == len(weights) == len(tf_weights), "one name per weight array"
     problems = []
     loss_err = np.abs(np.subtract(losses, tf_losses)) / np.abs(tf_losses)
     if not loss_err.max() <= tol["loss_rtol"]:
         step = int(np.argmax(loss_err))
         problems.append(f"loss at step {step} off by {loss_err[step]:.3g} relative")
-    for name, w, tf_w in zip(PARAM_NAMES, weights, tf_weights):
+    for name, w, tf_w in zip(names, weights, tf_weights):
         bound = tol["weight_tol"] * (np.abs(tf_w).max() if tol["weight_tol_relative"] else 1.0)
         diff = np.abs(w.astype(np.float64) - tf_w).max()
         if not diff <= bound:

@@ -252,6 +252,28 @@ def test_to_npcnn_reads_seed_cnn_and_adds_its_softmax():
     assert_close(np_model.forward(images), model(images).numpy(), "SeedCNN probabilities")
 
 
+@pytest.mark.parametrize("kernels", ["fast", "ops"])
+def test_to_npcnn_resolves_reshape_minus_one(kernels):
+    """Reshape((-1,)) is Keras's other Flatten; npcnn needs the size, Keras computed it.
+    (Found by test_generated_models.py: to_npcnn used to fail inside npcnn.Reshape.)"""
+    model = keras.Sequential(
+        [
+            keras.Input((5, 4, 2), dtype="float64"),
+            L.Conv2D(3, 2, dtype="float64"),
+            L.Reshape((-1,), dtype="float64"),
+            L.Dense(2, dtype="float64"),
+        ]
+    )
+    np_model = tfcnn.to_npcnn(model, kernels=kernels)
+    assert np_model.kernels == kernels
+    assert np_model.layers[1].target_shape == (4 * 3 * 3,)
+    images = np.random.default_rng(0).normal(size=(2, 5, 4, 2))
+    assert_close(np_model.forward(images), model(images).numpy(), "Reshape((-1,)) outputs")
+    unbuilt = L.Reshape((-1, 2))  # never called: Keras has no output shape to read
+    with pytest.raises(ValueError, match=f"{unbuilt.name}.*-1 whose size is unknown"):
+        tfcnn.convert._convert_layer(unbuilt)
+
+
 # (layer factory, input shape, text the error must contain); factories, because
 # building Keras layers at collection time would slow down every pytest run
 UNSUPPORTED = [

@@ -32,7 +32,8 @@ ReLU                ``ReLU``; max_value None, negative_slope 0, threshold 0
 Softmax             ``Softmax``; over the last axis
 Activation          ``ReLU`` / ``Softmax`` / nothing (linear)
 Flatten             ``Flatten``; channels_last
-Reshape             ``Reshape``
+Reshape             ``Reshape``; a -1 in ``target_shape`` becomes the size Keras
+                    computed for the layer's output
 InputLayer          (nothing: gives the input shape)
 ==================  ===========================================================
 
@@ -175,6 +176,26 @@ def _check_layer_options(layer):
         raise _unsupported(layer, "trainable=False (npcnn trains every layer)")
 
 
+def _reshape_target(layer) -> tuple:
+    """``layer.target_shape`` with a -1 replaced by the size Keras computed for it.
+
+    npcnn's ``Reshape`` needs every size; Keras allows one -1 (e.g.
+    ``Reshape((-1,))`` to flatten) and resolves it when the model is built.
+    """
+    target = tuple(layer.target_shape)
+    if -1 not in target:
+        return target
+    try:
+        resolved = tuple(layer.output.shape[1:])
+    except (AttributeError, ValueError):  # a layer never called, or called more than once
+        resolved = (None,)
+    if len(resolved) != len(target) or None in resolved:
+        raise _unsupported(
+            layer, f"target_shape={target!r} with a -1 whose size is unknown (build the model)"
+        )
+    return resolved
+
+
 def _convert_layer(layer) -> list:
     """The npcnn layers (zero, one) computing what Keras ``layer`` computes."""
     L = keras.layers
@@ -232,7 +253,7 @@ def _convert_layer(layer) -> list:
         _check_options(layer, data_format="channels_last")
         return [npcnn.Flatten(name=name)]
     if isinstance(layer, L.Reshape):
-        return [npcnn.Reshape(layer.target_shape, name=name)]
+        return [npcnn.Reshape(_reshape_target(layer), name=name)]
     raise ValueError(
         f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
         "(supported: Conv2D, MaxPooling2D, Dense, ReLU, Softmax, Activation, Flatten, Reshape)"
@@ -297,11 +318,13 @@ def _common_dtype(keras_layers, weights) -> str:
     return dtype
 
 
-def to_npcnn(keras_model) -> npcnn.Sequential:
+def to_npcnn(keras_model, kernels="fast") -> npcnn.Sequential:
     """An ``npcnn.Sequential`` equal to ``keras_model``, holding copies of its weights.
 
-    Raises ``ValueError`` naming the first unsupported layer or option (see
-    the module docstring for what is supported).
+    ``kernels`` picks npcnn's tier, as in ``npcnn.Sequential``: 'fast' (the
+    default) or 'ops' (the readable reference). Raises ``ValueError`` naming
+    the first unsupported layer or option (see the module docstring for what
+    is supported).
     """
     keras_layers, input_shape, ends_in_softmax = _layer_chain(keras_model)
     if None in input_shape:
@@ -313,7 +336,7 @@ def to_npcnn(keras_model) -> npcnn.Sequential:
     if ends_in_softmax:
         np_layers.append(npcnn.Softmax(name="softmax"))
     dtype = _common_dtype(keras_layers, weights)
-    np_model = npcnn.Sequential(np_layers, input_shape=input_shape, dtype=dtype)
+    np_model = npcnn.Sequential(np_layers, input_shape=input_shape, dtype=dtype, kernels=kernels)
     np_model.set_weights(weights)
     return np_model
 

@@ -457,8 +457,6 @@ def run_suite(copy: Path, tests: str, timeout: float) -> tuple[int, dict, str, f
 
 def foreign_modules(report: dict) -> list:
     """Modules of npcnn/tfcnn the run imported from outside the copy (must be none)."""
-    if "foreign" not in report:
-        return ["the guard plugin wrote no report"]
     if not report.get("npcnn"):
         return ["npcnn was never imported"]
     return report["foreign"]
@@ -475,6 +473,8 @@ def run_mutant(mutant: Mutant | None, tests: str, timeout: float, keep: bool) ->
             except StaleMutant as exc:
                 return Outcome(name, "STALE", "", 0.0, str(exc))
         rc, report, tail, seconds = run_suite(copy, tests, timeout)
+        if "foreign" not in report:  # pytest timed out or died before its session ended
+            return Outcome(name, "ERROR", "", seconds, "no report from the guard plugin\n" + tail)
         foreign = foreign_modules(report)
         if foreign:
             return Outcome(name, "ERROR", "", seconds, "not the copy: " + "; ".join(foreign))

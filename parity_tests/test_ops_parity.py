@@ -469,6 +469,20 @@ def test_crossentropy_from_logits_matches_keras(dtype, reduction, batch, classes
 
 @by_dtype
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(batch=st.integers(1, 3), classes=st.integers(2, 10), data=st.data())
+def test_crossentropy_from_saturated_logits_matches_keras(dtype, reduction, batch, classes, data):
+    """Logits hundreds apart, from_logits=True: exp(z) alone overflows (past ~88
+    in float32, ~709 in float64), so the log-softmax must subtract the row max
+    first, as TF's softmax cross-entropy does. (The probability path never sees
+    such logits: log(clip(p)) lies in [log(1e-7), 0].)"""
+    note(f"crossentropy from_logits=True saturated z({batch}, {classes}) reduction={reduction!r}")
+    z = data.draw(float_arrays((batch, classes), dtype, bound=800.0), label="z")
+    labels = data.draw(label_arrays(batch, classes), label="labels")
+    check_crossentropy(z, labels, draw_upstream(data, batch, reduction, dtype), True, reduction)
+
+
+@by_dtype
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @given(batch=batch_sizes(4), classes=st.integers(1, 10), data=st.data())
 def test_crossentropy_from_probabilities_matches_eager_keras(
     dtype, reduction, batch, classes, data

@@ -98,3 +98,19 @@ def sparse_categorical_crossentropy(y_pred, labels, dloss, from_logits, reductio
         return tf.math.divide_no_nan(total, tf.cast(tf.size(per_example), total.dtype))
 
     return _vjp(forward, [y_pred], dloss)
+
+
+def conv2d_relu_maxpool2d(x, w, b, dy, strides, padding, pool, pool_strides, pool_padding):
+    """``max_pool2d(relu(conv2d(x, w) + b))``, the order TF runs the tutorial's
+    Conv2D(relu) + MaxPool2D; returns y, (dx, dw, db)."""
+
+    def forward(x, w, b):
+        z = tf.nn.conv2d(x, w, strides=list(strides), padding=padding.upper()) + b
+        return tf.nn.max_pool2d(
+            tf.nn.relu(z),
+            ksize=list(pool),
+            strides=list(pool_strides),
+            padding=pool_padding.upper(),
+        )
+
+    return _vjp(forward, [x, w, b], dy)

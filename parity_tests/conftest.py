@@ -1,12 +1,6 @@
 """Configuration shared by every parity test: Hypothesis profiles and TensorFlow.
 
-Hypothesis profiles (pick with ``NPCNN_HYPOTHESIS_PROFILE``, default ``ci``):
-
-- ``ci``: derandomized (the same examples on every run and machine), no
-  deadline (TensorFlow's first call of an op is slow), a modest number of
-  examples so that all of ``parity_tests/`` runs in under 4 minutes on 2 cores,
-  and ``print_blob`` so a failure prints the line that reproduces it.
-- ``dev``: many more examples, randomized: run it locally to hunt for bugs.
+Hypothesis profiles (``ci``, ``dev``) are registered in the root ``conftest.py``.
 
 TensorFlow is configured here, once, before any test module imports it
 (environment variables only take effect if set before ``import tensorflow``):
@@ -36,30 +30,12 @@ from __future__ import annotations
 import os
 import sys
 
-from hypothesis import HealthCheck, settings
-
 _TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
 _TF_ALREADY_IMPORTED = "tensorflow" in sys.modules  # then the variables come too late
 for _name, _value in _TF_ENV.items():
     os.environ.setdefault(_name, _value)
 
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "dev",
-    max_examples=500,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-HYPOTHESIS_PROFILE = os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci")
-settings.load_profile(HYPOTHESIS_PROFILE)
+HYPOTHESIS_PROFILE = os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci")  # loaded by ../conftest.py
 
 try:
     import tensorflow as tf

@@ -367,7 +367,8 @@ def make_copy(tests: str) -> Path:
         if (dest / name).exists():
             continue
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    for name in ("pyproject.toml", "conftest.py"):  # the root conftest holds the profiles
+        shutil.copy2(ROOT / name, dest / name)
     (dest / f"{GUARD}.py").write_text(GUARD_SOURCE)
     return dest
 

@@ -231,21 +231,32 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
-    """``keras.layers.Reshape(target_shape)``: reshape everything but the batch axis."""
+    """``keras.layers.Reshape(target_shape)``: reshape everything but the batch axis.
+
+    As in Keras, one size may be -1 (``Reshape((-1,))`` flattens): ``build``
+    replaces it by what the input's size leaves, so ``target_shape`` of a built
+    layer holds every size.
+    """
 
     def __init__(self, target_shape, name=None):
         super().__init__(name)
         if not isinstance(target_shape, (tuple, list)):
             raise ValueError(f"target_shape must be a tuple of positive ints, got {target_shape!r}")
-        self.target_shape = tuple(positive_int(d, "target_shape") for d in target_shape)
+        sizes = tuple(-1 if d == -1 else positive_int(d, "target_shape") for d in target_shape)
+        if sizes.count(-1) > 1:
+            raise ValueError(f"target_shape may hold one -1 at most, got {sizes!r}")
+        self.target_shape = sizes
 
     def build(self, input_shape, rng, dtype):
-        if math.prod(input_shape) != math.prod(self.target_shape):
+        size, known = math.prod(input_shape), math.prod(d for d in self.target_shape if d != -1)
+        target = tuple(size // known if d == -1 else d for d in self.target_shape)
+        if math.prod(target) != size:
             raise ValueError(
                 f"{self.name} cannot reshape {tuple(input_shape)} to {self.target_shape}: "
-                f"{math.prod(input_shape)} != {math.prod(self.target_shape)} values"
+                f"{size} != {math.prod(target)} values"
             )
-        return self.target_shape
+        self.target_shape = target
+        return target
 
     def forward(self, x):
         self.cache = x.shape

@@ -283,6 +283,21 @@ def test_layers_match_ops_and_keras_output_shapes(rng):
     np.testing.assert_allclose(softmax.forward(x).sum(axis=-1), 1.0)
 
 
+def test_reshape_resolves_one_minus_one_when_built(rng):
+    """As Keras: one size may be -1, the rest of the input's size fills it."""
+    x = rng.standard_normal((2, 9, 8, 3))
+    reshape = Reshape((-1, 4))
+    assert reshape.build((9, 8, 3), rng, np.float64) == (54, 4)
+    assert reshape.target_shape == (54, 4)
+    np.testing.assert_array_equal(reshape.forward(x), x.reshape(2, 54, 4))
+    with pytest.raises(ValueError, match="one -1 at most"):
+        Reshape((-1, -1))
+    with pytest.raises(ValueError, match=r"cannot reshape \(9, 8, 3\) to \(-1, 5\)"):
+        Reshape((-1, 5)).build((9, 8, 3), rng, np.float64)
+    with pytest.raises(ValueError, match="target_shape"):
+        Reshape((0, -1))
+
+
 def test_layer_backward_sets_grads_and_matches_ops(rng):
     x = rng.standard_normal((3, 6))
     dense = Dense(4, activation="relu")

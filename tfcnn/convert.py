@@ -32,8 +32,7 @@ ReLU                ``ReLU``; max_value None, negative_slope 0, threshold 0
 Softmax             ``Softmax``; over the last axis
 Activation          ``ReLU`` / ``Softmax`` / nothing (linear)
 Flatten             ``Flatten``; channels_last
-Reshape             ``Reshape``; a -1 in ``target_shape`` becomes the size Keras
-                    computed for the layer's output
+Reshape             ``Reshape`` (a -1 size included)
 InputLayer          (nothing: gives the input shape)
 ==================  ===========================================================
 
@@ -176,26 +175,6 @@ def _check_layer_options(layer):
         raise _unsupported(layer, "trainable=False (npcnn trains every layer)")
 
 
-def _reshape_target(layer) -> tuple:
-    """``layer.target_shape`` with a -1 replaced by the size Keras computed for it.
-
-    npcnn's ``Reshape`` needs every size; Keras allows one -1 (e.g.
-    ``Reshape((-1,))`` to flatten) and resolves it when the model is built.
-    """
-    target = tuple(layer.target_shape)
-    if -1 not in target:
-        return target
-    try:
-        resolved = tuple(layer.output.shape[1:])
-    except (AttributeError, ValueError):  # a layer never called, or called more than once
-        resolved = (None,)
-    if len(resolved) != len(target) or None in resolved:
-        raise _unsupported(
-            layer, f"target_shape={target!r} with a -1 whose size is unknown (build the model)"
-        )
-    return resolved
-
-
 def _convert_layer(layer) -> list:
     """The npcnn layers (zero, one) computing what Keras ``layer`` computes."""
     L = keras.layers
@@ -253,7 +232,7 @@ def _convert_layer(layer) -> list:
         _check_options(layer, data_format="channels_last")
         return [npcnn.Flatten(name=name)]
     if isinstance(layer, L.Reshape):
-        return [npcnn.Reshape(_reshape_target(layer), name=name)]
+        return [npcnn.Reshape(layer.target_shape, name=name)]
     raise ValueError(
         f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
         "(supported: Conv2D, MaxPooling2D, Dense, ReLU, Softmax, Activation, Flatten, Reshape)"

@@ -44,3 +44,14 @@ def test_the_fast_tier_has_every_op_with_the_same_signature():
         readable, quick = getattr(ops, name), getattr(fast, name)
         assert inspect.signature(readable) == inspect.signature(quick), name
     assert npcnn.fast is fast
+
+
+def test_no_npcnn_module_over_400_lines():
+    """The house rule of issue 11: a module a reader can hold in their head."""
+    package = Path(npcnn.__file__).parent
+    long = {
+        str(path.relative_to(package)): n
+        for path in package.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert not long, long

@@ -4,6 +4,15 @@ Start reading at ``npcnn/naive`` (the loops), then ``npcnn/ops`` (one file per
 op, forward and backward), then ``layers.py`` and ``model.py``.
 """
 
+import os as _os
+
+# OpenBLAS's idle threads spin for ~0.1 s after every matrix product and so hold
+# the cores that the fast tier's own threads need between products
+# (npcnn/fast/threads.py). With this they go to sleep after 2**16 cycles (~25 us).
+# OpenBLAS reads it once, when NumPy loads it: it applies only if NumPy was not
+# imported before npcnn (docs/14-making-it-fast.md). It changes no number.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
 from . import fast, gradcheck, initializers, naive, ops
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn

@@ -41,7 +41,7 @@ was missed, stale or errored; 2 if the setup (copy, baseline) failed.
 Tiers: npcnn has two implementations of the ops, the readable ``npcnn/ops``
 and the fast ``npcnn/fast`` (the default of layers and models, which also
 fuses Conv2D(relu) + MaxPool2D in ``npcnn/fast/fused.py``). Where the fast
-tier re-uses a readable piece (ReLU, softmax, cross-entropy, col2im, dense
+tier re-uses a readable piece (ReLU, softmax, cross-entropy, dense
 and max-pool backward, padding), one mutant hits both; where the code
 differs, each tier gets its own mutant. ``tier`` says which.
 """
@@ -116,8 +116,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fused-relu-grad-at-zero",
         "npcnn/fast/fused.py",
-        "d = xp.where(y > 0, dy, 0)",
-        "d = xp.where(y >= 0, dy, 0)",
+        "g = xp.where(y_part > 0, dy[lo:hi], 0)",
+        "g = xp.where(y_part >= 0, dy[lo:hi], 0)",
         "fused",
         "fused conv->pool->bias->ReLU: ReLU gradient passes where the pooled output is 0",
     ),
@@ -140,18 +140,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fused-ties-to-all",
         "npcnn/fast/fused.py",
-        "        wins = (scratch == y) & ~taken\n",
-        "        wins = scratch == y\n",
+        "            xp.logical_and(wins, unrouted, out=wins)  # ... and no earlier tap did\n",
+        "",
         "fused",
         "fused block: pool gradient to every tied maximum (forgets which tap already won)",
     ),
     Mutant(
         "fused-ties-raw-z",
         "npcnn/fast/fused.py",
-        "        xp.add(tap_view(z_pad, i, j, strides, out_hw), b, out=scratch)"
+        "            xp.add(tap_view(z_part, i, j, strides, out_hw), b, out=z_plus_b)"
         "  # fl(z + b), this tap\n"
-        "        wins = (scratch == y) & ~taken\n",
-        "        wins = (tap_view(z_pad, i, j, strides, out_hw) == y - b) & ~taken\n",
+        "            xp.equal(z_plus_b, y_part, out=wins)  # this tap holds the maximum ...\n",
+        "            xp.equal(tap_view(z_part, i, j, strides, out_hw), y_part - b, out=wins)\n",
         "fused",
         "fused block: winner found by comparing raw z with y - b, not fl(z + b) with y",
     ),
@@ -176,8 +176,24 @@ MUTANTS: tuple[Mutant, ...] = (
         "npcnn/ops/conv2d.py",
         "            view = tap_view(dx_pad, i, j, strides, out_hw)",
         "            view = tap_view(dx_pad, i, j, (1, 1), out_hw)",
-        "ops+fast",
+        "ops",
         "col2im for stride > 1: taps scattered back with step 1 (identical at stride 1)",
+    ),
+    Mutant(
+        "col2im-stride-ignored-fast",
+        "npcnn/fast/conv2d.py",
+        "                block = dx_pad[lo:hi, rows, ow * sw : ow * sw + kw, :]",
+        "                block = dx_pad[lo:hi, rows, ow : ow + kw, :]",
+        "fast",
+        "fast col2im for column stride > 1: window blocks scattered with step 1",
+    ),
+    Mutant(
+        "threads-skip-first-part",
+        "npcnn/fast/threads.py",
+        "        work(cuts[0], cuts[1])",
+        "        work(cuts[0], cuts[0])",
+        "fast",
+        "thread split: the calling thread's part of the batch is never computed",
     ),
     Mutant(
         "conv-bias-grad-axis-fast",

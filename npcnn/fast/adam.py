@@ -2,7 +2,8 @@
 
 Same operations in the same order as ``npcnn/ops/adam.py`` (so the same
 numbers, bit for bit), but written into the parameter's own memory, slice by
-slice, with two scratch buffers instead of a new array per operation.
+slice, with two scratch buffers instead of a new array per operation; the
+slices are shared out over threads (``threads.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
+from .threads import split_batch
 
 CHUNK = 65536  # elements per in-place slice (256 KiB of float32): stays in the CPU cache
 
@@ -21,14 +23,29 @@ def adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
     in the parameter's dtype.
     """
     xp = get_array_module(p)
-    chunk = CHUNK if xp is np else p.size  # on the GPU, one slice
     if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
         raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
     p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
-    tmp = xp.empty(min(chunk, p.size), dtype=p.dtype)
+    if xp is not np:  # on the GPU, one slice
+        _update_slices(xp, p, g, m, v, 0, p.size, p.size, alpha, one_minus_b1, one_minus_b2, eps)
+        return
+    chunks = -(-p.size // CHUNK)
+
+    def work(lo, hi):  # chunks lo..hi-1
+        _update_slices(
+            xp, p, g, m, v, lo * CHUNK, hi * CHUNK, CHUNK, alpha, one_minus_b1, one_minus_b2, eps
+        )
+
+    split_batch(work, chunks, p.size)  # the chunks split over threads (``threads.py``)
+
+
+def _update_slices(xp, p, g, m, v, start, stop, chunk, alpha, one_minus_b1, one_minus_b2, eps):
+    """The update on elements start..stop-1 of the flat arrays, ``chunk`` at a time."""
+    stop = min(stop, p.size)
+    tmp = xp.empty(min(chunk, stop - start), dtype=p.dtype)
     step = xp.empty_like(tmp)
-    for start in range(0, p.size, chunk):
-        s = slice(start, start + chunk)
+    for first in range(start, stop, chunk):
+        s = slice(first, min(first + chunk, stop))
         ps, gs, ms, vs = p[s], g[s], m[s], v[s]
         tmp_s, step_s = tmp[: ps.size], step[: ps.size]
         xp.subtract(gs, ms, out=tmp_s)  # m += (g - m) * (1 - b1)

@@ -1,15 +1,19 @@
 """2-D convolution, fast: the math of ``npcnn/ops/conv2d.py`` (read that first),
 organised for speed.
 
-- The batch is convolved ``SLAB`` images at a time, so the im2col matrix stays
-  small (it is kh*kw times the input it copies: 630 MB for conv2 on 1000 MNIST
-  images); every slab copies its windows into the same reused buffer, and each
-  slab's output is still in the CPU cache when ``b`` is added in place.
+- A batch of up to ``KEEP_COLS`` images (a training batch) is one im2col
+  matrix and one matrix product; the matrix is kept for the backward pass.
+- A bigger batch (inference) is convolved ``SLAB`` images at a time, every slab
+  copying its windows into the same small reused buffer (the whole matrix is
+  kh*kw times the input: 630 MB for conv2 on 1000 MNIST images); a slab's rows
+  are multiplied while they are still in the CPU cache, and its output is still
+  there when ``b`` is added in place. A backward pass rebuilds the matrix.
 - ``matmul(..., out=)`` writes each slab's product straight into its rows of y.
 - ``convolve(..., b=None)`` leaves the bias out, for the fused
   conv -> pool -> bias -> ReLU block (``fused.py``).
-- The backward pass rebuilds the im2col matrix when the forward pass used
-  several slabs, and shares col2im with the readable tier.
+- col2im adds a whole (kw, C) block of each window per call instead of one
+  tap's C values (the same sums in the same order), and splits the batch over
+  threads (``threads.py``); so does im2col's copy.
 
 One big matrix product per gradient rather than one small product per tap
 (kh*kw of them): every BLAS call that runs on several threads waits for all
@@ -18,13 +22,17 @@ of them, and on a busy machine 25 small calls are many times slower.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
+from ..ops import conv2d as readable
 from ..ops._checks import as_pair, check_conv2d_args, normalize_padding
-from ..ops.conv2d import col2im
 from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import pad_nhwc, window_view
+from .threads import split_batch
 
-SLAB = 64  # images per im2col matrix in conv2d_forward (speed only)
+KEEP_COLS = 64  # batches up to this size are one matrix, kept for the backward pass
+SLAB = 32  # images per matrix product in bigger batches (speed only)
 
 
 def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
@@ -42,17 +50,62 @@ def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
         convolution.
 
     ``window_view`` already shows the windows in this layout without copying;
-    the reshape makes the one copy (a loop over the kh*kw taps, copying
-    ``tap_view`` slices, gives the same matrix 1-3x slower).
+    assigning it to the matrix makes the one copy (a loop over the kh*kw taps,
+    copying ``tap_view`` slices, gives the same matrix 1-3x slower), split over
+    the batch across threads.
     """
     (kh, kw), (out_h, out_w) = kernel_hw, out_hw
     n, c = x_pad.shape[0], x_pad.shape[3]
     windows = window_view(x_pad, kernel_hw, strides, out_hw)  # (N, Ho, Wo, kh, kw, C), a view
+    xp = get_array_module(x_pad)
     if out is None:
-        return windows.reshape(n * out_h * out_w, kh * kw * c)
+        out = xp.empty((n * out_h * out_w, kh * kw * c), dtype=x_pad.dtype)
     cols = out[: n * out_h * out_w]
-    cols.reshape(windows.shape)[...] = windows  # the same copy, into the buffer
+    blocks = cols.reshape(windows.shape)
+
+    def copy(lo, hi):  # images lo..hi-1: the same copy, into the buffer
+        blocks[lo:hi] = windows[lo:hi]
+
+    if xp is np:
+        split_batch(copy, n, cols.size)
+    else:
+        copy(0, n)
     return cols
+
+
+def col2im(dcols, x_pad_shape, kernel_hw, strides, out_hw):
+    """``npcnn.ops.conv2d.col2im`` (read that first): the same sums, faster.
+
+    The readable loop adds one tap (i, j) of every window per call: C values
+    (32 for conv2) per output position, so NumPy's inner loop is 32 elements
+    long and its per-loop overhead dominates. Here, for a kernel row i and an
+    output column ow, the taps j = 0..kw-1 of those windows are kw*C
+    contiguous values in ``dcols`` and land on kw*C contiguous cells of
+    ``dx_pad`` (columns ow*sw .. ow*sw+kw-1), so one call adds them all:
+    5x longer inner loops, 25 -> 5x14 calls for conv2.
+
+    Same numbers, bit for bit: a cell (h, w) receives its terms in the readable
+    order, by i and then by j. Within a kernel row, j = w - ow*sw grows as ow
+    falls, hence the reversed loop over ow. No call writes a cell twice (each
+    output row oh of the block lands on its own input row). The batch is split
+    over threads: each image's dx is its own.
+    """
+    xp = get_array_module(dcols)
+    if xp is not np:
+        return readable.col2im(dcols, x_pad_shape, kernel_hw, strides, out_hw)
+    (kh, kw), (sh, sw), (out_h, out_w) = kernel_hw, strides, out_hw
+    dx_pad = np.zeros(x_pad_shape, dtype=dcols.dtype)
+
+    def scatter(lo, hi):  # images lo..hi-1
+        for i in range(kh):
+            rows = slice(i, i + sh * (out_h - 1) + 1, sh)  # input rows under kernel row i
+            for ow in reversed(range(out_w)):
+                # taps (i, 0..kw-1) of the windows in output column ow, all rows oh
+                block = dx_pad[lo:hi, rows, ow * sw : ow * sw + kw, :]  # a view
+                block += dcols[lo:hi, :, ow, i, :, :]
+
+    split_batch(scatter, x_pad_shape[0], dcols.size)
+    return dx_pad
 
 
 def conv2d_forward(x, w, b, strides=1, padding="same"):
@@ -75,20 +128,21 @@ def convolve(x, w, b, strides, padding):
     positions = out_hw[0] * out_hw[1]  # output positions per image
     xp = get_array_module(x)
     y = xp.empty((n * positions, cout), dtype=x.dtype)
-    buffer = xp.empty((min(n, SLAB) * positions, kh * kw * cin), dtype=x.dtype)  # one slab's cols
+    slab = n if n <= KEEP_COLS else SLAB  # images per matrix product
+    buffer = xp.empty((slab * positions, kh * kw * cin), dtype=x.dtype)  # one slab's cols
     cols = buffer  # (an empty batch has no slab: its cols is this empty matrix)
-    # Speed only: the batch is convolved SLAB images at a time, so the im2col
-    # matrix stays small (it is kh*kw times the input it copies: 630 MB for conv2
-    # on 1000 MNIST images), every slab reuses the same buffer for it, and each
-    # slab's output is still in cache when b is added; every slab is the same math.
-    for first in range(0, n, SLAB):
-        cols = im2col(x_pad[first : first + SLAB], (kh, kw), strides, out_hw, out=buffer)
-        y_slab = y[first * positions : (first + SLAB) * positions]  # a view into y
+    # Speed only: a big batch is convolved SLAB images at a time, so the im2col
+    # matrix stays small, every slab reuses the same buffer for it, and each slab's
+    # rows and output are still in cache when multiplied and when b is added;
+    # every slab is the same math, and every row of y the same numbers.
+    for first in range(0, n, max(slab, 1)):
+        cols = im2col(x_pad[first : first + slab], (kh, kw), strides, out_hw, out=buffer)
+        y_slab = y[first * positions : (first + slab) * positions]  # a view into y
         xp.matmul(cols, weights, out=y_slab)  # y = sum over the window of x*w ...
         if b is not None:
             y_slab += b  # ... plus b
     y = y.reshape(n, *out_hw, cout)
-    if n > SLAB:
+    if n > slab:
         cols = None  # not the whole batch's matrix: conv2d_backward rebuilds it
     cache = (x.shape, w, x_pad, cols, strides, pads, out_hw)
     return y, cache
@@ -118,6 +172,6 @@ def conv2d_backward(dy, cache, need_dx=True):
     # local derivative of y wrt cols is W: the gradient of every window, (i, j, c) order
     dcols = (dy2 @ w.reshape(kh * kw * cin, cout).T).reshape(n, *out_hw, kh, kw, cin)
     (top, _), (left, _) = pads
-    dx_pad = col2im(dcols, x_pad.shape, (kh, kw), strides, out_hw)  # the readable one
+    dx_pad = col2im(dcols, x_pad.shape, (kh, kw), strides, out_hw)
     dx = dx_pad[:, top : top + height, left : left + width, :]  # padding cells get no gradient
     return dx, dw, db

@@ -1,0 +1,168 @@
+"""The fast tier's threads (npcnn/fast/threads.py): they split the work, never a number.
+
+- ``split_batch`` covers the batch exactly once, in parallel, runs small passes
+  inline, and raises a part's exception only after every part finished;
+- the thread count comes from ``NPCNN_THREADS``, the CPU affinity or
+  ``set_threads``, and bad values are refused with a clear message;
+- a forked child (multiprocessing's default on Linux) still works;
+- the seed network's training step and inference give the same bits on 1, 2
+  and 3 threads, and the fused block's routing keeps inf and NaN gradients
+  exactly where the readable composition puts them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+import npcnn
+from npcnn import fast, ops
+from npcnn.fast import fused, threads
+from npcnn.train import train_step
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    before = threads.get_threads()
+    yield
+    threads.set_threads(before)
+
+
+def record_parts(n, elements, together=1):
+    """The parts ``split_batch`` made and the threads that ran them; with
+    ``together`` > 1, every part waits until that many run at the same time."""
+    seen, names, lock = [], set(), threading.Lock()
+    barrier = threading.Barrier(together, timeout=10)
+
+    def work(lo, hi):
+        with lock:
+            seen.append((lo, hi))
+            names.add(threading.current_thread().name)
+        if together > 1:
+            barrier.wait()  # BrokenBarrierError unless the parts run in parallel
+
+    threads.split_batch(work, n, elements)
+    return sorted(seen), names
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+@pytest.mark.parametrize("n", [1, 2, 5, 50])
+def test_split_batch_covers_the_batch_once(count, n):
+    threads.set_threads(count)
+    parts, names = record_parts(n, threads.MIN_ELEMENTS, together=min(count, n))
+    covered = [i for lo, hi in parts for i in range(lo, hi)]
+    assert covered == list(range(n))  # every image once, none twice
+    assert len(parts) == min(count, n)
+    assert len(names) == min(count, n)  # each part on its own thread, all at once
+    assert threading.current_thread().name in names  # the caller works too
+
+
+def test_small_passes_and_one_thread_run_inline():
+    threads.set_threads(2)
+    parts, names = record_parts(50, threads.MIN_ELEMENTS - 1)
+    assert parts == [(0, 50)] and names == {threading.current_thread().name}
+    threads.set_threads(1)
+    parts, names = record_parts(50, 10**9)
+    assert parts == [(0, 50)] and names == {threading.current_thread().name}
+
+
+@pytest.mark.parametrize("failing_part", [0, 1])
+def test_an_error_in_any_part_is_raised_after_all_parts_finished(failing_part):
+    threads.set_threads(2)
+    done = []
+
+    def work(lo, hi):
+        if (lo == 0) == (failing_part == 0):
+            raise RuntimeError(f"part {lo}..{hi} failed")
+        done.append((lo, hi))
+
+    with pytest.raises(RuntimeError, match="failed"):
+        threads.split_batch(work, 10, threads.MIN_ELEMENTS)
+    assert len(done) == 1  # the other part still ran to the end
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+def test_set_threads_refuses_bad_counts(bad):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        threads.set_threads(bad)
+
+
+def test_thread_count_from_environment_and_affinity(monkeypatch):
+    monkeypatch.setenv("NPCNN_THREADS", "3")
+    assert threads._default_threads() == 3
+    for bad in ("0", "two", "-2"):
+        monkeypatch.setenv("NPCNN_THREADS", bad)
+        with pytest.raises(ValueError, match="NPCNN_THREADS must be an int >= 1"):
+            threads._default_threads()
+    monkeypatch.delenv("NPCNN_THREADS")
+    assert threads._default_threads() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_can_still_split_work():
+    threads.set_threads(2)
+    record_parts(10, threads.MIN_ELEMENTS)  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the pool has no threads
+        signal.alarm(20)  # a hang would otherwise never end
+        try:
+            parts, _ = record_parts(10, threads.MIN_ELEMENTS)
+            os._exit(0 if parts == [(0, 5), (5, 10)] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def bits(a):
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threads_change_no_number_in_training_or_inference(dtype):
+    """Three Adam steps at batch 50 and a prediction on 200 images, on 1, 2 and
+    3 threads: every weight, loss and probability the same, bit for bit."""
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 50, 28, 28, 1)).astype(dtype)
+    labels = rng.integers(0, 10, (3, 50))
+    test_x = rng.random((200, 28, 28, 1)).astype(dtype)
+    results = {}
+    for count in (1, 2, 3):
+        threads.set_threads(count)
+        model = npcnn.seed_cnn(seed=1, dtype=dtype)
+        optimizer = npcnn.Adam(1e-3)
+        losses = [float(train_step(model, optimizer, xb, lb)) for xb, lb in zip(x, labels)]
+        results[count] = (losses, model.get_weights(), model.predict(test_x))
+    for count in (2, 3):
+        assert results[count][0] == results[1][0]
+        for a, b in zip(results[count][1], results[1][1]):
+            np.testing.assert_array_equal(bits(a), bits(b))
+        np.testing.assert_array_equal(bits(results[count][2]), bits(results[1][2]))
+
+
+def test_fused_routing_keeps_inf_and_nan_where_the_composition_puts_them(monkeypatch):
+    """The fused block selects each window's gradient on its bits: inf and NaN
+    reach the winning cell only, as through ops' max-pool and ReLU. Compared
+    on the gradient wrt the convolution's output, dz, bit for bit."""
+    threads.set_threads(2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, (40, 10, 10, 2)).astype(np.float32)  # ties everywhere
+    w = rng.integers(-1, 2, (3, 3, 2, 16)).astype(np.float32)
+    b = rng.integers(-1, 2, 16).astype(np.float32)
+    y, cache = fast.conv2d_relu_maxpool2d_forward(x, w, b, 1, "same", 2, 2)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for value in (np.inf, -np.inf, np.nan):
+        dy.flat[rng.choice(dy.size, 50, replace=False)] = value
+    monkeypatch.setattr(fused, "conv2d_backward", lambda dz, conv_cache, need_dx: dz)
+    got = fast.conv2d_relu_maxpool2d_backward(dy, cache)
+    z, _ = ops.conv2d_forward(x, w, b, 1, "same")
+    r, relu_cache = ops.relu_forward(z)
+    _, pool_cache = ops.maxpool2d_forward(r, 2, 2)
+    want = ops.relu_backward(ops.maxpool2d_backward(dy, pool_cache), relu_cache)
+    assert np.isnan(want).sum() > 0 and np.isinf(want).sum() > 0
+    np.testing.assert_array_equal(bits(got), bits(want))

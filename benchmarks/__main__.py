@@ -69,6 +69,11 @@ def parse_args(argv=None):
         help="limit BLAS threads (threadpoolctl) and TF intra-op threads to this",
     )
     p.add_argument("--no-tf", action="store_true", help="skip the TensorFlow rows")
+    p.add_argument(
+        "--old",
+        default=None,
+        help="targets: another npcnn checkout timed as 'old' (e.g. a git worktree of a commit)",
+    )
     p.add_argument("--out", default="benchmark_results", help="output folder")
     p.add_argument("--no-plots", action="store_true")
     args = p.parse_args(argv)
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
         if args.device == "cpu" and not args.no_tf:
             from .targets import run_targets
 
-            run_targets(rounds=args.rounds or (3 if args.mode != "full" else 9), out=args.out)
+            rounds = args.rounds or (3 if args.mode != "full" else 9)
+            run_targets(rounds=rounds, out=args.out, old=args.old)
         if args.sections is not None:
             args.sections = [s for s in args.sections if s != "targets"]
             if not args.sections:

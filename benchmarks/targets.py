@@ -10,9 +10,10 @@ times, in interleaved rounds (every case once per round, rotated order), medians
   BLAS and TF on one thread each), which also gives the 1 -> 2 core speed-up;
 - the step's cost against the batch size (plotted).
 
-"old" is the fast tier without the fused Conv2D(relu)+MaxPool2D block (the
-code before issue 12; ``Sequential._fused_blocks`` returns nothing), timed in
-the same rounds as "new"; the issue's own figures are quoted as "issue".
+"old" is another checkout's npcnn (``--old PATH``, e.g. a ``git worktree`` of
+the commit before issue 12), loaded side by side in the same process
+(``checkouts.py``) and timed in the same rounds as "new"; without ``--old`` the
+old column is left empty. The issue's own figures are quoted as "issue".
 """
 
 from __future__ import annotations
@@ -37,26 +38,20 @@ ISSUE = {  # the "today" column of issue 12
 }
 
 
-def npcnn_step(dtype, fused, n=50):
-    import npcnn
-    from npcnn.train import train_step
+def npcnn_step(package, dtype, n=50):
+    from .checkouts import submodule
 
-    model = npcnn.seed_cnn(seed=0, dtype=dtype)
-    if not fused:
-        model._fused_blocks = set  # the old path: separate conv, ReLU and pool
-    opt = npcnn.Adam(1e-3)
+    model = package.seed_cnn(seed=0, dtype=dtype)
+    opt = package.Adam(1e-3)
     rng = np.random.default_rng(0)
     x = rng.random((n, 28, 28, 1), dtype=np.float64).astype(dtype)
     labels = rng.integers(0, 10, n)
+    train_step = submodule(package, "train").train_step
     return lambda: train_step(model, opt, x, labels)
 
 
-def npcnn_predict(fused, n=1000):
-    import npcnn
-
-    model = npcnn.seed_cnn(seed=0)
-    if not fused:
-        model._fused_blocks = set
+def npcnn_predict(package, n=1000):
+    model = package.seed_cnn(seed=0)
     x = np.random.default_rng(0).random((n, 28, 28, 1), dtype=np.float32)
     return lambda: model.predict(x)
 
@@ -97,21 +92,25 @@ def interleaved(cases, rounds, pause=0.1):
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def measure(rounds, threads=None):
+def measure(rounds, threads=None, old=None):
     """Medians of every case, in this process (``threads=1``: one thread each)."""
+    import npcnn
+
     limiter = None
     if threads:
         from threadpoolctl import threadpool_limits
 
         limiter = threadpool_limits(limits=threads, user_api="blas")
-    cases = {
-        "new step f32": npcnn_step("float32", True),
-        "old step f32": npcnn_step("float32", False),
-        "new step f64": npcnn_step("float64", True),
-        "old step f64": npcnn_step("float64", False),
-        "new predict": npcnn_predict(True),
-        "old predict": npcnn_predict(False),
-    }
+    packages = {"new": npcnn}
+    if old:
+        from .checkouts import load_checkout
+
+        packages["old"] = load_checkout(old)
+    cases = {}
+    for version, package in packages.items():
+        cases[f"{version} step f32"] = npcnn_step(package, "float32")
+        cases[f"{version} step f64"] = npcnn_step(package, "float64")
+        cases[f"{version} predict"] = npcnn_predict(package)
     cases.update(tf_cases(threads))
     out = interleaved(cases, rounds)
     del limiter
@@ -120,45 +119,50 @@ def measure(rounds, threads=None):
 
 def batch_curve(sizes, rounds):
     """npcnn's (new) float32 training step time for each batch size."""
-    cases = {n: npcnn_step("float32", True, n) for n in sizes}
+    import npcnn
+
+    cases = {n: npcnn_step(npcnn, "float32", n) for n in sizes}
     return {int(k): v for k, v in interleaved(cases, rounds, pause=0.02).items()}
 
 
-def one_core(rounds):
+def one_core(rounds, old=None):
     """Re-run this module pinned to CPU 0 with one thread each; its medians."""
     cmd = ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.targets"]
-    cmd += ["--one-core-child", "--rounds", str(rounds)]
+    cmd += ["--one-core-child", "--rounds", str(rounds)] + (["--old", old] if old else [])
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def table(two, one):
-    """Rows (what, issue's figure, old, new, target) from the two runs' medians."""
-    tf_inf2 = min(two["tf predict"], two["tf predict chunked"])
-    tf_inf1 = min(one["tf predict"], one["tf predict chunked"])
+    """Rows (what, issue's figure, old, new, target) from the two runs' medians
+    ("-" for old when no old checkout was timed)."""
+    for run in (two, one):
+        run["tf fastest predict"] = min(run["tf predict"], run["tf predict chunked"])
 
-    def x(v):
-        return f"{v:.2f}x"
+    def ratio(num_run, num, den_run, den):
+        if num not in num_run or den not in den_run:
+            return "-"
+        return f"{num_run[num] / den_run[den]:.2f}x"
 
-    def vs(run, case, ref):
-        return x(run[f"old {case}"] / run[ref]), x(run[f"new {case}"] / run[ref])
+    def both(num_run, num, den_run, den):  # (old, new); "{v}" is the version
+        return tuple(
+            ratio(num_run, num.format(v=v), den_run, den.format(v=v)) for v in ("old", "new")
+        )
 
     rows = [
         ("training step, batch 50, vs TF tf.function (all cores)", "step_vs_tf",
-         *vs(two, "step f32", "tf step"), "<= 1.0x"),
-        ("same, one core", "step_vs_tf_1core",
-         *vs(one, "step f32", "tf step"), "<= 0.7x"),
+         *both(two, "{v} step f32", two, "tf step"), "<= 1.0x"),
+        ("same, one core", "step_vs_tf_1core", *both(one, "{v} step f32", one, "tf step"),
+         "<= 0.7x"),
         ("npcnn step speed-up 1 -> 2 cores (TF: "
          f"{one['tf step'] / two['tf step']:.2f}x here)", "speedup_1_to_2",
-         x(one["old step f32"] / two["old step f32"]),
-         x(one["new step f32"] / two["new step f32"]), ">= 1.8x"),
+         *both(one, "{v} step f32", two, "{v} step f32"), ">= 1.8x"),
         ("inference, batch 1000, throughput vs TF's fastest", "inference_vs_tf",
-         x(tf_inf2 / two["old predict"]), x(tf_inf2 / two["new predict"]), ">= 0.9x"),
+         *both(two, "tf fastest predict", two, "{v} predict"), ">= 0.9x"),
         ("inference, one core, vs TF's fastest", "inference_vs_tf_1core",
-         x(tf_inf1 / one["old predict"]), x(tf_inf1 / one["new predict"]), ">= 1.0x"),
+         *both(one, "tf fastest predict", one, "{v} predict"), ">= 1.0x"),
         ("float64 / float32 training step", "f64_over_f32",
-         x(two["old step f64"] / two["old step f32"]),
-         x(two["new step f64"] / two["new step f32"]), "<= 1.6x"),
+         *both(two, "{v} step f64", two, "{v} step f32"), "<= 1.6x"),
     ]  # fmt: skip
     return [(what, ISSUE[key], old, new, target) for what, key, old, new, target in rows]
 
@@ -195,15 +199,24 @@ def plot_curve(curve, path):
     plt.close(fig)
 
 
-def run_targets(rounds=5, sizes=(1, 4, 16, 32, 64, 128, 256), out="benchmark_results", log=print):
-    """Measure everything, write ``targets.md``/``targets.json``/``cost_vs_batch.png``."""
+def run_targets(
+    rounds=5, sizes=(1, 4, 16, 32, 64, 128, 256), out="benchmark_results", log=print, old=None
+):
+    """Measure everything, write ``targets.md``/``targets.json``/``cost_vs_batch.png``
+    and the step's breakdown per op (``breakdown.py``: ``step_breakdown.png``)."""
+    from . import breakdown
+
     log("targets: one-core run (taskset -c 0, one thread each) ...")
-    one = one_core(rounds)
+    one = one_core(rounds, old)
     log("targets: all-cores run ...")
-    two = measure(rounds)
+    two = measure(rounds, old=old)
     curve = batch_curve(sizes, rounds)
+    log("targets: where the step's time goes ...")
+    split = breakdown.measure(max(rounds, 5), old)
     os.makedirs(out, exist_ok=True)
-    md = markdown(two, one, curve)
+    breakdown.write(split, out)
+    md = markdown(two, one, curve) + "\nWhere the step's time goes (ms, medians):\n\n"
+    md += breakdown.markdown(split)
     with open(os.path.join(out, "targets.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "targets.json"), "w") as f:
@@ -217,12 +230,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.targets")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="benchmark_results")
+    p.add_argument("--old", help="another npcnn checkout, timed as 'old' (e.g. a git worktree)")
     p.add_argument("--one-core-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_core_child:
-        print(json.dumps(measure(args.rounds, threads=1)))
+        print(json.dumps(measure(args.rounds, threads=1, old=args.old)))
         return 0
-    run_targets(args.rounds, out=args.out)
+    run_targets(args.rounds, out=args.out, old=args.old)
     return 0
 
 

@@ -66,3 +66,69 @@ def test_gpu_without_cupy_fails_clearly(tmp_path, capsys):
         pytest.skip("CuPy is installed: --device gpu would run")
     assert main(["--device", "gpu", "--mode", "smoke", "--out", str(tmp_path)]) == 2
     assert "needs CuPy" in capsys.readouterr().err
+
+
+def test_step_timer_splits_the_real_step_into_segments():
+    """benchmarks/breakdown.py's stopwatch on npcnn's real train_step (no TF):
+    every segment timed, and they add up to the step with "other"."""
+    import npcnn
+    from benchmarks import breakdown
+
+    timer = breakdown.StepTimer(npcnn, n=2)
+    try:
+        times = timer()
+    finally:
+        timer.restore()
+    assert npcnn.model.fused_forward.__name__ == "fused_forward"  # unwrapped again
+    segments = [s for s in times if s != "step"]
+    assert set(breakdown.SEGMENTS) <= set(segments)
+    assert all(times[s] > 0 for s in breakdown.SEGMENTS)
+    assert sum(times[s] for s in segments) == pytest.approx(times["step"])
+
+
+def test_another_checkout_loads_beside_npcnn_and_is_timed_too(tmp_path):
+    """checkouts.load_checkout imports a checkout's npcnn under another name
+    (here this very checkout), and its step is timed like npcnn's."""
+    from pathlib import Path
+
+    import npcnn
+    from benchmarks import breakdown
+    from benchmarks.checkouts import load_checkout
+
+    root = Path(npcnn.__file__).resolve().parent.parent
+    other = load_checkout(root, name="npcnn_smoke_copy")
+    assert other is not npcnn and other.__name__ == "npcnn_smoke_copy"
+    assert other.seed_cnn().layers[0].__class__ is not npcnn.seed_cnn().layers[0].__class__
+    timer = breakdown.StepTimer(other, n=2)
+    assert timer()["step"] > 0
+    timer.restore()
+    with pytest.raises(FileNotFoundError, match="not an npcnn checkout"):
+        load_checkout(tmp_path, name="npcnn_nowhere")
+
+
+@pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is not installed")
+def test_breakdown_table_and_plot_from_medians(tmp_path):
+    from benchmarks import breakdown
+
+    rows = [breakdown.label(s) for s in breakdown.SEGMENTS] + ["other"]
+    result = {
+        impl: {**{r: 1.0 + k for k, r in enumerate(rows)}, "step": 50.0}
+        for impl in ("TensorFlow", "npcnn before", "npcnn")
+    }
+    result["TensorFlow"]["other"] = -3.0  # the compiled step overlaps its segments
+    breakdown.write(result, tmp_path)
+    md = (tmp_path / "breakdown.md").read_text()
+    assert "| conv2 + pool2 backward |" in md and "| step | 50.00 | 50.00 | 50.00 | 1.00x |" in md
+    assert (tmp_path / "step_breakdown.png").stat().st_size > 1000
+
+
+def test_targets_table_without_an_old_checkout_leaves_old_empty():
+    from benchmarks import targets
+
+    run = {
+        "new step f32": 0.06, "new step f64": 0.12, "new predict": 0.3,
+        "tf step": 0.04, "tf predict": 0.1, "tf predict chunked": 0.12,
+    }  # fmt: skip
+    rows = targets.table(dict(run), dict(run, **{"new step f32": 0.09}))
+    assert [r[2] for r in rows] == ["-"] * 6
+    assert rows[0][3] == "1.50x" and rows[2][3] == "1.50x" and rows[5][3] == "2.00x"

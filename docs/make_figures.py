@@ -331,7 +331,129 @@ def figure_network_shapes(out_dir):
     save(fig, out_dir, "network_shapes.png")
 
 
-# ---- figure 5: filters ------------------------------------------------------------------
+# ---- figure 5: the fast tier (chapter 14) ------------------------------------------------
+def time_median(function, repeats=7):
+    """Median wall time of ``function()`` in ms (after one warm-up call)."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def conv2_backward_timeline(n=50):
+    """Measured ms of conv2's backward pieces at batch n: the two matrix products
+    and col2im on one thread and on two (each thread half the batch)."""
+    from npcnn.fast import conv2d as fast_conv
+    from npcnn.fast import threads
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 14, 14, 32)).astype(np.float32)
+    w = rng.standard_normal((5, 5, 32, 64)).astype(np.float32)
+    dy = rng.standard_normal((n * 14 * 14, 64)).astype(np.float32)
+    _, cache = fast_conv.convolve(x, w, None, (1, 1), "same")
+    cols, x_pad = cache[3], cache[2]
+    weights = w.reshape(800, 64)
+    dcols = (dy @ weights.T).reshape(n, 14, 14, 5, 5, 32)
+    def col2im():
+        return fast_conv.col2im(dcols, x_pad.shape, (5, 5), (1, 1), (14, 14))
+
+    before = threads.get_threads()
+    times = {
+        "dW = cols.T @ dy": time_median(lambda: cols.T @ dy),
+        "dcols = dy @ W.T": time_median(lambda: dy @ weights.T),
+    }
+    for count in (1, 2):
+        threads.set_threads(count)
+        times[f"col2im, {count} thread(s)"] = time_median(col2im)
+    threads.set_threads(before)
+    return times
+
+
+def figure_fast_tier(out_dir):
+    """Chapter 14: the reordering (elements each pass touches, from the network's
+    shapes) and the threads (conv2's backward, measured when drawn)."""
+    model = npcnn.seed_cnn(seed=0)
+    conv_elems = int(np.prod(model.output_shapes[0]))  # conv1's output per image
+    pool_elems = int(np.prod(model.output_shapes[1]))  # after 2x2 pooling
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.4), height_ratios=[1, 1.15])
+
+    # (a) the same block in two orders; each box is as wide as the data the pass touches
+    orders = {
+        "TensorFlow / npcnn.ops:\nconv -> + b -> ReLU -> pool": [
+            ("conv", conv_elems), ("+ b", conv_elems), ("ReLU", conv_elems),
+            ("max-pool", conv_elems)],
+        "npcnn.fast (same bits):\nconv -> pool -> + b -> ReLU": [
+            ("conv", conv_elems), ("max-pool", conv_elems), ("+ b", pool_elems),
+            ("ReLU", pool_elems)],
+    }  # fmt: skip
+    colours = {"conv": "#9ecae1", "+ b": "#fdae6b", "ReLU": "#a1d99b", "max-pool": "#bcbddc"}
+    scale = 1 / 2500
+    for row, (title, passes) in enumerate(orders.items()):
+        x = 0.0
+        top.text(-0.3, row, title, ha="right", va="center", fontsize=9)
+        for name, elems in passes:
+            width = elems * scale
+            top.add_patch(Rectangle((x, row - 0.3), width, 0.6, facecolor=colours[name],
+                                    edgecolor="#555555"))  # fmt: skip
+            top.text(x + width / 2, row, f"{name}\n{elems:,}", ha="center", va="center",
+                     fontsize=8)  # fmt: skip
+            x += width + 0.15
+    top.set_xlim(-0.3, 4 * conv_elems * scale + 1)
+    top.set_ylim(1.6, -0.6)
+    top.axis("off")
+    top.set_title("(a) Conv2D(relu) + MaxPool2D, conv1: elements each pass reads, per image",
+                  fontsize=10, loc="left")  # fmt: skip
+
+    # (b) conv2's backward on two cores: BLAS uses both; col2im on one, or split in two
+    times = conv2_backward_timeline()
+    gemms = [(k, v) for k, v in times.items() if k.startswith(("dW", "dcols"))]
+    one, two = times["col2im, 1 thread(s)"], times["col2im, 2 thread(s)"]
+    rows = {
+        "one thread\n(core 1 | core 2)": (one, None),
+        "two threads\n(core 1 | core 2)": (two, two),
+    }
+    y = 0.0
+    for title, (core1, core2) in rows.items():
+        x = 0.0
+        for name, ms in gemms:  # BLAS runs each product on both cores
+            for lane in (0, 1):
+                bottom.add_patch(Rectangle((x, y + lane * 0.45), ms, 0.4,
+                                           facecolor="#9ecae1", edgecolor="#555555"))  # fmt: skip
+            bottom.text(x + ms / 2, y + 0.42, f"{name}\n(BLAS)", ha="center", va="center",
+                        fontsize=7)  # fmt: skip
+            x += ms
+        for lane, ms in enumerate((core1, core2)):
+            if ms is None:
+                bottom.text(x + 0.2, y + 0.65, "idle (or BLAS's threads spinning)",
+                            va="center", fontsize=7, color="#777777")  # fmt: skip
+                continue
+            part = "images 0-24" if core2 else "all 50 images"
+            if lane:
+                part = "images 25-49"
+            bottom.add_patch(Rectangle((x, y + lane * 0.45), ms, 0.4, facecolor="#fdae6b",
+                                       edgecolor="#555555"))  # fmt: skip
+            bottom.text(x + ms / 2, y + lane * 0.45 + 0.2, f"col2im {part}", ha="center",
+                        va="center", fontsize=7)  # fmt: skip
+        bottom.text(-0.3, y + 0.42, title, ha="right", va="center", fontsize=9)
+        bottom.text(x + max(one, two) + 0.5, y + 0.42, f"{x + (core1 or 0):.1f} ms",
+                    va="center", fontsize=9)  # fmt: skip
+        y += 1.3
+    total = sum(ms for _, ms in gemms) + one
+    bottom.set_xlim(-0.3, total + 4)
+    bottom.set_ylim(y, -0.3)
+    bottom.set_xlabel("ms, measured when this figure was drawn (batch 50, float32)")
+    bottom.set_yticks([])
+    for side in ("left", "right", "top"):
+        bottom.spines[side].set_visible(False)
+    bottom.set_title("(b) conv2's backward pass: the matrix products use both cores; col2im "
+                     "runs on one, or half the batch on each", fontsize=10, loc="left")  # fmt: skip
+    save(fig, out_dir, "fast_tier.png")
+
+
+# ---- figure 6: filters ------------------------------------------------------------------
 def find_mnist(data_dir=None):
     """The first folder among the candidates that holds MNIST's training files, or None."""
     candidates = [data_dir] if data_dir else []
@@ -453,6 +575,7 @@ def main(argv=None):
     figure_maxpool_gradient(args.out)
     figure_conv_backward(args.out)
     figure_network_shapes(args.out)
+    figure_fast_tier(args.out)
     figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
 
 

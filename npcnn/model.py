@@ -257,6 +257,7 @@ class Sequential:
         for layer in self.layers:
             layer.params = [to_device(to_numpy(p), xp) for p in layer.params]
             layer.grads = []
+            getattr(layer, "workspace", {}).clear()  # the fast tier's buffers, on the old device
         return self
 
     def count_params(self) -> int:
@@ -284,8 +285,9 @@ def fused_forward(conv, pool, x):
     lives on the conv layer (the pool layer keeps none)."""
     kernel, bias = conv.params
     y, conv.cache = fast.conv2d_relu_maxpool2d_forward(
-        x, kernel, bias, conv.strides, conv.padding, pool.pool_size, pool.strides, pool.padding
-    )
+        x, kernel, bias, conv.strides, conv.padding, pool.pool_size, pool.strides, pool.padding,
+        workspace=conv.workspace,
+    )  # fmt: skip
     pool.cache = None
     return y
 

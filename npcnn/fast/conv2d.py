@@ -108,15 +108,37 @@ def col2im(dcols, x_pad_shape, kernel_hw, strides, out_hw):
     return dx_pad
 
 
+def reusable(workspace, name, shape, dtype, xp):
+    """An uninitialised array for ``name``: the one kept in ``workspace`` (a dict)
+    when its shape, dtype and array library match, else a new one, kept there.
+
+    Why: NumPy gets a big array (conv2's im2col matrix is 31 MB in float32, 63 MB
+    in float64) from fresh pages of the OS every time, and touching them costs
+    more than the copy into them (10-40% of a float64 step, varying call to call).
+    A layer passes its own workspace, so it reuses its buffers from step to step.
+    """
+    if workspace is None:
+        return xp.empty(shape, dtype=dtype)
+    array = workspace.get(name)
+    if array is None or array.shape != shape or array.dtype != dtype:
+        array = workspace[name] = xp.empty(shape, dtype=dtype)
+    elif get_array_module(array) is not xp:
+        array = workspace[name] = xp.empty(shape, dtype=dtype)
+    return array
+
+
 def conv2d_forward(x, w, b, strides=1, padding="same"):
     """``npcnn.ops.conv2d_forward``: y (N, H_out, W_out, Cout) and the cache."""
     check_conv2d_args(x, w, b)
     return convolve(x, w, b, strides, padding)
 
 
-def convolve(x, w, b, strides, padding):
+def convolve(x, w, b, strides, padding, workspace=None):
     """The work of :func:`conv2d_forward` (arguments already checked); ``b=None``
-    skips the bias, for the fused block (``fused.py``) that adds it after pooling."""
+    skips the bias, for the fused block (``fused.py``) that adds it after pooling.
+    ``workspace``: a dict whose buffers this call reuses (:func:`reusable`); the
+    cache then stays valid only until the next call with the same workspace, as
+    a layer's cache does."""
     strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x.shape
@@ -129,7 +151,7 @@ def convolve(x, w, b, strides, padding):
     xp = get_array_module(x)
     y = xp.empty((n * positions, cout), dtype=x.dtype)
     slab = n if n <= KEEP_COLS else SLAB  # images per matrix product
-    buffer = xp.empty((slab * positions, kh * kw * cin), dtype=x.dtype)  # one slab's cols
+    buffer = reusable(workspace, "cols", (slab * positions, kh * kw * cin), x.dtype, xp)
     cols = buffer  # (an empty batch has no slab: its cols is this empty matrix)
     # Speed only: a big batch is convolved SLAB images at a time, so the im2col
     # matrix stays small, every slab reuses the same buffer for it, and each slab's
@@ -154,15 +176,24 @@ def conv2d_backward(dy, cache, need_dx=True):
     The same three formulas (dW = cols.T @ dy, db = the sum of dy, dcols = dy @ W.T
     scattered back by col2im); the im2col matrix is rebuilt when the forward pass
     used several slabs and so kept none."""
+    return convolve_backward(dy, cache, need_dx)
+
+
+def convolve_backward(dy, cache, need_dx, workspace=None):
+    """The work of :func:`conv2d_backward`; ``workspace`` as in :func:`convolve`
+    (dcols, and a rebuilt im2col matrix, go into reused buffers)."""
     x_shape, w, x_pad, cols, strides, pads, out_hw = cache
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x_shape
     expected = (n, *out_hw, cout)
     if tuple(dy.shape) != expected:
         raise ValueError(f"dy must have the output's shape {expected}, got {tuple(dy.shape)}")
+    xp = get_array_module(dy)
+    positions = out_hw[0] * out_hw[1]
     if cols is None:  # the forward pass ran in several slabs
-        cols = im2col(x_pad, (kh, kw), strides, out_hw)
-    dy2 = dy.reshape(n * out_hw[0] * out_hw[1], cout)
+        buffer = reusable(workspace, "cols", (n * positions, kh * kw * cin), x_pad.dtype, xp)
+        cols = im2col(x_pad, (kh, kw), strides, out_hw, out=buffer)
+    dy2 = dy.reshape(n * positions, cout)
 
     db = dy2.sum(axis=0)  # each b[co] was added to every output position
     dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
@@ -170,7 +201,9 @@ def conv2d_backward(dy, cache, need_dx=True):
         return None, dw, db
 
     # local derivative of y wrt cols is W: the gradient of every window, (i, j, c) order
-    dcols = (dy2 @ w.reshape(kh * kw * cin, cout).T).reshape(n, *out_hw, kh, kw, cin)
+    dcols = reusable(workspace, "dcols", (n * positions, kh * kw * cin), dy.dtype, xp)
+    xp.matmul(dy2, w.reshape(kh * kw * cin, cout).T, out=dcols)
+    dcols = dcols.reshape(n, *out_hw, kh, kw, cin)
     (top, _), (left, _) = pads
     dx_pad = col2im(dcols, x_pad.shape, (kh, kw), strides, out_hw)
     dx = dx_pad[:, top : top + height, left : left + width, :]  # padding cells get no gradient

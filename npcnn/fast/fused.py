@@ -34,22 +34,31 @@ from ..backend import get_array_module
 from ..ops._checks import check_conv2d_args
 from ..ops.maxpool2d import pool_geometry
 from ..ops.windows import pad_nhwc, tap_view
-from .conv2d import conv2d_backward, convolve
+from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
 from .threads import split_batch
 
 
 def conv2d_relu_maxpool2d_forward(
-    x, w, b, strides=1, padding="same", pool_size=2, pool_strides=None, pool_padding="valid"
+    x,
+    w,
+    b,
+    strides=1,
+    padding="same",
+    pool_size=2,
+    pool_strides=None,
+    pool_padding="valid",
+    workspace=None,
 ):
     """``maxpool2d(relu(conv2d(x, w, b)))`` with the same numbers, computed as
     ``relu(maxpool2d(conv2d(x, w)) + b)``.
 
     Returns y (N, H_pool, W_pool, Cout) and the cache for
-    :func:`conv2d_relu_maxpool2d_backward`.
+    :func:`conv2d_relu_maxpool2d_backward`. ``workspace``: a dict of buffers
+    to reuse, as in :func:`npcnn.fast.conv2d_forward` (a Conv2D layer passes its own).
     """
     check_conv2d_args(x, w, b)
-    z, conv_cache = convolve(x, w, None, strides, padding)  # no bias yet
+    z, conv_cache = convolve(x, w, None, strides, padding, workspace)  # no bias yet
     xp = get_array_module(z)
     pool, pool_strides, pads, out_hw = pool_geometry(z, pool_size, pool_strides, pool_padding)
     z_pad = pad_nhwc(z, pads, value=-xp.inf)  # -inf (+ b) never wins the max
@@ -57,7 +66,7 @@ def conv2d_relu_maxpool2d_forward(
     y = window_max(z_pad, taps, pool_strides, out_hw)  # pool the raw convolution ...
     y += b  # ... then the bias and ReLU, on a quarter of the data
     xp.maximum(y, 0, out=y)
-    cache = (conv_cache, z_pad, b, y, pads, pool_strides, out_hw, taps)
+    cache = (conv_cache, z_pad, b, y, pads, pool_strides, out_hw, taps, workspace)
     return y, cache
 
 
@@ -72,7 +81,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     every value, inf and NaN included, and is 3-5x faster than ``where(wins, g, 0)``.
     The batch is split over threads (``threads.py``): each image's routing is its own.
     """
-    conv_cache, z_pad, b, y, pads, strides, out_hw, taps = cache
+    conv_cache, z_pad, b, y, pads, strides, out_hw, taps, workspace = cache
     if tuple(dy.shape) != tuple(y.shape):
         raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
     xp = get_array_module(dy)
@@ -102,4 +111,4 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     (top, bottom), (left, right) = pads
     h, w = z_pad.shape[1] - top - bottom, z_pad.shape[2] - left - right
     dz = dz_pad[:, top : top + h, left : left + w, :]
-    return conv2d_backward(dz, conv_cache, need_dx)
+    return convolve_backward(dz, conv_cache, need_dx, workspace)

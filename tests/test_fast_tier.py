@@ -159,3 +159,17 @@ def test_seed_cnn_fast_equals_ops(dtype, need_dx):
         assert dxa is None and dxb is None
     for ga, gb in zip(a.grads, b.grads):
         same_bits(ga, gb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 3, 64])  # 64 images: split over threads
+@pytest.mark.parametrize("value", [0.0, -np.inf])
+def test_fast_padding_equals_the_readable_one(dtype, n, value):
+    from npcnn.fast.padding import pad_nhwc as fast_pad
+    from npcnn.ops.windows import pad_nhwc as readable_pad
+
+    x = np.random.default_rng(n).standard_normal((n, 14, 13, 32)).astype(dtype)
+    for pads in [((2, 2), (2, 2)), ((0, 1), (1, 0)), ((3, 0), (0, 2)), ((0, 0), (0, 0))]:
+        got, want = fast_pad(x, pads, value), readable_pad(x, pads, value)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

@@ -28,7 +28,8 @@ from ..backend import get_array_module
 from ..ops import conv2d as readable
 from ..ops._checks import as_pair, check_conv2d_args, normalize_padding
 from ..ops.padding import output_hw, padding_amounts
-from ..ops.windows import pad_nhwc, window_view
+from ..ops.windows import window_view
+from .padding import pad_nhwc
 from .threads import split_batch
 
 KEEP_COLS = 64  # batches up to this size are one matrix, kept for the backward pass

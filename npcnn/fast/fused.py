@@ -33,9 +33,10 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops._checks import check_conv2d_args
 from ..ops.maxpool2d import pool_geometry
-from ..ops.windows import pad_nhwc, tap_view
+from ..ops.windows import tap_view
 from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
+from .padding import pad_nhwc
 from .threads import split_batch
 
 

@@ -1,14 +1,18 @@
 """2-D max-pooling, fast: the running max over the window's taps is taken in place,
-in one array, instead of a new array per tap. Same numbers as
+in one array, instead of a new array per tap, the batch split over threads. Same numbers as
 ``npcnn/ops/maxpool2d.py``, whose backward pass (first maximum wins, as in
 TensorFlow) is re-used as is.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..ops.maxpool2d import MaxPool2DCache, maxpool2d_backward, pool_geometry
-from ..ops.windows import pad_nhwc, tap_view
+from ..ops.windows import tap_view
+from .padding import pad_nhwc
+from .threads import split_batch
 
 __all__ = ["maxpool2d_forward", "maxpool2d_backward", "window_max"]
 
@@ -24,10 +28,20 @@ def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
 
 
 def window_max(x_pad, taps, strides, out_hw):
-    """The max over the taps of every window, y (N, H_out, W_out, C), in one array."""
+    """The max over the taps of every window, y (N, H_out, W_out, C), in one array;
+    the batch split over threads (``threads.py``)."""
     xp = get_array_module(x_pad)
     windows = [tap_view(x_pad, i, j, strides, out_hw) for i, j in taps]  # views, no copies
-    y = windows[0].copy()
-    for window in windows[1:]:
-        xp.maximum(y, window, out=y)  # running max, in place
+    y = xp.empty(windows[0].shape, dtype=x_pad.dtype)
+
+    def running_max(lo, hi):  # images lo..hi-1
+        part = y[lo:hi]
+        part[...] = windows[0][lo:hi]
+        for window in windows[1:]:
+            xp.maximum(part, window[lo:hi], out=part)  # running max, in place
+
+    if xp is np:
+        split_batch(running_max, y.shape[0], x_pad.size)
+    else:
+        running_max(0, y.shape[0])
     return y

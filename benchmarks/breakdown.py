@@ -16,8 +16,9 @@ implementation (forward and backward of each block, then Adam):
   ``tf.function`` timed alone; "other" is TF's whole compiled step minus their sum
   (negative when the whole graph overlaps the segments).
 
-Every implementation is timed in the same interleaved rounds (medians), with a
-pause between NumPy and TF for OpenBLAS's idle threads. Writes
+Every implementation is timed in the same interleaved rounds (medians), each
+round a few steps (or segment calls) back to back, as a training loop runs
+them, with a pause between NumPy and TF for OpenBLAS's idle threads. Writes
 ``breakdown.md``, ``breakdown.json`` and the plot ``step_breakdown.png``.
 """
 
@@ -182,8 +183,10 @@ def tf_segments(tf, n=50):
     return compiled
 
 
-def measure(rounds, old=None, pause=0.1):
-    """{implementation: {segment label: median ms}} over interleaved rounds."""
+def measure(rounds, old=None, pause=0.1, calls=4):
+    """{implementation: {segment label: median ms}} over interleaved rounds; in
+    each round an implementation runs ``calls`` steps back to back (a training
+    loop's steady state), their mean one sample."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -191,24 +194,31 @@ def measure(rounds, old=None, pause=0.1):
     if old is not None:
         timers = {"npcnn before": StepTimer(load_checkout(old)), **timers}
     tf_functions = tf_segments(tf)
+
+    def run_tf(segment, function):
+        start = time.perf_counter()
+        out = function()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
+        return time.perf_counter() - start
+
     samples = defaultdict(lambda: defaultdict(list))
     for r in range(rounds + 2):  # two warm-up rounds
+        sums = defaultdict(lambda: defaultdict(float))
         for name, timer in timers.items():
-            for segment, seconds in timer().items():
-                if r >= 2:
-                    samples[name][segment].append(seconds)
+            for _ in range(calls):
+                for segment, seconds in timer().items():
+                    sums[name][segment] += seconds / calls
             time.sleep(pause)
-        tf_times = {}
         for segment, function in tf_functions.items():
-            start = time.perf_counter()
-            out = function()
-            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
-            tf_times[segment] = time.perf_counter() - start
-        tf_times[OTHER] = tf_times["step"] - sum(v for k, v in tf_times.items() if k != "step")
-        for segment, seconds in tf_times.items():
-            if r >= 2:
-                samples["TensorFlow"][segment].append(seconds)
+            for _ in range(calls):
+                sums["TensorFlow"][segment] += run_tf(segment, function) / calls
+        tf_sums = sums["TensorFlow"]
+        tf_sums[OTHER] = tf_sums["step"] - sum(v for k, v in tf_sums.items() if k != "step")
         time.sleep(pause)
+        if r >= 2:
+            for name, per_segment in sums.items():
+                for segment, seconds in per_segment.items():
+                    samples[name][segment].append(seconds)
     medians = {}
     for impl, per_segment in samples.items():
         medians[impl] = {

@@ -1,7 +1,8 @@
 """Issue 12's targets table: npcnn's fast tier (old and new) against TensorFlow.
 
 ``python -m benchmarks --sections targets`` (or ``python -m benchmarks.targets``)
-times, in interleaved rounds (every case once per round, rotated order), medians:
+times, in interleaved rounds (every case once per round, rotated order; each time
+a block of back-to-back calls, as a training loop runs its steps), medians:
 
 - the training step at batch 50 (``train_step``: forward, loss, backward with
   ``need_dx=False``, Adam), float32 and float64;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -77,17 +79,25 @@ def tf_cases(threads=None, n=50, n_inf=1000):
     }
 
 
-def interleaved(cases, rounds, pause=0.1):
-    """{name: median seconds} over ``rounds`` rounds, each case once per round."""
-    for fn in cases.values():  # warm-up
-        fn(), fn()
+def interleaved(cases, rounds, pause=0.1, block_s=0.3, max_reps=10):
+    """{name: median seconds per call} over ``rounds`` rounds; in each round every
+    case runs one block of back-to-back calls (as many as fill ``block_s``, at
+    most ``max_reps``; a training loop also runs step after step), and a
+    ``pause`` separates cases (OpenBLAS's and TF's idle threads spin a while)."""
+    reps = {}
+    for name, fn in cases.items():  # warm-up, then size each case's block
+        fn()
+        start = time.perf_counter()
+        fn()
+        reps[name] = max(1, min(max_reps, math.ceil(block_s / (time.perf_counter() - start))))
     times = {name: [] for name in cases}
     names = list(cases)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             t = time.perf_counter()
-            cases[name]()
-            times[name].append(time.perf_counter() - t)
+            for _ in range(reps[name]):
+                cases[name]()
+            times[name].append((time.perf_counter() - t) / reps[name])
             time.sleep(pause)
     return {name: statistics.median(v) for name, v in times.items()}
 

@@ -26,7 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+# before NumPy loads OpenBLAS, as npcnn does (chapter 14: its idle threads would
+# otherwise spin on the second core that the timed col2im's threads need)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

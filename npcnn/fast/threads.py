@@ -61,6 +61,8 @@ def set_threads(n: int) -> None:
     global _pool, _threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be an int >= 1, got {n!r}")
+    if n == _threads:
+        return
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None

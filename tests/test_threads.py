@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +84,32 @@ def test_an_error_in_any_part_is_raised_after_all_parts_finished(failing_part):
     with pytest.raises(RuntimeError, match="failed"):
         threads.split_batch(work, 10, threads.MIN_ELEMENTS)
     assert len(done) == 1  # the other part still ran to the end
+
+
+def test_ctrl_c_while_waiting_still_waits_for_every_part(monkeypatch):
+    """A KeyboardInterrupt that lands while the caller waits for the other parts
+    is raised only after they finished: nothing writes into the arrays after."""
+    threads.set_threads(2)
+    release, done = threading.Event(), []
+    real_wait, calls = threads.wait, []
+
+    def interrupted_wait(futures):
+        calls.append(1)
+        if len(calls) == 1:
+            release.set()  # let the worker finish, then "press Ctrl-C"
+            raise KeyboardInterrupt
+        return real_wait(futures)
+
+    def work(lo, hi):
+        if lo > 0:
+            release.wait(10)
+            time.sleep(0.05)
+        done.append((lo, hi))
+
+    monkeypatch.setattr(threads, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        threads.split_batch(work, 4, threads.MIN_ELEMENTS)
+    assert sorted(done) == [(0, 2), (2, 4)] and len(calls) == 2
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])

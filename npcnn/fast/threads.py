@@ -24,7 +24,7 @@ or :func:`set_threads`. Arrays of another library (CuPy) are never split.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 MIN_ELEMENTS = 1 << 15  # smaller passes run inline: handing work to a thread costs ~20-50 us
 
@@ -85,7 +85,9 @@ def split_batch(work, n: int, elements: int) -> None:
 
     ``elements`` is the size of the whole pass: a small one runs inline as
     ``work(0, n)``. The calling thread does the first part itself. An
-    exception raised by any part is raised here, after every part finished.
+    exception raised by any part is raised here, after every part finished;
+    so is a Ctrl-C: no part is still writing into the arrays when this returns
+    or raises (a checkpoint taken after it sees a whole step or none).
     """
     global _pool
     parts = min(get_threads(), n)
@@ -99,7 +101,20 @@ def split_batch(work, n: int, elements: int) -> None:
     try:
         work(cuts[0], cuts[1])
     finally:
-        errors = [f.exception() for f in futures]  # waits for every part
-    for error in errors:
-        if error is not None:
-            raise error
+        _wait_for_all(futures)
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+
+
+def _wait_for_all(futures) -> None:
+    """Wait until every part is done, even through Ctrl-C (re-raised afterwards)."""
+    interrupted = False
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt

@@ -87,7 +87,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
         raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
     xp = get_array_module(dy)
     dz_pad = xp.zeros(z_pad.shape, dtype=dy.dtype)
-    bits = xp.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
+    bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
 
     def route(lo, hi):  # images lo..hi-1
         y_part, z_part, dz_part = y[lo:hi], z_pad[lo:hi], dz_pad[lo:hi]

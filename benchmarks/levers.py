@@ -12,7 +12,9 @@ runs npcnn (all cores), each naming what it switches:
   spinning 2**28 cycles (its default) vs 2**16 (what npcnn sets);
 - workspace: the float64 step with the conv layers' reused buffers vs new ones
   (with a ``predict`` on 1000 images in between, as in the targets run);
-- inference slabs: ``predict`` on 1000 images, im2col in slabs of 64 vs 32.
+- inference slabs: ``predict`` on 1000 images, im2col in slabs of 64 vs 32;
+- GEMM orientation (not kept): conv2's forward product as ``cols @ w`` vs
+  ``(w.T @ cols.T).T``, float32 and float64.
 """
 
 from __future__ import annotations
@@ -174,6 +176,15 @@ def blas_spin(rounds):
     return {k: statistics.median(v) for k, v in results.items()}
 
 
+def orientation_cases(dtype):
+    """conv2's forward product at batch 50 computed as is and with the operands
+    swapped (the transposed product, then a copy back to NHWC's layout)."""
+    rng = np.random.default_rng(0)
+    cols = rng.standard_normal((50 * 196, 800)).astype(dtype)
+    w = rng.standard_normal((800, 64)).astype(dtype)
+    return {"cols @ w": lambda: cols @ w, "(w.T @ cols.T).T": lambda: (w.T @ cols.T).T.copy()}
+
+
 def report(title, med, names):
     base = med[names[0]]
     cells = ", ".join(f"{n} {med[n] * 1e3:.2f} ms ({base / med[n]:.2f}x)" for n in names)
@@ -226,6 +237,9 @@ def main(argv=None):
     )
     cases = {"slabs of 64": predict_case(64), "slabs of 32": predict_case(32)}
     report("predict, 1000 images", interleaved(cases, args.rounds), list(cases))
+    for dtype in ("float32", "float64"):
+        cases = orientation_cases(dtype)
+        report(f"conv2 forward product, {dtype}", interleaved(cases, args.rounds), list(cases))
     spin = blas_spin(args.rounds)
     print(
         "training step, fresh processes, OpenBLAS idle threads spinning 2**28 cycles "

@@ -54,7 +54,7 @@ def record_parts(n, elements, together=1):
 @pytest.mark.parametrize("n", [1, 2, 5, 50])
 def test_split_batch_covers_the_batch_once(count, n):
     threads.set_threads(count)
-    parts, names = record_parts(n, threads.MIN_ELEMENTS, together=min(count, n))
+    parts, names = record_parts(n, count * threads.MIN_ELEMENTS, together=min(count, n))
     covered = [i for lo, hi in parts for i in range(lo, hi)]
     assert covered == list(range(n))  # every image once, none twice
     assert len(parts) == min(count, n)
@@ -63,9 +63,11 @@ def test_split_batch_covers_the_batch_once(count, n):
 
 
 def test_small_passes_and_one_thread_run_inline():
-    threads.set_threads(2)
-    parts, names = record_parts(50, threads.MIN_ELEMENTS - 1)
+    threads.set_threads(4)
+    parts, names = record_parts(50, 2 * threads.MIN_ELEMENTS - 1)
     assert parts == [(0, 50)] and names == {threading.current_thread().name}
+    parts, _ = record_parts(50, 3 * threads.MIN_ELEMENTS, together=3)  # one part per 32K
+    assert parts == [(0, 16), (16, 33), (33, 50)]
     threads.set_threads(1)
     parts, names = record_parts(50, 10**9)
     assert parts == [(0, 50)] and names == {threading.current_thread().name}
@@ -82,7 +84,7 @@ def test_an_error_in_any_part_is_raised_after_all_parts_finished(failing_part):
         done.append((lo, hi))
 
     with pytest.raises(RuntimeError, match="failed"):
-        threads.split_batch(work, 10, threads.MIN_ELEMENTS)
+        threads.split_batch(work, 10, 2 * threads.MIN_ELEMENTS)
     assert len(done) == 1  # the other part still ran to the end
 
 
@@ -108,7 +110,7 @@ def test_ctrl_c_while_waiting_still_waits_for_every_part(monkeypatch):
 
     monkeypatch.setattr(threads, "wait", interrupted_wait)
     with pytest.raises(KeyboardInterrupt):
-        threads.split_batch(work, 4, threads.MIN_ELEMENTS)
+        threads.split_batch(work, 4, 2 * threads.MIN_ELEMENTS)
     assert sorted(done) == [(0, 2), (2, 4)] and len(calls) == 2
 
 
@@ -126,19 +128,19 @@ def test_thread_count_from_environment_and_affinity(monkeypatch):
         with pytest.raises(ValueError, match="NPCNN_THREADS must be an int >= 1"):
             threads._default_threads()
     monkeypatch.delenv("NPCNN_THREADS")
-    assert threads._default_threads() == len(os.sched_getaffinity(0))
+    assert threads._default_threads() == min(len(os.sched_getaffinity(0)), 8)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_can_still_split_work():
     threads.set_threads(2)
-    record_parts(10, threads.MIN_ELEMENTS)  # the parent's pool is running
+    record_parts(10, 2 * threads.MIN_ELEMENTS)  # the parent's pool is running
     pid = os.fork()
     if pid == 0:  # the child: its copy of the pool has no threads
         signal.alarm(20)  # a hang would otherwise never end
         try:
-            parts, _ = record_parts(10, threads.MIN_ELEMENTS)
+            parts, _ = record_parts(10, 2 * threads.MIN_ELEMENTS)
             os._exit(0 if parts == [(0, 5), (5, 10)] else 1)
         except BaseException:
             os._exit(2)

@@ -16,9 +16,10 @@ its own part of the output, so the threads never touch the same memory.
 The threads run *between* the matrix products, never during one, so they do
 not fight with BLAS's own threads for the cores.
 
-How many threads: the CPUs this process may run on (``taskset -c 0`` gives one:
-everything runs inline, no thread is started), or ``NPCNN_THREADS`` when set,
-or :func:`set_threads`. Arrays of another library (CuPy) are never split.
+How many threads: the CPUs this process may run on, at most 8 (``taskset -c 0``
+gives one: everything runs inline, no thread is started), or ``NPCNN_THREADS``
+when set, or :func:`set_threads`. A pass is cut into at most one part per
+32,768 elements. Arrays of another library (CuPy) are never split.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
-MIN_ELEMENTS = 1 << 15  # smaller passes run inline: handing work to a thread costs ~20-50 us
+MIN_ELEMENTS = 1 << 15  # elements per part at least: handing work to a thread costs ~20-50 us
+MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more only adds hand-offs
 
 _pool = None  # the worker threads, started on first use
 _threads = None  # None: decide from the environment on first use
@@ -43,9 +45,10 @@ def _default_threads() -> int:
             raise ValueError(f"NPCNN_THREADS must be an int >= 1, got {text!r}")
         return value
     try:
-        return len(os.sched_getaffinity(0))  # the CPUs we may run on (taskset, cgroups)
+        cpus = len(os.sched_getaffinity(0))  # the CPUs we may run on (taskset, cgroups)
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_THREADS)
 
 
 def get_threads() -> int:
@@ -83,15 +86,16 @@ def split_batch(work, n: int, elements: int) -> None:
     """Call ``work(lo, hi)`` on consecutive parts of ``range(n)`` that together
     cover it, in parallel, and return when all are done.
 
-    ``elements`` is the size of the whole pass: a small one runs inline as
-    ``work(0, n)``. The calling thread does the first part itself. An
-    exception raised by any part is raised here, after every part finished;
+    ``elements`` is the size of the whole pass: it gets at most one part per
+    ``MIN_ELEMENTS`` (a small pass runs inline as ``work(0, n)``). The calling
+    thread does the first part itself. An exception raised by any part is
+    raised here, after every part finished;
     so is a Ctrl-C: no part is still writing into the arrays when this returns
     or raises (a checkpoint taken after it sees a whole step or none).
     """
     global _pool
-    parts = min(get_threads(), n)
-    if parts <= 1 or elements < MIN_ELEMENTS:
+    parts = min(get_threads(), n, elements // MIN_ELEMENTS)
+    if parts <= 1:
         work(0, n)
         return
     if _pool is None:

@@ -114,6 +114,23 @@ def test_ctrl_c_while_waiting_still_waits_for_every_part(monkeypatch):
     assert sorted(done) == [(0, 2), (2, 4)] and len(calls) == 2
 
 
+def test_a_split_inside_a_part_runs_inline_instead_of_waiting_forever():
+    """With 2 threads the pool has one worker: a part that splits again must not
+    queue behind itself."""
+    threads.set_threads(2)
+    inner = []
+
+    def work(lo, hi):
+        threads.split_batch(lambda a, b: inner.append((lo, a, b)), 4, 4 * threads.MIN_ELEMENTS)
+
+    caller = threading.Thread(target=threads.split_batch, args=(work, 2, 2 * threads.MIN_ELEMENTS))
+    caller.daemon = True  # if it hangs, the test fails instead of hanging too
+    caller.start()
+    caller.join(10)
+    assert not caller.is_alive(), "a split inside a part waited for the pool forever"
+    assert sorted(inner)[-1] == (1, 0, 4)  # the worker's part ran its split inline
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
 def test_set_threads_refuses_bad_counts(bad):
     with pytest.raises(ValueError, match="threads must be an int >= 1"):

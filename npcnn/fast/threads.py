@@ -25,6 +25,7 @@ when set, or :func:`set_threads`. A pass is cut into at most one part per
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 MIN_ELEMENTS = 1 << 15  # elements per part at least: handing work to a thread costs ~20-50 us
@@ -32,6 +33,11 @@ MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more on
 
 _pool = None  # the worker threads, started on first use
 _threads = None  # None: decide from the environment on first use
+_here = threading.local()  # .worker is True in the pool's own threads
+
+
+def _mark_worker() -> None:
+    _here.worker = True
 
 
 def _default_threads() -> int:
@@ -89,17 +95,20 @@ def split_batch(work, n: int, elements: int) -> None:
     ``elements`` is the size of the whole pass: it gets at most one part per
     ``MIN_ELEMENTS`` (a small pass runs inline as ``work(0, n)``). The calling
     thread does the first part itself. An exception raised by any part is
-    raised here, after every part finished;
-    so is a Ctrl-C: no part is still writing into the arrays when this returns
-    or raises (a checkpoint taken after it sees a whole step or none).
+    raised here, after every part finished; so is a Ctrl-C: no part is still
+    writing into the arrays when this returns or raises. Called from one of
+    the pool's own threads, it runs inline (waiting there for the pool could
+    wait forever).
     """
     global _pool
     parts = min(get_threads(), n, elements // MIN_ELEMENTS)
-    if parts <= 1:
+    if parts <= 1 or getattr(_here, "worker", False):
         work(0, n)
         return
     if _pool is None:
-        _pool = ThreadPoolExecutor(get_threads() - 1, thread_name_prefix="npcnn")
+        _pool = ThreadPoolExecutor(
+            get_threads() - 1, thread_name_prefix="npcnn", initializer=_mark_worker
+        )
     cuts = [n * p // parts for p in range(parts + 1)]
     futures = [_pool.submit(work, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
     try:

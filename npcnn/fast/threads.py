@@ -34,6 +34,7 @@ MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more on
 _pool = None  # the worker threads, started on first use
 _threads = None  # None: decide from the environment on first use
 _here = threading.local()  # .worker is True in the pool's own threads
+_starting = threading.Lock()  # two threads splitting at once start one pool
 
 
 def _mark_worker() -> None:
@@ -105,12 +106,14 @@ def split_batch(work, n: int, elements: int) -> None:
     if parts <= 1 or getattr(_here, "worker", False):
         work(0, n)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(
-            get_threads() - 1, thread_name_prefix="npcnn", initializer=_mark_worker
-        )
+    with _starting:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                get_threads() - 1, thread_name_prefix="npcnn", initializer=_mark_worker
+            )
+        pool = _pool
     cuts = [n * p // parts for p in range(parts + 1)]
-    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
+    futures = [pool.submit(work, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
     try:
         work(cuts[0], cuts[1])
     finally:

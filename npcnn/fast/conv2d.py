@@ -14,6 +14,9 @@ organised for speed.
 - col2im adds a whole (kw, C) block of each window per call instead of one
   tap's C values (the same sums in the same order), and splits the batch over
   threads (``threads.py``); so does im2col's copy.
+- ``convolve``/``convolve_backward`` (what the fused block calls) take a
+  ``workspace`` dict whose buffers they reuse (:func:`reusable`), so a layer
+  does not get its big matrices from fresh OS pages every step.
 
 One big matrix product per gradient rather than one small product per tap
 (kh*kw of them): every BLAS call that runs on several threads waits for all

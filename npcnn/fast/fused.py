@@ -23,7 +23,9 @@ output ``y``, then through ReLU's gradient (0 where ``y`` is 0). Two cases:
   first; which cell "wins" no longer matters.
 
 The gradient wrt the convolution's output is then the same array the
-composition builds, and :func:`conv2d_backward` turns it into dx, dw, db.
+composition builds, and ``convolve_backward`` (``conv2d.py``) turns it into
+dx, dw, db. A Conv2D layer passes its ``workspace`` (a dict): the block then
+reuses the layer's im2col and dcols buffers from step to step.
 """
 
 from __future__ import annotations

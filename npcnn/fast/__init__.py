@@ -1,6 +1,7 @@
 """The fast tier: the same ops as ``npcnn.ops`` -- same names, signatures and
 numbers -- with every speed trick (im2col in slabs into a reused buffer,
-in-place ReLU and bias, chunked in-place Adam, ...).
+in-place ReLU and bias, chunked in-place Adam, conv -> pool -> bias -> ReLU,
+col2im by blocks, the memory-bound passes split over threads: ``threads.py``).
 
 Read ``npcnn/ops`` to learn the math; this package is what the layers run by
 default (``kernels="fast"``). Tests prove naive == ops == fast. Ops that have

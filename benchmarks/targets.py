@@ -177,8 +177,46 @@ def table(two, one):
     return [(what, ISSUE[key], old, new, target) for what, key, old, new, target in rows]
 
 
-def markdown(two, one, curve):
-    lines = [
+def matmul_peak(size=2048, repeats=5):
+    """{dtype: best GFLOP/s} of a square NumPy product on all cores (the peak the
+    issue asks to state with every figure)."""
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((size, size)).astype(dtype)
+        a @ a  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - start)
+        peaks[dtype] = 2 * size**3 / best / 1e9
+    return peaks
+
+
+def machine_line(peaks):
+    """One line: the CPU, its cores, BLAS, the measured matmul peak."""
+    from .machine import _cpu_model
+
+    pools = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)"
+                 for p in threadpool_info() if p.get("user_api") == "blas"]  # fmt: skip
+    except ImportError:
+        pass
+    return (
+        f"Machine: {_cpu_model()}, {os.cpu_count()} CPUs, NumPy {np.__version__}"
+        f" + {', '.join(pools) or 'BLAS'}; matmul peak (2048^3, best of 5) "
+        f"{peaks['float32']:.0f} GFLOP/s float32, {peaks['float64']:.0f} GFLOP/s float64; "
+        f"load average at the end {os.getloadavg()[0]:.2f}."
+    )
+
+
+def markdown(two, one, curve, machine=""):
+    lines = [machine, ""] if machine else []
+    lines += [
         "| what | issue (today) | old (measured now) | new | target |",
         "|---|---|---|---|---|",
     ]
@@ -216,6 +254,7 @@ def run_targets(
     and the step's breakdown per op (``breakdown.py``: ``step_breakdown.png``)."""
     from . import breakdown
 
+    peaks = matmul_peak()
     log("targets: one-core run (taskset -c 0, one thread each) ...")
     one = one_core(rounds, old)
     log("targets: all-cores run ...")
@@ -225,12 +264,14 @@ def run_targets(
     split = breakdown.measure(max(rounds, 5), old)
     os.makedirs(out, exist_ok=True)
     breakdown.write(split, out)
-    md = markdown(two, one, curve) + "\nWhere the step's time goes (ms, medians):\n\n"
+    md = markdown(two, one, curve, machine_line(peaks))
+    md += "\nWhere the step's time goes (ms, medians):\n\n"
     md += breakdown.markdown(split)
     with open(os.path.join(out, "targets.md"), "w") as f:
         f.write(md)
     with open(os.path.join(out, "targets.json"), "w") as f:
-        json.dump({"all_cores": two, "one_core": one, "batch_curve": curve}, f, indent=1)
+        data = {"all_cores": two, "one_core": one, "batch_curve": curve, "matmul_peak": peaks}
+        json.dump(data, f, indent=1)
     plot_curve(curve, os.path.join(out, "cost_vs_batch.png"))
     log(md)
     return md

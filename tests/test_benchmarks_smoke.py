@@ -132,3 +132,17 @@ def test_targets_table_without_an_old_checkout_leaves_old_empty():
     rows = targets.table(dict(run), dict(run, **{"new step f32": 0.09}))
     assert [r[2] for r in rows] == ["-"] * 6
     assert rows[0][3] == "1.50x" and rows[2][3] == "1.50x" and rows[5][3] == "2.00x"
+
+
+def test_targets_markdown_states_the_machine_and_peak():
+    from benchmarks import targets
+
+    line = targets.machine_line({"float32": 284.2, "float64": 133.6})
+    assert "matmul peak" in line and "284 GFLOP/s float32, 134 GFLOP/s float64" in line
+    run = {
+        "new step f32": 0.06, "new step f64": 0.12, "new predict": 0.3,
+        "tf step": 0.04, "tf predict": 0.1, "tf predict chunked": 0.12,
+    }  # fmt: skip
+    md = targets.markdown(dict(run), dict(run), {32: 0.045}, line)
+    assert md.startswith("Machine: ") and "| training step, batch 50" in md
+    assert "N=32: 45.00 ms, 1406 us/image" in md

@@ -195,7 +195,7 @@ def measure(rounds, old=None, pause=0.1, calls=4):
         timers = {"npcnn before": StepTimer(load_checkout(old)), **timers}
     tf_functions = tf_segments(tf)
 
-    def run_tf(segment, function):
+    def run_tf(function):
         start = time.perf_counter()
         out = function()
         tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
@@ -211,7 +211,7 @@ def measure(rounds, old=None, pause=0.1, calls=4):
             time.sleep(pause)
         for segment, function in tf_functions.items():
             for _ in range(calls):
-                sums["TensorFlow"][segment] += run_tf(segment, function) / calls
+                sums["TensorFlow"][segment] += run_tf(function) / calls
         tf_sums = sums["TensorFlow"]
         tf_sums[OTHER] = tf_sums["step"] - sum(v for k, v in tf_sums.items() if k != "step")
         time.sleep(pause)

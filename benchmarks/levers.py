@@ -146,18 +146,7 @@ def predict_case(slab):
 
 def spin_child(rounds):
     """Median ms of the float32 step in this process (run with an OPENBLAS env)."""
-    import statistics
-    import time
-
-    step = step_case("float32")
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return interleaved({"step": step_case("float32")}, rounds)["step"] * 1e3
 
 
 def blas_spin(rounds):

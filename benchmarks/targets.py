@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -80,26 +77,21 @@ def tf_cases(threads=None, n=50, n_inf=1000):
 
 
 def interleaved(cases, rounds, pause=0.1, block_s=0.3, max_reps=10):
-    """{name: median seconds per call} over ``rounds`` rounds; in each round every
-    case runs one block of back-to-back calls (as many as fill ``block_s``, at
-    most ``max_reps``; a training loop also runs step after step), and a
-    ``pause`` separates cases (OpenBLAS's and TF's idle threads spin a while)."""
-    reps = {}
-    for name, fn in cases.items():  # warm-up, then size each case's block
-        fn()
-        start = time.perf_counter()
-        fn()
-        reps[name] = max(1, min(max_reps, math.ceil(block_s / (time.perf_counter() - start))))
-    times = {name: [] for name in cases}
-    names = list(cases)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t = time.perf_counter()
-            for _ in range(reps[name]):
-                cases[name]()
-            times[name].append((time.perf_counter() - t) / reps[name])
-            time.sleep(pause)
-    return {name: statistics.median(v) for name, v in times.items()}
+    """{name: median seconds per call}: the suite's stopwatch (``timing.time_group``)
+    on ``cases`` ({name: fn}): warm-up, interleaved rounds in rotated order, each
+    a block of back-to-back calls (as many as fill ``block_s``, at most
+    ``max_reps``; a training loop also runs step after step), and a ``pause``
+    between NumPy and TF cases (names starting with "tf")."""
+    from .timing import Case, Settings, time_group
+
+    group = [
+        Case("targets", str(name), "", str(name), "tf" if str(name).startswith("tf") else "numpy",
+             0, "", fn)  # fmt: skip
+        for name, fn in cases.items()
+    ]
+    settings = Settings(rounds=rounds, block_s=block_s, max_reps=max_reps, pause_s=pause)
+    rows = time_group(group, settings, log=lambda *args: None)
+    return {name: row["median_s"] for name, row in zip(cases, rows)}
 
 
 def measure(rounds, threads=None, old=None):
@@ -177,38 +169,28 @@ def table(two, one):
     return [(what, ISSUE[key], old, new, target) for what, key, old, new, target in rows]
 
 
-def matmul_peak(size=2048, repeats=5):
-    """{dtype: best GFLOP/s} of a square NumPy product on all cores (the peak the
-    issue asks to state with every figure)."""
+def matmul_peak(size=2048, rounds=5):
+    """{dtype: GFLOP/s} of a square NumPy product on all cores, timed as the suite's
+    matmul section times it (the peak the issue asks to state with every figure)."""
     rng = np.random.default_rng(0)
-    peaks = {}
-    for dtype in ("float32", "float64"):
-        a = rng.standard_normal((size, size)).astype(dtype)
-        a @ a  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ a
-            best = min(best, time.perf_counter() - start)
-        peaks[dtype] = 2 * size**3 / best / 1e9
-    return peaks
+    a32 = rng.standard_normal((size, size)).astype(np.float32)
+    a64 = a32.astype(np.float64)
+    cases = {"float32": lambda: a32 @ a32, "float64": lambda: a64 @ a64}
+    return {dtype: 2 * size**3 / t / 1e9 for dtype, t in interleaved(cases, rounds, 0).items()}
 
 
 def machine_line(peaks):
     """One line: the CPU, its cores, BLAS, the measured matmul peak."""
-    from .machine import _cpu_model
+    from .machine import _blas_info, _cpu_model
 
-    pools = []
-    try:
-        from threadpoolctl import threadpool_info
-
-        pools = [f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)"
-                 for p in threadpool_info() if p.get("user_api") == "blas"]  # fmt: skip
-    except ImportError:
-        pass
+    pools = [
+        f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)"
+        for p in _blas_info().get("pools", [])
+        if p.get("user_api") == "blas"
+    ]
     return (
         f"Machine: {_cpu_model()}, {os.cpu_count()} CPUs, NumPy {np.__version__}"
-        f" + {', '.join(pools) or 'BLAS'}; matmul peak (2048^3, best of 5) "
+        f" + {', '.join(pools) or 'BLAS'}; matmul peak (2048^3, median) "
         f"{peaks['float32']:.0f} GFLOP/s float32, {peaks['float64']:.0f} GFLOP/s float64; "
         f"load average at the end {os.getloadavg()[0]:.2f}."
     )

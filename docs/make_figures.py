@@ -26,10 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-# before NumPy loads OpenBLAS, as npcnn does (chapter 14: its idle threads would
-# otherwise spin on the second core that the timed col2im's threads need)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a fresh checkout without installing npcnn
+    sys.path.insert(0, str(ROOT))
 
+# npcnn first: it sets OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS
+# (chapter 14: idle BLAS threads would spin on the core the timed col2im needs)
+import npcnn  # noqa: E402, I001
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
@@ -37,11 +40,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a fresh checkout without installing npcnn
-    sys.path.insert(0, str(ROOT))
-
-import npcnn  # noqa: E402
 from npcnn.ops import (  # noqa: E402
     conv2d_backward,
     conv2d_forward,
@@ -336,44 +334,31 @@ def figure_network_shapes(out_dir):
 
 
 # ---- figure 5: the fast tier (chapter 14) ------------------------------------------------
-def time_median(function, repeats=7):
-    """Median wall time of ``function()`` in ms (after one warm-up call)."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
-def conv2_backward_timeline(n=50):
-    """Measured ms of conv2's backward pieces at batch n: the two matrix products
-    and col2im on one thread and on two (each thread half the batch)."""
-    from npcnn.fast import conv2d as fast_conv
+def conv2_backward_timeline():
+    """Measured ms of conv2's backward pieces at batch 50: the two matrix products,
+    and col2im on one thread and on two (``benchmarks.levers``' col2im cases), all
+    timed in the same interleaved rounds (``benchmarks.targets.interleaved``)."""
+    from benchmarks.levers import col2im_cases
+    from benchmarks.targets import interleaved
     from npcnn.fast import threads
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, 14, 14, 32)).astype(np.float32)
-    w = rng.standard_normal((5, 5, 32, 64)).astype(np.float32)
-    dy = rng.standard_normal((n * 14 * 14, 64)).astype(np.float32)
-    _, cache = fast_conv.convolve(x, w, None, (1, 1), "same")
-    cols, x_pad = cache[3], cache[2]
-    weights = w.reshape(800, 64)
-    dcols = (dy @ weights.T).reshape(n, 14, 14, 5, 5, 32)
-    def col2im():
-        return fast_conv.col2im(dcols, x_pad.shape, (5, 5), (1, 1), (14, 14))
-
-    before = threads.get_threads()
-    times = {
-        "dW = cols.T @ dy": time_median(lambda: cols.T @ dy),
-        "dcols = dy @ W.T": time_median(lambda: dy @ weights.T),
+    cols = rng.standard_normal((50 * 14 * 14, 5 * 5 * 32)).astype(np.float32)
+    weights = rng.standard_normal((5 * 5 * 32, 64)).astype(np.float32)
+    dy = rng.standard_normal((50 * 14 * 14, 64)).astype(np.float32)
+    col2im = col2im_cases()
+    cases = {
+        "dW = cols.T @ dy": lambda: cols.T @ dy,
+        "dcols = dy @ W.T": lambda: dy @ weights.T,
+        "col2im, 1 thread(s)": col2im["blocks 1"],
+        "col2im, 2 thread(s)": col2im["blocks 2"],
     }
-    for count in (1, 2):
-        threads.set_threads(count)
-        times[f"col2im, {count} thread(s)"] = time_median(col2im)
-    threads.set_threads(before)
-    return times
+    before = threads.get_threads()
+    try:
+        medians = interleaved(cases, rounds=5, pause=0.01, block_s=0.05)
+    finally:
+        threads.set_threads(before)
+    return {name: seconds * 1e3 for name, seconds in medians.items()}
 
 
 def figure_fast_tier(out_dir):

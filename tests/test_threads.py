@@ -71,6 +71,10 @@ def test_small_passes_and_one_thread_run_inline():
     threads.set_threads(1)
     parts, names = record_parts(50, 10**9)
     assert parts == [(0, 50)] and names == {threading.current_thread().name}
+    threads.set_threads(4)
+    done = []
+    threads.split_batch(lambda lo, hi: done.append((lo, hi)), 50, 10**9, xp=object())
+    assert done == [(0, 50)]  # another array library's (CuPy's) work is never split
 
 
 @pytest.mark.parametrize("failing_part", [0, 1])

@@ -26,17 +26,14 @@ def adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
     if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
         raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
     p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
-    if xp is not np:  # on the GPU, one slice
-        _update_slices(xp, p, g, m, v, 0, p.size, p.size, alpha, one_minus_b1, one_minus_b2, eps)
-        return
-    chunks = -(-p.size // CHUNK)
+    chunk = CHUNK if xp is np else max(p.size, 1)  # on the GPU, one slice
 
     def work(lo, hi):  # chunks lo..hi-1
         _update_slices(
-            xp, p, g, m, v, lo * CHUNK, hi * CHUNK, CHUNK, alpha, one_minus_b1, one_minus_b2, eps
+            xp, p, g, m, v, lo * chunk, hi * chunk, chunk, alpha, one_minus_b1, one_minus_b2, eps
         )
 
-    split_batch(work, chunks, p.size)  # the chunks split over threads (``threads.py``)
+    split_batch(work, -(-p.size // chunk), p.size, xp)  # chunks over threads (``threads.py``)
 
 
 def _update_slices(xp, p, g, m, v, start, stop, chunk, alpha, one_minus_b1, one_minus_b2, eps):

@@ -70,10 +70,7 @@ def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
     def copy(lo, hi):  # images lo..hi-1: the same copy, into the buffer
         blocks[lo:hi] = windows[lo:hi]
 
-    if xp is np:
-        split_batch(copy, n, cols.size)
-    else:
-        copy(0, n)
+    split_batch(copy, n, cols.size, xp)
     return cols
 
 
@@ -124,9 +121,8 @@ def reusable(workspace, name, shape, dtype, xp):
     if workspace is None:
         return xp.empty(shape, dtype=dtype)
     array = workspace.get(name)
-    if array is None or array.shape != shape or array.dtype != dtype:
-        array = workspace[name] = xp.empty(shape, dtype=dtype)
-    elif get_array_module(array) is not xp:
+    fits = array is not None and array.shape == shape and array.dtype == dtype
+    if not (fits and get_array_module(array) is xp):
         array = workspace[name] = xp.empty(shape, dtype=dtype)
     return array
 

@@ -15,6 +15,25 @@ template <> __device__ __forceinline__ float npcnn_sqrt<float>(float v) { return
 template <> __device__ __forceinline__ double npcnn_sqrt<double>(double v) { return sqrt(v); }
 __device__ __forceinline__ int npcnn_imin(int a, int b) { return a < b ? a : b; }
 
+// Linear index k of a C-contiguous (N, H, W, C) array -> its (n, h, w, c).
+__device__ __forceinline__ void npcnn_nhwc(long long k, int H, int W, int C, long long* n,
+                                           int* h, int* w, int* c) {
+    *c = (int)(k % C);
+    long long r = k / C;
+    *w = (int)(r % W);
+    r /= W;
+    *h = (int)(r % H);
+    *n = r / H;
+}
+
+// The windows (size ksize, stride s, n_out of them) that cover padded index p:
+// those at o in [*lo, *hi], i.e. o*s <= p < o*s + ksize.
+__device__ __forceinline__ void npcnn_windows_over(int p, int ksize, int s, int n_out, int* lo,
+                                                   int* hi) {
+    *lo = p >= ksize ? (p - ksize) / s + 1 : 0;
+    *hi = npcnn_imin(p / s, n_out - 1);
+}
+
 // y = max(z + b[c], 0) where c is the last (channel) axis: NumPy's maximum,
 // i.e. NaN propagates and -0.0 becomes +0.0.
 template <typename T>
@@ -36,12 +55,9 @@ __global__ void npcnn_maxpool_fwd(const T* x, T* y, int* arg, long long total, i
                                   int left) {
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total;
          k += (long long)gridDim.x * blockDim.x) {
-        int c = (int)(k % C);
-        long long r = k / C;
-        int ow = (int)(r % Wo);
-        r /= Wo;
-        int oh = (int)(r % Ho);
-        long long n = r / Ho;
+        long long n;
+        int oh, ow, c;
+        npcnn_nhwc(k, Ho, Wo, C, &n, &oh, &ow, &c);
         T best = npcnn_neg_inf<T>();
         int idx = -1;
         for (int i = 0; i < ph; ++i) {
@@ -69,8 +85,7 @@ __global__ void npcnn_maxpool_fwd(const T* x, T* y, int* arg, long long total, i
 }
 
 // Max-pool backward: one thread per input cell (n, h, w, c) gathers dy of the
-// windows whose winning tap is this cell. Windows covering padded row hp are
-// oh in [lo, hi], lo = hp >= ph ? (hp - ph) / sh + 1 : 0, hi = min(hp / sh, Ho - 1).
+// windows whose winning tap is this cell (the windows over it: npcnn_windows_over).
 // The ops add tap by tap in row-major order; tap i = hp - oh*sh grows as oh
 // shrinks, so oh (and ow) run downwards to add in the same order.
 template <typename T>
@@ -79,17 +94,12 @@ __global__ void npcnn_maxpool_bwd(const T* dy, const int* arg, T* dx, long long 
                                   int top, int left) {
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total;
          k += (long long)gridDim.x * blockDim.x) {
-        int c = (int)(k % C);
-        long long r = k / C;
-        int w = (int)(r % W);
-        r /= W;
-        int h = (int)(r % H);
-        long long n = r / H;
+        long long n;
+        int h, w, c, oh_lo, oh_hi, ow_lo, ow_hi;
+        npcnn_nhwc(k, H, W, C, &n, &h, &w, &c);
         int hp = h + top, wp = w + left;
-        int oh_lo = hp >= ph ? (hp - ph) / sh + 1 : 0;
-        int oh_hi = npcnn_imin(hp / sh, Ho - 1);
-        int ow_lo = wp >= pw ? (wp - pw) / sw + 1 : 0;
-        int ow_hi = npcnn_imin(wp / sw, Wo - 1);
+        npcnn_windows_over(hp, ph, sh, Ho, &oh_lo, &oh_hi);
+        npcnn_windows_over(wp, pw, sw, Wo, &ow_lo, &ow_hi);
         T acc = (T)0;
         for (int oh = oh_hi; oh >= oh_lo; --oh) {
             int i = hp - oh * sh;
@@ -114,17 +124,12 @@ __global__ void npcnn_col2im(const T* dcols, T* dx, long long total, int Hx, int
                              int off_w) {
     for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total;
          k += (long long)gridDim.x * blockDim.x) {
-        int c = (int)(k % C);
-        long long r = k / C;
-        int w = (int)(r % Wx);
-        r /= Wx;
-        int h = (int)(r % Hx);
-        long long n = r / Hx;
+        long long n;
+        int h, w, c, oh_lo, oh_hi, ow_lo, ow_hi;
+        npcnn_nhwc(k, Hx, Wx, C, &n, &h, &w, &c);
         int hp = h + off_h, wp = w + off_w;
-        int oh_lo = hp >= kh ? (hp - kh) / sh + 1 : 0;
-        int oh_hi = npcnn_imin(hp / sh, Ho - 1);
-        int ow_lo = wp >= kw ? (wp - kw) / sw + 1 : 0;
-        int ow_hi = npcnn_imin(wp / sw, Wo - 1);
+        npcnn_windows_over(hp, kh, sh, Ho, &oh_lo, &oh_hi);
+        npcnn_windows_over(wp, kw, sw, Wo, &ow_lo, &ow_hi);
         T acc = (T)0;
         for (int oh = oh_hi; oh >= oh_lo; --oh) {
             int i = hp - oh * sh;

@@ -58,7 +58,7 @@ def conv2d_relu_maxpool2d_forward(
 
     Returns y (N, H_pool, W_pool, Cout) and the cache for
     :func:`conv2d_relu_maxpool2d_backward`. ``workspace``: a dict of buffers
-    to reuse, as in :func:`npcnn.fast.conv2d_forward` (a Conv2D layer passes its own).
+    to reuse, as in ``convolve`` (``conv2d.py``; a Conv2D layer passes its own).
     """
     check_conv2d_args(x, w, b)
     z, conv_cache = convolve(x, w, None, strides, padding, workspace)  # no bias yet
@@ -107,10 +107,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
             view = tap_view(dz_part, i, j, strides, out_hw)
             view += share
 
-    if xp is np:
-        split_batch(route, y.shape[0], z_pad.size)
-    else:
-        route(0, y.shape[0])
+    split_batch(route, y.shape[0], z_pad.size, xp)
     (top, bottom), (left, right) = pads
     h, w = z_pad.shape[1] - top - bottom, z_pad.shape[2] - left - right
     dz = dz_pad[:, top : top + h, left : left + w, :]

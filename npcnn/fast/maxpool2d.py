@@ -6,8 +6,6 @@ TensorFlow) is re-used as is.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
 from ..ops.maxpool2d import MaxPool2DCache, maxpool2d_backward, pool_geometry
 from ..ops.windows import tap_view
@@ -40,8 +38,5 @@ def window_max(x_pad, taps, strides, out_hw):
         for window in windows[1:]:
             xp.maximum(part, window[lo:hi], out=part)  # running max, in place
 
-    if xp is np:
-        split_batch(running_max, y.shape[0], x_pad.size)
-    else:
-        running_max(0, y.shape[0])
+    split_batch(running_max, y.shape[0], x_pad.size, xp)
     return y

@@ -28,6 +28,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
+
 MIN_ELEMENTS = 1 << 15  # elements per part at least: handing work to a thread costs ~20-50 us
 MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more only adds hand-offs
 
@@ -44,10 +46,7 @@ def _mark_worker() -> None:
 def _default_threads() -> int:
     text = os.environ.get("NPCNN_THREADS", "").strip()
     if text:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"NPCNN_THREADS must be an int >= 1, got {text!r}") from None
+        value = int(text) if text.lstrip("+").isdigit() else 0
         if value < 1:
             raise ValueError(f"NPCNN_THREADS must be an int >= 1, got {text!r}")
         return value
@@ -89,9 +88,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def split_batch(work, n: int, elements: int) -> None:
+def split_batch(work, n: int, elements: int, xp=np) -> None:
     """Call ``work(lo, hi)`` on consecutive parts of ``range(n)`` that together
     cover it, in parallel, and return when all are done.
+
+    ``xp`` is the array module of the data: anything but NumPy (CuPy: the GPU
+    runs the work) is never split.
 
     ``elements`` is the size of the whole pass: it gets at most one part per
     ``MIN_ELEMENTS`` (a small pass runs inline as ``work(0, n)``). The calling
@@ -103,7 +105,7 @@ def split_batch(work, n: int, elements: int) -> None:
     """
     global _pool
     parts = min(get_threads(), n, elements // MIN_ELEMENTS)
-    if parts <= 1 or getattr(_here, "worker", False):
+    if parts <= 1 or xp is not np or getattr(_here, "worker", False):
         work(0, n)
         return
     with _starting:

@@ -475,7 +475,7 @@ def small_model(seed=0):
 
 def train_small_model(folder, steps, seed=0):
     """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss)."""
-    from npcnn.data import load_mnist
+    from npcnn.datasets import load_mnist
     from npcnn.train import images_to_inputs, train_step
 
     print(f"training a small model for {steps} steps on MNIST from {folder}")

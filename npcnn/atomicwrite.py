@@ -1,7 +1,7 @@
 """Write a file so that it is either the old file or the complete new one, never half of each.
 
 One helper, :func:`atomic_write`, serves checkpoints (``save_checkpoint``) and
-data downloads (``npcnn.fetch``). What it does, in order:
+data downloads (``npcnn.datasets.fetch``). What it does, in order:
 
 1. Looks at the target path *before writing anything*. A symlink is followed:
    the file it points to is what gets replaced, and the link stays a link (a

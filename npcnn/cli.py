@@ -187,7 +187,7 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
 
 
 def load_data(args):
-    from .data import load_dataset
+    from .datasets import load_dataset
 
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_dir)
     limit_train = getattr(args, "limit_train", None)

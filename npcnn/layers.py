@@ -17,8 +17,8 @@ import math
 
 from . import fast, ops
 from .initializers import glorot_uniform, zeros
-from .ops._checks import as_pair, normalize_padding, positive_int
 from .ops.padding import output_hw
+from .validation import as_pair, normalize_padding, positive_int
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
 ACTIVATIONS = ("relu", "softmax")

@@ -13,7 +13,7 @@ import numpy as np
 from . import fast
 from .backend import get_array_module, to_device, to_numpy
 from .layers import Conv2D, Dense, Layer, MaxPool2D, Reshape, Softmax, kernels_module
-from .ops._checks import check_bool, positive_int
+from .validation import check_bool, positive_int
 
 
 def as_batch(x, dtype, name="x"):

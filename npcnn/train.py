@@ -37,8 +37,8 @@ from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, weights_for
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
-from .ops._checks import check_bool, positive_int
 from .optimizers import Adam
+from .validation import check_bool, positive_int
 
 
 @dataclass

@@ -358,7 +358,7 @@ def test_train_in_tensorflow_then_predict_in_numpy():
     folder = mnist_folder()
     if not folder.is_dir():
         pytest.skip(f"no MNIST at {folder} (set NPCNN_DATA_DIR to a folder holding mnist/)")
-    from npcnn.data import load_dataset
+    from npcnn.datasets import load_dataset
 
     (x_train, y_train), (x_test, _) = load_dataset("mnist", data_dir=folder)
     x_train = (x_train[:200, :, :, None] / 255.0).astype("float32")

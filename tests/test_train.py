@@ -38,7 +38,7 @@ def mnist_dir():
 
 @pytest.fixture(scope="module")
 def small_mnist(mnist_dir):
-    from npcnn.data import load_mnist
+    from npcnn.datasets import load_mnist
 
     (x_train, y_train), (x_test, y_test) = load_mnist(mnist_dir)
     return (x_train[:3000], y_train[:3000]), (x_test[:500], y_test[:500])

@@ -29,9 +29,9 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..ops import conv2d as readable
-from ..ops._checks import as_pair, check_conv2d_args, normalize_padding
 from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import window_view
+from ..validation import as_pair, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
 from .threads import split_batch
 

@@ -50,8 +50,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..ops._checks import as_pair, check_float, check_rank, normalize_padding
 from ..ops.padding import output_hw, padding_amounts
+from ..validation import as_pair, check_float, check_rank, normalize_padding
 
 BLOCK = 256  # threads per block
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover anything larger

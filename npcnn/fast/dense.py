@@ -5,8 +5,8 @@ The backward pass is the readable one (``npcnn/ops/dense.py``), re-used as is.
 
 from __future__ import annotations
 
-from ..ops._checks import check_dense_args
 from ..ops.dense import DenseCache, dense_backward
+from ..validation import check_dense_args
 
 __all__ = ["dense_forward", "dense_backward"]
 

@@ -33,9 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ..ops._checks import check_conv2d_args
 from ..ops.maxpool2d import pool_geometry
 from ..ops.windows import tap_view
+from ..validation import check_conv2d_args
 from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
 from .padding import pad_nhwc

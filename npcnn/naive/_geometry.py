@@ -2,13 +2,13 @@
 
 The loops never call another tier's forward or backward: they get their
 padding and output size from ``npcnn/ops/padding.py`` (TensorFlow's formulas)
-and their argument checks from ``npcnn/ops/_checks.py``.
+and their argument checks from ``npcnn/validation.py``.
 """
 
 from __future__ import annotations
 
-from ..ops._checks import as_pair, check_float, check_rank, normalize_padding
 from ..ops.padding import output_hw, padding_amounts
+from ..validation import as_pair, check_float, check_rank, normalize_padding
 
 
 def window_geometry(x, window, strides, padding, window_name="window"):

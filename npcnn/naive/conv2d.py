@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import check_conv2d_args
+from ..validation import check_conv2d_args
 from ._geometry import window_geometry
 
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
-from ._checks import check_float, check_rank
+from ..validation import check_float, check_rank
 from .softmax import log_softmax
 
 EPSILON = 1e-7  # Keras's backend.epsilon()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._checks import check_dense_args
+from ..validation import check_dense_args
 
 
 class DenseCache(NamedTuple):

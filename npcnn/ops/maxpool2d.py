@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import get_array_module
-from ._checks import as_pair, check_float, check_rank, normalize_padding
+from ..validation import as_pair, check_float, check_rank, normalize_padding
 from .padding import output_hw, padding_amounts
 from .windows import pad_nhwc, tap_view
 

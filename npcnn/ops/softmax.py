@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ._checks import check_float
+from ..validation import check_float
 
 
 def softmax(z):

@@ -1,7 +1,8 @@
-"""Input checks shared by the ops: clear ``ValueError`` messages for bad input.
+"""Argument checks shared by every tier, the layers, the model and training.
 
-These helpers only validate and normalise arguments; the math lives in the op
-modules. Every message names the argument and the shapes involved.
+Clear ``ValueError`` messages for bad input: each names the argument, what it
+should be and what it got (shapes, dtypes, values). These helpers only validate
+and normalise arguments; the math lives in the op modules.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from .atomicwrite import atomic_write
-from .bars import progress_bar
+from ..atomicwrite import atomic_write
+from ..bars import progress_bar
 from .idx import CorruptFileError, idx_bytes, open_content
 
 log = logging.getLogger(__name__)

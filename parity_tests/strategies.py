@@ -21,7 +21,7 @@ from npcnn.ops.padding import output_length
 
 DTYPES = (np.float32, np.float64)
 
-# The issue asks for kernels 1..5 (odd and even), strides 1..3, per axis.
+# Kernels 1..5 (odd and even), strides 1..3, per axis.
 WINDOW_SIDES = st.integers(min_value=1, max_value=5)
 STRIDE_SIDES = st.integers(min_value=1, max_value=3)
 PADDINGS = st.sampled_from(["valid", "same"])
@@ -170,7 +170,7 @@ def asymmetric_same_cases(draw, max_batch=2, max_channels=2, max_out_channels=0)
 
 
 # ---- whole models (test_generated_models.py) ----------------------------------------------
-# The issue asks for kernels 1..6 (odd and even), strides 1..3, pools 2..3 with strides 1..3,
+# Kernels 1..6 (odd and even), strides 1..3, pools 2..3 with strides 1..3,
 # inputs 5..20 pixels wide with 1..3 channels, 1..3 conv blocks and 0..2 hidden Dense layers.
 MODEL_KERNEL_SIDES = (1, 6)
 MODEL_POOL_SIDES = (2, 3)

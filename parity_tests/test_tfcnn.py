@@ -254,8 +254,8 @@ def test_to_npcnn_reads_seed_cnn_and_adds_its_softmax():
 
 @pytest.mark.parametrize("kernels", ["fast", "ops"])
 def test_to_npcnn_resolves_reshape_minus_one(kernels):
-    """Reshape((-1,)) is Keras's other Flatten; npcnn.Reshape resolves the -1 when built.
-    (Found by test_generated_models.py: to_npcnn used to fail inside npcnn.Reshape.)"""
+    """Reshape((-1,)) is Keras's other Flatten: to_npcnn converts it and npcnn.Reshape
+    resolves the -1 when built."""
     model = keras.Sequential(
         [
             keras.Input((5, 4, 2), dtype="float64"),

@@ -1,4 +1,4 @@
-"""tfcnn's side of issue 14: ``to_npcnn`` converts only what it can read, TFLearner is a Learner."""
+"""tfcnn with bad input: ``to_npcnn`` converts only what it can read, TFLearner is a Learner."""
 
 from __future__ import annotations
 

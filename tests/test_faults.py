@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 14): each test here failed before its fix.
+"""Faults and bad input: nothing lost, nothing silent, one line for every failure.
 
 Nothing is lost (a diverged run never overwrites a good checkpoint), nothing is
 silent (a wrong shape, count or flag is refused by name), and the CLI answers

@@ -1,4 +1,4 @@
-"""Fuzzing the public API and the CLI with bad input (issue 14).
+"""Fuzzing the public API and the CLI with bad input.
 
 The contract every test checks: a call either gives the reference result, or
 raises the documented error (``ValueError`` naming the argument; for the CLI

@@ -1,4 +1,4 @@
-"""npcnn against SciPy: an oracle that nobody on this project wrote (issue 13).
+"""npcnn against SciPy: an oracle that nobody on this project wrote.
 
 ``parity_tests/`` compare npcnn with TensorFlow, and the rest of ``tests/``
 compares npcnn with itself (naive == ops == fast, finite differences). This

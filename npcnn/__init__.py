@@ -2,6 +2,16 @@
 
 Start reading at ``npcnn/naive`` (the loops), then ``npcnn/ops`` (one file per
 op, forward and backward), then ``layers.py`` and ``model.py``.
+
+The package, bottom up (each part imports only what lies below it;
+``tests/test_architecture.py`` checks it):
+
+- ``backend``, ``validation``, ``initializers``: the array library, argument checks, weights;
+- ``ops``, ``naive``, ``fast``: the three tiers of the same ops; ``gradcheck`` checks them;
+- ``layers``, ``model``, ``optimizers``: Keras-named layers, ``Sequential``, Adam and SGD;
+- ``checkpoint``, ``datasets``, ``train``, ``plots``: files, MNIST, the training loop;
+- ``cli``: ``npcnn train`` and ``npcnn evaluate`` (``atomicwrite``, ``bars``: writing
+  files safely and progress bars, for the parts above).
 """
 
 import os as _os

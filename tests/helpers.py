@@ -1,0 +1,54 @@
+"""What several test modules share: a stand-in dataset, the real one, the fuzzing
+settings and the GPU check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
+SHARED_DATA = Path(os.environ.get("NPCNN_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def fake_dataset(n_train=32, n_test=8, seed=0):
+    """A tiny stand-in for MNIST, ``((x_train, y_train), (x_test, y_test))``."""
+    rng = np.random.default_rng(seed)
+    return (
+        (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train)),
+        (rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test)),
+    )
+
+
+def fuzz(max_examples):
+    """Settings for a fuzzing test: derandomized (the same examples every run) and
+    bounded, whatever the profile, so the bad-input tests stay a few seconds."""
+    return settings(
+        max_examples=max_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+def cupy_on_a_gpu():
+    """CuPy, for a test module that needs a GPU; skips the module, saying why, without one.
+
+    Call it at the top of the module: ``cupy = cupy_on_a_gpu()``. TF32 is off
+    (``CUPY_TF32=0``) so that float32 GEMMs round as float32.
+    """
+    os.environ.setdefault("CUPY_TF32", "0")
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'npcnn[gpu]')")
+    try:
+        have_gpu = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver
+        have_gpu = False
+    if not have_gpu:
+        pytest.skip("CuPy is installed but no GPU is present", allow_module_level=True)
+    return cupy

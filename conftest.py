@@ -10,7 +10,7 @@ Pick one with ``NPCNN_HYPOTHESIS_PROFILE`` (default ``ci``):
 
       NPCNN_HYPOTHESIS_PROFILE=dev python -m pytest -n auto tests parity_tests
 
-Tests that pass their own ``@settings`` (``tests/test_fuzz.py``,
+Tests that pass their own ``@settings`` (the fuzzing tests, ``tests/helpers.py``'s ``fuzz``,
 ``tests/test_fast_tier.py``, the generated models) keep their own example counts.
 Hypothesis keeps one global registry of profiles, so they live here, once.
 """

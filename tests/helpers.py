@@ -4,16 +4,23 @@ settings and the GPU check."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
 SHARED_DATA = Path(os.environ.get("NPCNN_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def raises(pattern):
+    """pytest.raises(ValueError) whose message must contain ``pattern`` literally."""
+    return pytest.raises(ValueError, match=re.escape(pattern))
 
 
 def fake_dataset(n_train=32, n_test=8, seed=0):
@@ -37,6 +44,18 @@ def fuzz(max_examples):
     )
 
 
+# any value a user might pass where a count is expected
+ANY_VALUE = st.one_of(
+    st.integers(-3, 70),
+    st.integers(0, 5).map(np.int64),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=3),
+    st.none(),
+    st.lists(st.integers(1, 3), max_size=2),
+)
+
+
 def cupy_on_a_gpu():
     """CuPy, for a test module that needs a GPU; skips the module, saying why, without one.
 
@@ -52,3 +71,14 @@ def cupy_on_a_gpu():
     if not have_gpu:
         pytest.skip("CuPy is installed but no GPU is present", allow_module_level=True)
     return cupy
+
+
+def seed_cnn_checkpoint(path, **changes):
+    """Save the tutorial network's fresh weights as a checkpoint, with ``changes``
+    (name -> array) replacing some of them."""
+    from npcnn.checkpoint import save_checkpoint
+    from npcnn.train import TrainConfig, make_numpy_learner
+
+    named = dict(make_numpy_learner(TrainConfig()).named_params())
+    named.update(changes)
+    save_checkpoint(path, list(named.items()), {}, None, {"step": 0})

@@ -1,42 +1,34 @@
-"""Faults and bad input: nothing lost, nothing silent, one line for every failure.
+"""``npcnn train`` and ``npcnn evaluate``: every expected failure is one line and an exit status.
 
-Nothing is lost (a diverged run never overwrites a good checkpoint), nothing is
-silent (a wrong shape, count or flag is refused by name), and the CLI answers
-every expected failure with one line and a non-zero exit status. Training runs
-on a tiny fake dataset (no MNIST needed): ``load_dataset`` is replaced.
+Nothing is lost (a diverged run never overwrites a good checkpoint; a refused run
+leaves every file as it was) and nothing is silent (a bad number or path is refused
+by name before any work). Most runs use a tiny fake dataset (``load_dataset`` is
+replaced); the fuzzed runs draw options, paths and checkpoints at random but
+derandomized, so they stay a few seconds; a few runs train on real MNIST.
 """
 
 from __future__ import annotations
 
 import errno
+import io
+import math
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 
 import npcnn.datasets
-from npcnn import SGD, Adam, Conv2D, Dense, Flatten, Sequential
-from npcnn.checkpoint import load_checkpoint
-from npcnn.cli import EXIT_DIVERGED, EXIT_ERROR, main
-from npcnn.train import (
-    DIVERGED_SUFFIX,
-    Learner,
-    NumpyLearner,
-    TrainConfig,
-    TrainingDiverged,
-    fit,
-    make_numpy_learner,
-)
+from npcnn.checkpoint import load_checkpoint, save_checkpoint
+from npcnn.cli import EXIT_DIVERGED, EXIT_ERROR, build_parser, main
+from npcnn.train import DIVERGED_SUFFIX
+
+from .helpers import fake_dataset, fuzz, seed_cnn_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow when diverging
-
-
-def fake_dataset(n_train=32, n_test=8, seed=0):
-    rng = np.random.default_rng(seed)
-    return (
-        (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train)),
-        (rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test)),
-    )
 
 
 @pytest.fixture
@@ -64,7 +56,7 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-# ---- divergence --------------------------------------------------------------------------
+# ---- divergence ----------------------------------------------------------------------------
 def test_diverged_run_keeps_the_good_checkpoint_it_resumed_from(fake_data, tmp_path, capsys):
     ckpt = tmp_path / "run.npz"
     assert main([*TRAIN, "--steps", "2", "--save", str(ckpt)]) == 0
@@ -74,7 +66,7 @@ def test_diverged_run_keeps_the_good_checkpoint_it_resumed_from(fake_data, tmp_p
     assert code == EXIT_DIVERGED
     line = one_error_line(capsys.readouterr().err)
     assert "diverged" in line and f"{ckpt} keeps the last good checkpoint" in line
-    assert ckpt.read_bytes() == good  # before: NaN weights written over it
+    assert ckpt.read_bytes() == good  # not the diverged weights
     aside = load_checkpoint(str(ckpt) + DIVERGED_SUFFIX)
     assert aside["meta"]["diverged"] is True and aside["meta"]["step"] > 2
 
@@ -87,56 +79,7 @@ def test_diverged_fresh_run_writes_nothing_under_the_real_name(fake_data, tmp_pa
     assert (tmp_path / ("run.npz" + DIVERGED_SUFFIX)).exists()
 
 
-def test_fit_raises_training_diverged_a_floating_point_error(tmp_path):
-    config = TrainConfig(steps=8, batch_size=4, learning_rate=1e30, limit_test=4)
-    with pytest.raises(FloatingPointError, match="diverged") as info:
-        fit(make_numpy_learner(config), fake_dataset(), config, log=lambda *a: None)
-    assert isinstance(info.value, TrainingDiverged) and info.value.diverged_path is None
-
-
-class InfWeightsLearner:
-    """Finite losses, but the weights have overflowed: the checkpoint must not be written."""
-
-    name = "inf-weights"
-
-    def __init__(self):
-        self.inner = make_numpy_learner(TrainConfig())
-
-    def train_step(self, x, labels):
-        self.inner.model.params[0][...] = np.inf
-        return 1.0
-
-    def predict(self, x, batch_size=None):
-        return self.inner.predict(x, batch_size)
-
-    def named_params(self):
-        return self.inner.named_params()
-
-    def set_weights(self, weights):
-        self.inner.set_weights(weights)
-
-    def optimizer_state(self):
-        return self.inner.optimizer_state()
-
-    def set_optimizer_state(self, state):
-        self.inner.set_optimizer_state(state)
-
-
-def test_checkpoint_with_inf_weights_is_refused(tmp_path):
-    learner = InfWeightsLearner()
-    assert isinstance(learner, Learner)
-    config = TrainConfig(steps=2, batch_size=4, save=str(tmp_path / "ck.npz"))
-    with pytest.raises(TrainingDiverged, match="conv1/kernel holds NaN or inf"):
-        fit(learner, fake_dataset(), config, log=lambda *a: None)
-    assert not (tmp_path / "ck.npz").exists()
-
-
-def test_numpy_learner_is_a_learner():
-    assert isinstance(make_numpy_learner(TrainConfig()), Learner)
-    assert isinstance(NumpyLearner, type)
-
-
-# ---- CLI: numbers and paths checked before any work -----------------------------------
+# ---- numbers, paths and checkpoints checked before any work ------------------------------
 BAD_NUMBERS = [
     ("--batch-size", "0"),
     ("--batch-size", "2.5"),
@@ -200,146 +143,248 @@ def test_cli_reports_missing_resume_file_before_loading_data(fake_data, tmp_path
     assert fake_data == []
 
 
-# ---- optimizers ---------------------------------------------------------------------------
-def adam_with_two_params():
-    p1, p2 = np.ones((2, 3)), np.ones(4)
-    adam = Adam(0.1)
-    adam.apply_gradients([(np.full((2, 3), 0.5), p1), (np.full(4, 0.5), p2)])
-    return adam, p1, p2
-
-
-@pytest.mark.parametrize(
-    ("bad_grad", "message"),
-    [
-        (np.ones((3, 2)), "shape (3, 2)"),  # transposed: was applied to the wrong entries
-        (np.ones(1), "shape (1,)"),  # was broadcast
-        (np.ones(4, dtype=np.float32), "dtype float32"),
-        ([1.0, 2.0, 3.0, 4.0], "not an array"),
-    ],
-)
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_optimizer_checks_every_gradient_before_changing_anything(bad_grad, message, optimizer):
-    adam, p1, p2 = adam_with_two_params()
-    opt = adam if optimizer == "adam" else SGD(0.1)
-    before = [p1.copy(), p2.copy(), *(a.copy() for a in adam.m + adam.v)]
-    iterations = opt.iterations
-    with pytest.raises(ValueError, match="gradient 1") as info:
-        opt.apply_gradients([(np.ones((2, 3)), p1), (bad_grad, p2)])
-    assert message in str(info.value)
-    after = [p1, p2, *adam.m, *adam.v]
-    for a, b in zip(before, after):
-        np.testing.assert_array_equal(a, b)  # the first parameter was updated before
-    assert opt.iterations == iterations
-
-
-def test_adam_set_state_checks_shapes_and_count():
-    adam, p1, p2 = adam_with_two_params()
-    state = adam.get_state()
-    fresh = Adam()
-    with pytest.raises(ValueError, match="m_1 is"):
-        fresh.set_state({**state, "m_1": np.zeros(5)}, [p1, p2])
-    with pytest.raises(ValueError, match="m_i and v_i for 2 parameters"):
-        fresh.set_state({k: v for k, v in state.items() if k != "v_1"}, [p1, p2])
-    with pytest.raises(ValueError, match="m_i and v_i for 3 parameters"):
-        fresh.set_state(state, [p1, p2, p2])
-    with pytest.raises(ValueError, match="iterations"):
-        fresh.set_state({**state, "iterations": np.array(-1)}, [p1, p2])
-    assert fresh.iterations == 0 and fresh.m == []  # untouched by the failures
-    fresh.set_state(state, [p1, p2])
-    assert fresh.iterations == 1
-
-
-@pytest.mark.parametrize(
-    ("make", "name"),
-    [
-        (lambda: Adam(learning_rate=-1), "learning_rate"),
-        (lambda: Adam(learning_rate=float("nan")), "learning_rate"),
-        (lambda: Adam(beta_1=1.0), "beta_1"),
-        (lambda: Adam(epsilon="tiny"), "epsilon"),
-        (lambda: SGD(learning_rate=True), "learning_rate"),
-    ],
-)
-def test_optimizer_hyperparameters_are_checked(make, name):
-    with pytest.raises(ValueError, match=name):
-        make()
-
-
-# ---- the model: atomic state changes, counts, flags and inputs ----------------------------
-def small_model(**kw):
-    return Sequential([Conv2D(2, 3), Flatten(), Dense(3)], seed=1, **kw)
-
-
-def test_failed_build_leaves_the_model_unchanged():
-    model = Sequential([Conv2D(2, 3), Dense(3)], seed=1)  # no Flatten: Dense refuses (H, W, C)
-    with pytest.raises(ValueError, match="flat inputs"):
-        model.forward(np.zeros((1, 5, 5, 1)))
-    assert not model.built and model.layers[0].params == []  # conv1 was built before
-    model.layers.insert(1, Flatten())
-    model.build((5, 5, 1))  # the generator was not advanced by the failed build
-    reference = small_model(input_shape=(5, 5, 1))
-    for a, b in zip(model.get_weights(), reference.get_weights()):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("bad", ["shape", "text", "count"])
-def test_set_weights_is_atomic(bad):
-    model = small_model(input_shape=(5, 5, 1))
-    before = model.get_weights()
-    weights = [w + 1 for w in before]
-    if bad == "shape":
-        weights[2] = np.zeros((3, 3))  # the third weight: before, the first two were copied
-    elif bad == "text":
-        weights[2] = np.array(["a"] * weights[2].size).reshape(weights[2].shape)
-    else:
-        weights = weights[:3]
-    with pytest.raises(ValueError, match="weight"):
-        model.set_weights(weights)
-    for a, b in zip(before, model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize(
-    ("make", "name"),
-    [
-        (lambda: Conv2D(2.5, 3), "filters"),
-        (lambda: Conv2D(True, 3), "filters"),
-        (lambda: Conv2D(2.0, 3), "filters"),
-        (lambda: Dense("3"), "units"),
-        (lambda: Dense(False), "units"),
-        (lambda: Dense(3, name=5), "name"),
-        (lambda: Sequential([Dense(3)], input_shape=(4.0,)), "input_shape"),
-        (lambda: Sequential("dense"), "layers"),
-        (lambda: Sequential([Dense(3)], seed=1.5), "seed"),
-    ],
-)
-def test_constructors_refuse_non_integer_counts(make, name):
-    with pytest.raises(ValueError, match=name):
-        make()
-
-
-def test_numpy_ints_are_counts():
-    assert Dense(np.int64(3)).units == 3 and Conv2D(np.int32(2), 3).filters == 2
-
-
-def test_flags_and_inputs_are_checked():
-    model = small_model(input_shape=(5, 5, 1))
-    with pytest.raises(ValueError, match="x must be a numeric array"):
-        model.forward("abc")
-    with pytest.raises(ValueError, match="x must be a numeric array"):
-        model.forward([[1, 2], [3]])
-    with pytest.raises(ValueError, match="batch_size"):
-        model.predict(np.zeros((2, 5, 5, 1)), batch_size=2.5)
-    model.forward(np.zeros((2, 5, 5, 1)))
-    with pytest.raises(ValueError, match="need_dx"):
-        model.backward(np.ones((2, 3), np.float32), need_dx="no")
-    x = np.random.default_rng(0).random((2, 5, 5, 1)).round(2)
-    np.testing.assert_array_equal(model.forward(x.tolist()), model.forward(x))  # lists are fine
-
-
 def test_resuming_a_weights_only_checkpoint_is_one_line(fake_data, tmp_path, capsys):
-    from npcnn.checkpoint import save_checkpoint
 
     path = tmp_path / "weights.npz"
-    save_checkpoint(path, make_numpy_learner(TrainConfig()).named_params(), {}, None, {"step": 0})
+    seed_cnn_checkpoint(path)  # weights only: no optimizer state, no history
     assert main([*TRAIN, "--steps", "1", "--resume", str(path)]) == EXIT_ERROR
-    assert "cannot be resumed" in one_error_line(capsys.readouterr().err)  # was a KeyError
+    assert "cannot be resumed" in one_error_line(capsys.readouterr().err)
+
+
+# ---- train, evaluate, plots ---------------------------------------------------------------
+
+
+def test_cli_train_evaluate_and_plots(mnist_dir, tmp_path, capsys):
+    ckpt, plots = tmp_path / "run.npz", tmp_path / "plots"
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            mnist_dir,
+            "--limit-train",
+            "500",
+            "--limit-test",
+            "200",
+            "--steps",
+            "5",
+            "--batch-size",
+            "10",
+            "--save",
+            str(ckpt),
+            "--plots",
+            str(plots),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "test accuracy: " in out
+    for name in [
+        "training_curves.png",
+        "filters_conv1.png",
+        "feature_maps_conv1.png",
+        "confusion.png",
+    ]:
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    # no pickle anywhere in the checkpoint
+    with np.load(ckpt, allow_pickle=False) as archive:
+        assert "weight/conv1/kernel" in archive.files
+
+    assert (
+        main(["evaluate", "--weights", str(ckpt), "--data-dir", mnist_dir, "--limit-test", "200"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "true\\pred" in out and "test accuracy: " in out
+
+
+def test_checkpoint_that_does_not_fit_names_layer_and_shapes(fake_data, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    seed_cnn_checkpoint(bad, **{"dense1/kernel": np.zeros((3136, 512), np.float32)})
+    assert main(["evaluate", "--weights", str(bad)]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "dense1" in err and "(3136, 512)" in err and "(3136, 1024)" in err
+
+
+def test_truncated_checkpoint_fails_cleanly(fake_data, tmp_path, capsys):
+    good = tmp_path / "good.npz"
+    seed_cnn_checkpoint(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    assert main(["evaluate", "--weights", str(truncated)]) == EXIT_ERROR
+    assert "not a readable npcnn checkpoint" in capsys.readouterr().err
+    assert main(["evaluate", "--weights", str(tmp_path / "missing.npz")]) == EXIT_ERROR
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_kernels_ops_trains_to_the_same_weights(fake_data, tmp_path, capsys):
+    """`npcnn train --kernels ops` runs the readable ops: same checkpoint as the fast default."""
+    saved = {}
+    for kernels in ("ops", "fast"):
+        ckpt = tmp_path / f"{kernels}.npz"
+        argv = [*TRAIN, "--steps", "4", "--save", str(ckpt), "--kernels", kernels]
+        assert main(argv) == 0
+        with np.load(ckpt, allow_pickle=False) as archive:
+            saved[kernels] = {k: archive[k] for k in archive.files if k.startswith("weight/")}
+    assert saved["ops"].keys() == saved["fast"].keys()
+    for name in saved["ops"]:
+        np.testing.assert_array_equal(saved["ops"][name], saved["fast"][name], err_msg=name)
+
+
+# ---- fuzzed: any text for a number; whole runs with any paths --------------------------
+
+
+INT_OPTIONS = {  # option -> smallest valid value
+    "--steps": 1,
+    "--epochs": 1,
+    "--batch-size": 1,
+    "--eval-batch-size": 1,
+    "--limit-train": 1,
+    "--limit-test": 1,
+    "--seed": 0,
+}
+
+
+ANY_TEXT = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", " 3", "1e3", "0x10", "1_000", "nan", "-inf", "+2", "3.0", "٣"]),
+    st.text(max_size=6),
+)
+
+
+def reference_int(text, low):
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= low else None
+
+
+def reference_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+@fuzz(200)
+@given(option=st.sampled_from([*INT_OPTIONS, "--learning-rate"]), text=ANY_TEXT)
+def test_cli_numbers_are_refused_by_name_or_read_as_python_does(option, text, capsys):
+    if option == "--learning-rate":
+        expected = reference_float(text)
+    else:
+        expected = reference_int(text, INT_OPTIONS[option])
+    capsys.readouterr()
+    try:
+        args = build_parser().parse_args(["train", f"{option}={text}"])
+    except SystemExit as exc:
+        assert exc.code == 2
+        assert option in capsys.readouterr().err
+        assert expected is None, f"{option}={text!r} refused, reference {expected!r}"
+        return
+    assert expected is not None, f"{option}={text!r} accepted"
+    assert getattr(args, option[2:].replace("-", "_")) == expected
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    """A checkpoint from a one-step run, as bytes."""
+    path = tmp_path_factory.mktemp("good") / "good.npz"
+    real = npcnn.datasets.load_dataset
+    npcnn.datasets.load_dataset = lambda *a, **k: fake_dataset(40, 10)
+    try:
+        assert main(["train", "--steps", "1", "--batch-size", "2", "--save", str(path)]) == 0
+    finally:
+        npcnn.datasets.load_dataset = real
+    return path.read_bytes()
+
+
+SAVE_KINDS = ["none", "new", "existing", "directory", "under-a-file", "nested-missing"]
+
+
+RESUME_KINDS = [
+    "none",
+    "good",
+    "same-as-save",
+    "truncated",
+    "foreign",
+    "weights-only",
+    "text",
+    "directory",
+]
+
+
+def make_path(kind, folder: Path, good: bytes, name):
+    """A --save or --resume path of the given kind inside ``folder``."""
+    if kind == "none":
+        return None
+    path = folder / name
+    if kind in ("existing", "good"):
+        path.write_bytes(good)
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "foreign":
+        np.savez(path, weights=np.zeros(3))
+    elif kind == "weights-only":  # an npcnn checkpoint with weights, but nothing to resume
+        with np.load(io.BytesIO(good)) as archive:
+            entries = {k: archive[k] for k in archive.files if k.startswith("weight/")}
+        save_checkpoint(path, [(k[7:], v) for k, v in entries.items()], None, None, {})
+    elif kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "under-a-file":
+        (folder / "a-file").write_text("x")
+        path = folder / "a-file" / name
+    elif kind == "nested-missing":
+        path = folder / "new" / "sub" / name
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@fuzz(30)
+@given(
+    steps=st.integers(1, 3),
+    batch=st.integers(1, 6),
+    limit_train=st.integers(1, 50),
+    learning_rate=st.sampled_from(["1e-3", "0.5", "1e30"]),
+    save=st.sampled_from(SAVE_KINDS),
+    resume=st.sampled_from(RESUME_KINDS),
+)
+def test_cli_runs_end_in_one_line_and_lose_no_file(
+    steps, batch, limit_train, learning_rate, save, resume, good_checkpoint, monkeypatch, capsys
+):
+    monkeypatch.setattr(npcnn.datasets, "load_dataset", lambda *a, **k: fake_dataset(40, 10))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        save_path = make_path(save, folder, good_checkpoint, "run.npz")
+        if resume == "same-as-save":
+            resume_path = save_path
+        else:
+            resume_path = make_path(resume, folder, good_checkpoint, "resume.npz")
+        before = snapshot(folder)
+        argv = ["train", "--steps", str(steps), "--batch-size", str(batch)]
+        argv += ["--limit-train", str(limit_train), "--limit-test", "5"]
+        argv += ["--learning-rate", learning_rate]
+        argv += ["--save", str(save_path)] if save_path else []
+        argv += ["--resume", str(resume_path)] if resume_path else []
+        capsys.readouterr()
+        code = main(argv)
+        event(f"exit status {code}")
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        after = snapshot(folder)
+        if code == 0:
+            if save_path is not None:
+                assert load_checkpoint(save_path)["meta"]["step"] >= steps
+            return
+        assert code in (2, 3), code
+        assert len([x for x in err.splitlines() if x.startswith("npcnn: error: ")]) == 1, err
+        for path, content in before.items():  # nothing that was there is lost or changed
+            assert after.get(path) == content, path
+        new = set(after) - set(before)
+        assert all(p.name.endswith(".diverged.npz") for p in new), new

@@ -1,8 +1,9 @@
-"""Layers, ``Sequential`` and ``seed_cnn``: Keras's shapes, order and behaviour.
+"""``Sequential`` and ``seed_cnn``: Keras's parameter order, shapes and behaviour.
 
 The tutorial net must expose its parameters in exactly Keras's
 ``get_weights()`` order and shapes, so that weights move between TensorFlow
-and npcnn with ``set_weights`` and nothing else.
+and npcnn with ``set_weights`` and nothing else. Bad input is refused by name
+and leaves the model as it was, whatever is passed (fuzzed below).
 """
 
 from __future__ import annotations
@@ -12,24 +13,14 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import npcnn
-from npcnn import (
-    SGD,
-    Adam,
-    Conv2D,
-    Dense,
-    Flatten,
-    MaxPool2D,
-    MaxPooling2D,
-    ReLU,
-    Reshape,
-    Sequential,
-    Softmax,
-    ops,
-    seed_cnn,
-)
-from npcnn.initializers import compute_fans, glorot_uniform, zeros
+from npcnn import SGD, Adam, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential, ops, seed_cnn
+
+from .helpers import ANY_VALUE, fuzz, raises
 
 KERAS_SHAPES = [
     ("conv1/kernel", (5, 5, 1, 32)),
@@ -218,16 +209,6 @@ def test_set_weights_shape_mismatch_names_parameter_and_shapes(model):
         model.set_weights(weights)
 
 
-def test_set_weights_mismatch_changes_nothing():
-    model = Sequential([Dense(3, name="a"), Dense(2, name="b")], input_shape=(4,), seed=0)
-    before = model.get_weights()
-    bad = [np.ones((4, 3)), np.ones(3), np.ones((3, 2)), np.ones(3)]  # last one is wrong
-    with pytest.raises(ValueError, match=re.escape("b/bias has shape (3,), the model needs (2,)")):
-        model.set_weights(bad)
-    for a, b in zip(before, model.get_weights()):
-        np.testing.assert_array_equal(a, b)  # checked everything before copying anything
-
-
 def test_set_weights_count_mismatch_lists_the_parameters(model):
     with pytest.raises(
         ValueError,
@@ -241,7 +222,7 @@ def test_set_weights_needs_a_built_model():
         Sequential([Dense(2)]).set_weights([np.zeros((3, 2)), np.zeros(2)])
 
 
-# ---- individual layers --------------------------------------------------------------------
+# ---- building, predicting, training --------------------------------------------------------
 
 
 def test_model_builds_on_first_forward(rng):
@@ -251,67 +232,6 @@ def test_model_builds_on_first_forward(rng):
     assert model.built and model.input_shape == (5,)
     assert y.shape == (3, 2)
     assert [p.shape for p in model.params] == [(5, 4), (4,), (4, 2), (2,)]
-
-
-def test_layers_match_ops_and_keras_output_shapes(rng):
-    x = rng.standard_normal((2, 9, 8, 3))
-    conv = Conv2D(4, (3, 2), strides=(2, 1), padding="valid", activation="relu")
-    assert conv.build((9, 8, 3), rng, np.float64) == (4, 7, 4)
-    kernel, bias = conv.params
-    assert kernel.shape == (3, 2, 3, 4) and bias.shape == (4,)
-    expected = ops.relu_forward(ops.conv2d_forward(x, kernel, bias, (2, 1), "valid")[0])[0]
-    np.testing.assert_array_equal(conv.forward(x), expected)
-
-    pool = MaxPooling2D(3, strides=2, padding="same")
-    assert MaxPooling2D is MaxPool2D
-    assert pool.build((9, 8, 3), rng, np.float64) == (5, 4, 3)
-    np.testing.assert_array_equal(pool.forward(x), ops.maxpool2d_forward(x, 3, 2, "same")[0])
-
-    flat = Flatten()
-    assert flat.build((9, 8, 3), rng, np.float64) == (216,)
-    np.testing.assert_array_equal(flat.forward(x), x.reshape(2, 216))
-    reshape = Reshape((216,))
-    assert reshape.build((9, 8, 3), rng, np.float64) == (216,)
-    np.testing.assert_array_equal(reshape.backward(reshape.forward(x)), x)
-
-    dense = Dense(5, activation="softmax")
-    assert dense.build((216,), rng, np.float64) == (5,)
-    np.testing.assert_allclose(dense.forward(flat.forward(x)).sum(axis=1), 1.0)
-
-    relu, softmax = ReLU(), Softmax()
-    np.testing.assert_array_equal(relu.forward(x), np.maximum(x, 0))
-    np.testing.assert_allclose(softmax.forward(x).sum(axis=-1), 1.0)
-
-
-def test_reshape_resolves_one_minus_one_when_built(rng):
-    """As Keras: one size may be -1, the rest of the input's size fills it."""
-    x = rng.standard_normal((2, 9, 8, 3))
-    reshape = Reshape((-1, 4))
-    assert reshape.build((9, 8, 3), rng, np.float64) == (54, 4)
-    assert reshape.target_shape == (54, 4)
-    np.testing.assert_array_equal(reshape.forward(x), x.reshape(2, 54, 4))
-    with pytest.raises(ValueError, match="one -1 at most"):
-        Reshape((-1, -1))
-    with pytest.raises(ValueError, match=r"cannot reshape \(9, 8, 3\) to \(-1, 5\)"):
-        Reshape((-1, 5)).build((9, 8, 3), rng, np.float64)
-    with pytest.raises(ValueError, match="target_shape"):
-        Reshape((0, -1))
-
-
-def test_layer_backward_sets_grads_and_matches_ops(rng):
-    x = rng.standard_normal((3, 6))
-    dense = Dense(4, activation="relu")
-    dense.build((6,), rng, np.float64)
-    y = dense.forward(x)
-    dy = rng.standard_normal(y.shape)
-    dx = dense.backward(dy)
-    kernel, bias = dense.params
-    pre, cache = ops.dense_forward(x, kernel, bias)
-    d_pre = np.where(pre > 0, dy, 0)
-    want_dx, want_dw, want_db = ops.dense_backward(d_pre, cache)
-    np.testing.assert_allclose(dx, want_dx)
-    np.testing.assert_allclose(dense.grads[0], want_dw)
-    np.testing.assert_allclose(dense.grads[1], want_db)
 
 
 def test_predict_batches_equal_one_forward(rng):
@@ -328,34 +248,11 @@ def test_predict_default_chunks_equal_one_forward(rng):
     np.testing.assert_allclose(model.predict(x), model.forward(x), rtol=1e-12)
 
 
-@pytest.mark.parametrize("bad", [0, -5])
-def test_predict_rejects_a_batch_size_below_one(bad):
+@pytest.mark.parametrize("bad", [0, -5, 2.5])
+def test_predict_rejects_a_batch_size_that_is_not_a_positive_int(bad):
     model = Sequential([Flatten()], input_shape=(2, 2, 1))
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         model.predict(np.zeros((3, 2, 2, 1)), batch_size=bad)
-
-
-# ---- initialisers -------------------------------------------------------------------------
-
-
-def test_compute_fans_follow_keras():
-    assert compute_fans((5, 5, 1, 32)) == (5 * 5 * 1, 5 * 5 * 32)
-    assert compute_fans((3, 2, 4, 6)) == (3 * 2 * 4, 3 * 2 * 6)
-    assert compute_fans((3136, 1024)) == (3136, 1024)
-    assert compute_fans((7,)) == (7, 7)
-
-
-def test_glorot_uniform_limit_uses_receptive_field(rng):
-    shape = (5, 5, 32, 64)
-    w = glorot_uniform(shape, rng)
-    limit = math.sqrt(6 / (5 * 5 * 32 + 5 * 5 * 64))  # 0.05
-    assert w.dtype == np.float32 and w.shape == shape
-    assert np.abs(w).max() <= limit
-    assert np.abs(w).max() > 0.999 * limit
-    # a limit from the channel counts alone, sqrt(6 / (32 + 64)) = 0.25, is five times too big
-    assert np.abs(w).max() < 0.25 / 4
-    assert glorot_uniform((3, 3), rng, dtype="float64").dtype == np.float64
-    np.testing.assert_array_equal(zeros((4,), dtype="float64"), np.zeros(4))
 
 
 def test_backward_can_skip_the_need_dx():
@@ -378,32 +275,6 @@ def test_backward_can_skip_the_need_dx():
     assert none is None and dx.shape == x.shape
     np.testing.assert_array_equal(dw, dw2)
     np.testing.assert_array_equal(db, db2)
-
-
-@pytest.mark.parametrize(
-    "make",
-    [lambda: Conv2D(3, 2, padding="same", activation="relu"), lambda: Dense(3, activation="relu")],
-)
-def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
-    """A layer with a ReLU (on the default fast tier, which may work in place):
-    the input must not change, and the backward pass must equal the composed
-    readable ops'."""
-    layer = make()
-    shape = (4, 5) if isinstance(layer, Dense) else (2, 4, 4, 2)
-    layer.build(shape[1:], rng, np.float64)
-    x = rng.standard_normal(shape)
-    x_before = x.copy()
-    y = layer.forward(x)
-    np.testing.assert_array_equal(x, x_before)
-    op = ops.dense_forward if isinstance(layer, Dense) else ops.conv2d_forward
-    pre, op_cache = op(x, *layer.params)
-    np.testing.assert_array_equal(y, np.maximum(pre, 0))
-    dy = rng.standard_normal(y.shape)
-    dx = layer.backward(dy)
-    backward = ops.dense_backward if isinstance(layer, Dense) else ops.conv2d_backward
-    dx_ops, dw, db = backward(np.where(pre > 0, dy, 0), op_cache)
-    np.testing.assert_array_equal(dx, dx_ops)
-    np.testing.assert_array_equal(layer.grads[0], dw)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -438,3 +309,200 @@ def test_kernels_switch_reaches_every_layer_and_rejects_unknown_names():
         npcnn.seed_cnn(kernels="quick")
     with pytest.raises(ValueError, match="kernels must be 'fast' or 'ops'"):
         npcnn.Adam(kernels="numba")
+
+
+# ---- bad input: refused by name, and the model left as it was ------------------------------
+
+
+def test_valid_output_would_be_empty_in_a_model_names_the_layer():
+    with raises("pool2 of spatial size (1, 1) is smaller than the window (2, 2)"):
+        Sequential(
+            [Conv2D(1, 3, name="conv"), MaxPool2D(2, name="pool1"), MaxPool2D(2, name="pool2")],
+            input_shape=(5, 5, 1),
+        )
+
+
+def test_model_build_errors_name_the_layer():
+    with raises("dense1 expects flat inputs (features,), got (4, 4, 2): put a Flatten"):
+        Sequential([Dense(3, name="dense1")], input_shape=(4, 4, 2))
+    with raises("conv expects inputs (H, W, C), got (16,)"):
+        Sequential([Conv2D(3, 3, name="conv")], input_shape=(16,))
+    with raises("flat cannot reshape (4, 4, 2) to (30,): 32 != 30 values"):
+        Sequential([Reshape((30,), name="flat")], input_shape=(4, 4, 2))
+
+
+def test_model_forward_rejects_wrong_input_shape():
+    model = Sequential([Conv2D(2, 3, name="conv")], input_shape=(6, 6, 1))
+    with raises("expected a batch of shape (N, 6, 6, 1), got (2, 1, 6, 6)"):
+        model.forward(np.zeros((2, 1, 6, 6)))
+
+
+def test_model_dtype_must_be_float():
+    with raises("dtype must be float32 or float64, got 'int32'"):
+        Sequential([Dense(2)], dtype="int32")
+
+
+def small_model(**kw):
+    return Sequential([Conv2D(2, 3), Flatten(), Dense(3)], seed=1, **kw)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: Sequential([Dense(3)], input_shape=(4.0,)), "input_shape"),
+        (lambda: Sequential("dense"), "layers"),
+        (lambda: Sequential([Dense(3)], seed=1.5), "seed"),
+    ],
+)
+def test_sequential_refuses_what_is_not_a_shape_a_list_or_a_seed(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_failed_build_leaves_the_model_unchanged():
+    model = Sequential([Conv2D(2, 3), Dense(3)], seed=1)  # no Flatten: Dense refuses (H, W, C)
+    with pytest.raises(ValueError, match="flat inputs"):
+        model.forward(np.zeros((1, 5, 5, 1)))
+    assert not model.built and model.layers[0].params == []  # conv1 was built before
+    model.layers.insert(1, Flatten())
+    model.build((5, 5, 1))  # the generator was not advanced by the failed build
+    reference = small_model(input_shape=(5, 5, 1))
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", ["shape", "text", "count"])
+def test_set_weights_is_atomic(bad):
+    model = small_model(input_shape=(5, 5, 1))
+    before = model.get_weights()
+    weights = [w + 1 for w in before]
+    if bad == "shape":
+        weights[2] = np.zeros((3, 3))  # the third weight: the first two fit
+    elif bad == "text":
+        weights[2] = np.array(["a"] * weights[2].size).reshape(weights[2].shape)
+    else:
+        weights = weights[:3]
+    with pytest.raises(ValueError, match="weight"):
+        model.set_weights(weights)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flags_and_inputs_are_checked():
+    model = small_model(input_shape=(5, 5, 1))
+    with pytest.raises(ValueError, match="x must be a numeric array"):
+        model.forward("abc")
+    with pytest.raises(ValueError, match="x must be a numeric array"):
+        model.forward([[1, 2], [3]])
+    model.forward(np.zeros((2, 5, 5, 1)))
+    with pytest.raises(ValueError, match="need_dx"):
+        model.backward(np.ones((2, 3), np.float32), need_dx="no")
+    x = np.random.default_rng(0).random((2, 5, 5, 1)).round(2)
+    np.testing.assert_array_equal(model.forward(x.tolist()), model.forward(x))  # lists are fine
+
+
+@fuzz(60)
+@given(shape=st.lists(ANY_VALUE, max_size=4))
+def test_build_with_any_input_shape_is_all_or_nothing(shape):
+    model = Sequential([Conv2D(2, 3), Flatten(), Dense(3)], seed=0)
+    try:
+        model.build(shape)
+    except ValueError as exc:
+        assert "input_shape" in str(exc) or "conv2d" in str(exc) or "dense" in str(exc)
+        assert not model.built
+        assert all(layer.params == [] for layer in model.layers)
+        assert model.rng.bit_generator.state == np.random.default_rng(0).bit_generator.state
+        return
+    assert model.input_shape == tuple(shape)
+
+
+SHAPES = [(3, 3, 1, 2), (2,), (18, 3), (3,)]  # the small model below, input (5, 5, 1)
+
+
+def weight_lists():
+    one = st.one_of(
+        *(
+            hnp.arrays(np.float64, s, elements=st.floats(-1, 1)) for s in SHAPES
+        ),  # right or wrong place
+        hnp.arrays(
+            st.sampled_from([np.float32, np.int8, np.bool_, np.complex64, np.dtype("U1")]),
+            hnp.array_shapes(max_dims=2, max_side=3),
+        ),
+        st.text(max_size=2),
+        st.none(),
+    )
+    return st.lists(one, min_size=0, max_size=5)
+
+
+@fuzz(60)
+@given(weights=weight_lists())
+def test_set_weights_with_any_list_is_all_or_nothing(weights):
+    model = Sequential([Conv2D(2, 3), Flatten(), Dense(3)], input_shape=(5, 5, 1), seed=0)
+    before = model.get_weights()
+    try:
+        model.set_weights(weights)
+    except ValueError as exc:
+        assert "weight" in str(exc)
+        for a, b in zip(before, model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        return
+    for w, got in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(np.asarray(w).astype(np.float32), got)
+
+
+MODEL = Sequential([Conv2D(2, 3), Flatten(), Dense(3)], input_shape=(5, 5, 1), seed=0)
+
+
+BATCH = np.random.default_rng(1).random((2, 5, 5, 1))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf and nan among the inputs
+@fuzz(80)
+@given(
+    x=st.one_of(
+        st.text(max_size=3),
+        st.none(),
+        st.integers(),
+        st.floats(),
+        st.just(BATCH.tolist()),
+        st.just([[1.0, 2.0], [3.0]]),
+        st.just({"x": BATCH}),
+        hnp.arrays(
+            st.sampled_from([np.float32, np.float64, np.uint8, np.bool_, np.complex128, object]),
+            st.sampled_from([(2, 5, 5, 1), (1, 5, 5, 1), (0, 5, 5, 1), (2, 5, 5), (5, 5, 1)]),
+        ),
+    )
+)
+def test_forward_takes_arrays_and_lists_of_numbers_only(x):
+    try:
+        y = MODEL.forward(x)
+    except ValueError as exc:
+        assert "x must be" in str(exc) or "expected a batch of shape" in str(exc)
+        return
+    reference = np.asarray(x).astype(np.float32)
+    assert reference.ndim == 4 and reference.shape[1:] == (5, 5, 1)
+    np.testing.assert_array_equal(y, MODEL.forward(reference))
+
+
+# ---- dtypes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [3, 0], ids=["N=3", "N=0"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_seed_cnn_keeps_dtype_and_handles_empty_batch(rng, dtype, n):
+    model = seed_cnn(seed=0, dtype=np.dtype(dtype).name)
+    assert all(p.dtype == dtype for p in model.params)
+    # uint8 pixels (as MNIST ships them) are cast to the model's dtype, as in Keras
+    probs = model.forward(rng.integers(0, 256, size=(n, 28, 28, 1), dtype=np.uint8))
+    assert probs.dtype == dtype and probs.shape == (n, 10)
+    loss, cache = ops.sparse_categorical_crossentropy_forward(probs, rng.integers(0, 10, size=n))
+    dx = model.backward(ops.sparse_categorical_crossentropy_backward(np.float64(1.0), cache))
+    assert dx.dtype == dtype and dx.shape == (n, 28, 28, 1)
+    assert [g.dtype for g in model.grads] == [dtype] * 8
+    assert [g.shape for g in model.grads] == [p.shape for p in model.params]
+
+    adam = Adam(1e-3)
+    for optimizer in (adam, SGD(0.01)):
+        optimizer.apply_gradients(zip(model.grads, model.params))
+        assert all(p.dtype == dtype for p in model.params)
+    assert all(m.dtype == dtype for m in adam.m + adam.v)

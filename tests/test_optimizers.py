@@ -12,8 +12,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from npcnn import SGD, Adam
+
+from .helpers import fuzz
 
 W0 = [0.5, -1.0, 2.0, 0.0]
 GRADS = [  # one gradient per step; the last entry is tiny, where epsilon dominates
@@ -164,3 +169,135 @@ def test_sgd_step(dtype):
     sgd.apply_gradients([(g, p)])
     np.testing.assert_allclose(p, [0.9, -2.2, 1.3], rtol=1e-6)
     assert p.dtype == dtype and sgd.iterations == 2
+
+
+# ---- bad input: every gradient checked before anything changes ---------------------------
+
+
+def adam_with_two_params():
+    p1, p2 = np.ones((2, 3)), np.ones(4)
+    adam = Adam(0.1)
+    adam.apply_gradients([(np.full((2, 3), 0.5), p1), (np.full(4, 0.5), p2)])
+    return adam, p1, p2
+
+
+@pytest.mark.parametrize(
+    ("bad_grad", "message"),
+    [
+        (np.ones((3, 2)), "shape (3, 2)"),  # transposed: the same size, the wrong entries
+        (np.ones(1), "shape (1,)"),  # would broadcast
+        (np.ones(4, dtype=np.float32), "dtype float32"),
+        ([1.0, 2.0, 3.0, 4.0], "not an array"),
+    ],
+)
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_optimizer_checks_every_gradient_before_changing_anything(bad_grad, message, optimizer):
+    adam, p1, p2 = adam_with_two_params()
+    opt = adam if optimizer == "adam" else SGD(0.1)
+    before = [p1.copy(), p2.copy(), *(a.copy() for a in adam.m + adam.v)]
+    iterations = opt.iterations
+    with pytest.raises(ValueError, match="gradient 1") as info:
+        opt.apply_gradients([(np.ones((2, 3)), p1), (bad_grad, p2)])
+    assert message in str(info.value)
+    after = [p1, p2, *adam.m, *adam.v]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)  # not even the first, good, parameter moved
+    assert opt.iterations == iterations
+
+
+def test_adam_set_state_checks_shapes_and_count():
+    adam, p1, p2 = adam_with_two_params()
+    state = adam.get_state()
+    fresh = Adam()
+    with pytest.raises(ValueError, match="m_1 is"):
+        fresh.set_state({**state, "m_1": np.zeros(5)}, [p1, p2])
+    with pytest.raises(ValueError, match="m_i and v_i for 2 parameters"):
+        fresh.set_state({k: v for k, v in state.items() if k != "v_1"}, [p1, p2])
+    with pytest.raises(ValueError, match="m_i and v_i for 3 parameters"):
+        fresh.set_state(state, [p1, p2, p2])
+    with pytest.raises(ValueError, match="iterations"):
+        fresh.set_state({**state, "iterations": np.array(-1)}, [p1, p2])
+    assert fresh.iterations == 0 and fresh.m == []  # untouched by the failures
+    fresh.set_state(state, [p1, p2])
+    assert fresh.iterations == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: Adam(learning_rate=-1), "learning_rate"),
+        (lambda: Adam(learning_rate=float("nan")), "learning_rate"),
+        (lambda: Adam(beta_1=1.0), "beta_1"),
+        (lambda: Adam(epsilon="tiny"), "epsilon"),
+        (lambda: SGD(learning_rate=True), "learning_rate"),
+    ],
+)
+def test_optimizer_hyperparameters_are_checked(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def gradient_for(shape):
+    return st.one_of(
+        hnp.arrays(np.float64, shape, elements=st.floats(-1, 1)),
+        hnp.arrays(
+            st.sampled_from([np.float64, np.float32, np.int64]),
+            hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+            elements=st.just(1),
+        ),
+        st.lists(st.floats(-1, 1), max_size=4),
+    )
+
+
+@fuzz(80)
+@given(
+    g1=gradient_for((2, 3)),
+    g2=gradient_for((4,)),
+    kind=st.sampled_from(["adam", "sgd"]),
+    count=st.sampled_from([1, 2, 2, 2, 3]),
+)
+def test_any_gradients_are_applied_whole_or_refused_whole(g1, g2, kind, count):
+    p1, p2 = np.linspace(-1, 1, 6).reshape(2, 3), np.linspace(0, 1, 4)
+    opt = Adam(0.01) if kind == "adam" else SGD(0.01)
+    opt.apply_gradients([(np.ones((2, 3)), p1), (np.ones(4), p2)])  # moments exist
+    state = {k: np.array(v, copy=True) for k, v in opt.get_state().items()}
+    before = [p1.copy(), p2.copy()]
+    pairs = [(g1, p1), (g2, p2), (g2, p2)][:count]
+    try:
+        opt.apply_gradients(pairs)
+    except ValueError as exc:
+        assert "gradient" in str(exc) or "parameter" in str(exc)
+        np.testing.assert_array_equal(p1, before[0])
+        np.testing.assert_array_equal(p2, before[1])
+        for key, value in opt.get_state().items():
+            np.testing.assert_array_equal(value, state[key])
+        return
+    # accepted: the reference (the readable ops, or w - lr * g) gives the same numbers
+    assert g1.shape == (2, 3) and g1.dtype == np.float64
+    assert count == 1 or (g2.shape == (4,) and g2.dtype == np.float64)
+    ref = [before[0].copy(), before[1].copy()]
+    if kind == "adam":
+        assert count == 2  # Adam has moments for exactly two parameters
+        reference = Adam(0.01, kernels="ops")
+        reference.set_state(state, ref)
+        reference.apply_gradients([(g1, ref[0]), (g2, ref[1])])
+    else:  # SGD keeps no state: any number of pairs, one update each
+        ref[0] = ref[0] - 0.01 * g1
+        for _ in range(count - 1):
+            ref[1] = ref[1] - 0.01 * g2
+    np.testing.assert_allclose(p1, ref[0], rtol=1e-12)
+    np.testing.assert_allclose(p2, ref[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimizers_keep_parameter_dtype(dtype):
+    """Python-float hyper-parameters (float64) must not upcast float32 parameters."""
+    p = np.array([1.0, -2.0], dtype=dtype)
+    g = np.array([0.5, 0.25], dtype=dtype)
+    adam = Adam(learning_rate=0.1)
+    for _ in range(3):
+        adam.apply_gradients([(g, p)])
+    assert p.dtype == dtype
+    assert adam.m[0].dtype == adam.v[0].dtype == dtype
+    SGD(learning_rate=0.1).apply_gradients([(g, p)])
+    assert p.dtype == dtype

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npcnn import SGD, Adam, naive, ops, seed_cnn
+from npcnn import naive, ops
 
 DTYPES = [np.float32, np.float64]
 BATCHES = [3, 0]
@@ -99,38 +99,3 @@ def test_crossentropy_float32_backward_with_any_scalar(dloss):
     y_pred = np.array([[0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
     _, cache = ops.sparse_categorical_crossentropy_forward(y_pred, np.array([1, 0]))
     assert ops.sparse_categorical_crossentropy_backward(dloss, cache).dtype == np.float32
-
-
-@pytest.mark.parametrize("n", BATCHES, ids=["N=3", "N=0"])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_seed_cnn_keeps_dtype_and_handles_empty_batch(rng, dtype, n):
-    model = seed_cnn(seed=0, dtype=np.dtype(dtype).name)
-    assert all(p.dtype == dtype for p in model.params)
-    # uint8 pixels (as MNIST ships them) are cast to the model's dtype, as in Keras
-    probs = model.forward(rng.integers(0, 256, size=(n, 28, 28, 1), dtype=np.uint8))
-    assert probs.dtype == dtype and probs.shape == (n, 10)
-    loss, cache = ops.sparse_categorical_crossentropy_forward(probs, rng.integers(0, 10, size=n))
-    dx = model.backward(ops.sparse_categorical_crossentropy_backward(np.float64(1.0), cache))
-    assert dx.dtype == dtype and dx.shape == (n, 28, 28, 1)
-    assert [g.dtype for g in model.grads] == [dtype] * 8
-    assert [g.shape for g in model.grads] == [p.shape for p in model.params]
-
-    adam = Adam(1e-3)
-    for optimizer in (adam, SGD(0.01)):
-        optimizer.apply_gradients(zip(model.grads, model.params))
-        assert all(p.dtype == dtype for p in model.params)
-    assert all(m.dtype == dtype for m in adam.m + adam.v)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_optimizers_keep_parameter_dtype(dtype):
-    """Python-float hyper-parameters (float64) must not upcast float32 parameters."""
-    p = np.array([1.0, -2.0], dtype=dtype)
-    g = np.array([0.5, 0.25], dtype=dtype)
-    adam = Adam(learning_rate=0.1)
-    for _ in range(3):
-        adam.apply_gradients([(g, p)])
-    assert p.dtype == dtype
-    assert adam.m[0].dtype == adam.v[0].dtype == dtype
-    SGD(learning_rate=0.1).apply_gradients([(g, p)])
-    assert p.dtype == dtype

@@ -6,18 +6,12 @@ the message what is wrong, not decode a broadcasting error from deep inside.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
-from npcnn import Conv2D, Dense, MaxPool2D, Reshape, Sequential, naive, ops
+from npcnn import Conv2D, MaxPool2D, naive, ops
 
-
-def raises(pattern):
-    """pytest.raises(ValueError) whose message must contain ``pattern`` literally."""
-    return pytest.raises(ValueError, match=re.escape(pattern))
-
+from ..helpers import raises
 
 X = np.zeros((2, 5, 6, 3))
 W = np.zeros((3, 3, 3, 4))
@@ -202,14 +196,6 @@ def test_valid_pool_output_would_be_empty(pool):
         pool(X, (6, 2))
 
 
-def test_valid_output_would_be_empty_in_a_model_names_the_layer():
-    with raises("pool2 of spatial size (1, 1) is smaller than the window (2, 2)"):
-        Sequential(
-            [Conv2D(1, 3, name="conv"), MaxPool2D(2, name="pool1"), MaxPool2D(2, name="pool2")],
-            input_shape=(5, 5, 1),
-        )
-
-
 @pytest.mark.parametrize("padding", ["full", "SAMEE", None, 0])
 def test_unknown_padding_word(padding):
     message = f"padding must be 'same' or 'valid' (any case), got {padding!r}"
@@ -254,35 +240,3 @@ def test_bad_pool_and_kernel_size():
         ops.maxpool2d_forward(X, 0)
     with raises("kernel_size must be an int or an (h, w) pair of ints, got (3, 3, 3)"):
         Conv2D(4, (3, 3, 3))
-
-
-# ---- layers and models --------------------------------------------------------------------
-
-
-def test_layer_argument_errors():
-    with raises("activation must be None, 'linear', 'relu' or 'softmax', got 'tanh'"):
-        Dense(3, activation="tanh")
-    with raises("units must be a positive int, got 0"):
-        Dense(0)
-    with raises("filters must be a positive int, got 0"):
-        Conv2D(0, 3)
-
-
-def test_model_build_errors_name_the_layer():
-    with raises("dense1 expects flat inputs (features,), got (4, 4, 2): put a Flatten"):
-        Sequential([Dense(3, name="dense1")], input_shape=(4, 4, 2))
-    with raises("conv expects inputs (H, W, C), got (16,)"):
-        Sequential([Conv2D(3, 3, name="conv")], input_shape=(16,))
-    with raises("flat cannot reshape (4, 4, 2) to (30,): 32 != 30 values"):
-        Sequential([Reshape((30,), name="flat")], input_shape=(4, 4, 2))
-
-
-def test_model_forward_rejects_wrong_input_shape():
-    model = Sequential([Conv2D(2, 3, name="conv")], input_shape=(6, 6, 1))
-    with raises("expected a batch of shape (N, 6, 6, 1), got (2, 1, 6, 6)"):
-        model.forward(np.zeros((2, 1, 6, 6)))
-
-
-def test_model_dtype_must_be_float():
-    with raises("dtype must be float32 or float64, got 'int32'"):
-        Sequential([Dense(2)], dtype="int32")

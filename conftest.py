@@ -13,12 +13,17 @@ Pick one with ``NPCNN_HYPOTHESIS_PROFILE`` (default ``ci``):
 Tests that pass their own ``@settings`` (the fuzzing tests, ``tests/helpers.py``'s ``fuzz``,
 ``tests/test_fast_tier.py``, the generated models) keep their own example counts.
 Hypothesis keeps one global registry of profiles, so they live here, once.
+
+The real datasets, for the tests that train or load them: ``shared_data`` and
+``mnist_dir`` (both suites use them, so they live here too).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # Every setting is explicit: under CI=true, Hypothesis makes its own "ci" profile the
@@ -32,3 +37,23 @@ settings.register_profile("ci", derandomize=True, max_examples=40, **_COMMON)
 settings.register_profile("dev", derandomize=False, max_examples=500, **_COMMON)
 HYPOTHESIS_PROFILE = os.environ.get("NPCNN_HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real datasets (``mnist/``, ``fashion-mnist/``): ``$NPCNN_DATA_DIR``,
+    else ``../shared/data`` beside the checkout. Skips without it, except under CI,
+    where a missing data folder is a failure."""
+    here = Path(__file__).resolve().parent
+    for root in (os.environ.get("NPCNN_DATA_DIR"), here.parent / "shared" / "data"):
+        if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return Path(root)
+    if os.environ.get("CI"):
+        pytest.fail("CI must provide the MNIST files through NPCNN_DATA_DIR")
+    pytest.skip("real MNIST not found: set NPCNN_DATA_DIR to a folder holding mnist/")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(shared_data) -> str:
+    """The real MNIST folder, ``shared_data / "mnist"``."""
+    return str(shared_data / "mnist")

@@ -52,16 +52,16 @@ import keras  # noqa: E402
 import npcnn  # noqa: E402
 import tfcnn  # noqa: E402
 from npcnn.ops.crossentropy import EPSILON  # noqa: E402
+from parity_tests.model_helpers import (  # noqa: E402
+    npcnn_loss_and_grads,
+    trajectory_mismatches,
+)
 from parity_tests.strategies import (  # noqa: E402
     ModelSpec,
     PoolSpec,
     grid_arrays,
     model_specs,
     window_cases,
-)
-from parity_tests.test_model_parity import (  # noqa: E402
-    npcnn_loss_and_grads,
-    trajectory_mismatches,
 )
 from parity_tests.tolerances import TRANSCENDENTAL_ULPS, assert_within  # noqa: E402
 

@@ -38,9 +38,6 @@ breaks both float64 bounds within three steps, by orders of magnitude (loss
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import Phase, example, given, settings
@@ -51,17 +48,17 @@ tf = pytest.importorskip("tensorflow")
 import npcnn  # noqa: E402
 import tfcnn  # noqa: E402
 from npcnn import ops  # noqa: E402
+from parity_tests.model_helpers import (  # noqa: E402
+    PARAM_NAMES,
+    npcnn_loss_and_grads,
+    trajectory_mismatches,
+)
 
 LONGEST_SUM = 7 * 7 * 64  # dense1's input length: the longest reduction in the model
 STEPS = 20  # trajectory length
 BATCH = 4  # trajectory batch size (small: this runs in CI on 2 cores)
 SENSITIVITY_STEPS = 3  # steps after which the paper-epsilon Adam must already differ
 
-PARAM_NAMES = [
-    f"{layer}/{kind}"
-    for layer in ("conv1", "conv2", "dense1", "dense2")
-    for kind in ("kernel", "bias")
-]
 
 # loss_rtol: per-step relative loss error; weight_tol: final-weight error, either
 # relative to each array's largest entry (weight_tol_relative) or absolute
@@ -122,15 +119,6 @@ def mnist_like_images(rng, shape, dtype):
 
 
 # ---- npcnn's side of one batch -------------------------------------------------------
-def npcnn_loss_and_grads(np_model, images, labels, from_logits=False):
-    """(output, loss, grads) of npcnn's cross-entropy, summed over the batch: from the
-    model's probabilities (Keras's clipping path), or from its logits."""
-    out = np_model.forward(images)
-    loss, cache = ops.sparse_categorical_crossentropy_forward(
-        out, labels, from_logits=from_logits, reduction="sum"
-    )
-    np_model.backward(ops.sparse_categorical_crossentropy_backward(np.ones((), out.dtype), cache))
-    return out, loss, [g.copy() for g in np_model.grads]
 
 
 def npcnn_logits_loss_and_grads(np_model, images, labels):
@@ -283,25 +271,6 @@ def npcnn_trajectory(init, images, labels, optimizer, steps, dtype, kernels="fas
     return losses, model.get_weights()
 
 
-def trajectory_mismatches(
-    losses, weights, tf_losses, tf_weights, tol, names=PARAM_NAMES
-) -> list[str]:
-    """Every way (npcnn losses, weights) break the trajectory tolerance ``tol``;
-    ``names`` names the weight arrays (SeedCNN's by default)."""
-    assert len(names) == len(weights) == len(tf_weights), "one name per weight array"
-    problems = []
-    loss_err = np.abs(np.subtract(losses, tf_losses)) / np.abs(tf_losses)
-    if not loss_err.max() <= tol["loss_rtol"]:
-        step = int(np.argmax(loss_err))
-        problems.append(f"loss at step {step} off by {loss_err[step]:.3g} relative")
-    for name, w, tf_w in zip(names, weights, tf_weights):
-        bound = tol["weight_tol"] * (np.abs(tf_w).max() if tol["weight_tol_relative"] else 1.0)
-        diff = np.abs(w.astype(np.float64) - tf_w).max()
-        if not diff <= bound:
-            problems.append(f"{name} weights off by {diff:.3g} > {bound:.3g}")
-    return problems
-
-
 @pytest.mark.parametrize("kernels", ["fast", "ops"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_adam_trajectory_matches_tensorflow(tf_trajectories, dtype, kernels):
@@ -346,21 +315,11 @@ def test_trajectory_check_catches_paper_epsilon_placement(tf_trajectories):
 
 
 # ---- 3. real MNIST: train in TF, predict in NumPy ----------------------------------------
-def mnist_folder() -> Path:
-    """$NPCNN_DATA_DIR/mnist, else the shared data folder next to the repository."""
-    base = os.environ.get("NPCNN_DATA_DIR")
-    root = Path(base) if base else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return root / "mnist"
-
-
-def test_train_in_tensorflow_then_predict_in_numpy():
+def test_train_in_tensorflow_then_predict_in_numpy(mnist_dir):
     """A user's path: train SeedCNN a few steps, ``to_npcnn``, same predictions in NumPy."""
-    folder = mnist_folder()
-    if not folder.is_dir():
-        pytest.skip(f"no MNIST at {folder} (set NPCNN_DATA_DIR to a folder holding mnist/)")
     from npcnn.datasets import load_dataset
 
-    (x_train, y_train), (x_test, _) = load_dataset("mnist", data_dir=folder)
+    (x_train, y_train), (x_test, _) = load_dataset("mnist", data_dir=mnist_dir)
     x_train = (x_train[:200, :, :, None] / 255.0).astype("float32")
     x_test = (x_test[:300, :, :, None] / 255.0).astype("float32")
 

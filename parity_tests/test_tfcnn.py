@@ -4,7 +4,8 @@ Whole-model numerical parity with npcnn is in ``test_model_parity.py``; here
 each tfcnn promise is checked on its own: weights exist at construction in
 npcnn's order, the cross-entropy path each ``loss_path`` takes (eager and
 under ``tf.function``), and that model conversion keeps the outputs and
-refuses, by name, what npcnn cannot represent.
+refuses, by name, what npcnn cannot represent or would get wrong; ``TFLearner``
+is a ``Learner``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras  # noqa: E402
 
 import npcnn  # noqa: E402
 import tfcnn  # noqa: E402
+from npcnn.train import Learner, TrainConfig  # noqa: E402
 
 L = keras.layers
 FLOAT64_TOL = 1e-12  # max|difference| relative to max|value| for float64 forward passes
@@ -271,6 +273,26 @@ def test_to_npcnn_resolves_reshape_minus_one(kernels):
     assert_close(np_model.forward(images), model(images).numpy(), "Reshape((-1,)) outputs")
 
 
+class TimesTwoDense(L.Dense):
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+class TimesTwoConv(L.Conv2D):
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+class StandardizedConv(L.Conv2D):  # call untouched, but what it calls is changed
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, kernel - keras.ops.mean(kernel))
+
+
+class RenamedDense(L.Dense):  # only __init__: converted as a Dense
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+
+
 # (layer factory, input shape, text the error must contain); factories, because
 # building Keras layers at collection time would slow down every pytest run
 UNSUPPORTED = [
@@ -290,6 +312,14 @@ UNSUPPORTED = [
     (lambda: L.Dropout(0.5), (4,), "Dropout"),
     (lambda: L.AveragePooling2D(2), (4, 4, 1), "AveragePooling2D"),
     (lambda: L.BatchNormalization(), (4,), "BatchNormalization"),
+    # a subclass whose math differs from its base class's, and settings npcnn would ignore
+    (lambda: TimesTwoDense(3), (4,), "TimesTwoDense, a subclass of Dense that overrides call"),
+    (lambda: TimesTwoConv(2, 3), (6, 6, 1), "subclass of Conv2D that overrides call"),
+    (lambda: StandardizedConv(2, 3), (6, 6, 1), "overrides convolution_op"),
+    (lambda: L.Dense(3, activity_regularizer="l2"), (4,), "activity_regularizer"),
+    (lambda: L.ReLU(activity_regularizer="l2"), (4,), "activity_regularizer"),
+    (lambda: L.Flatten(activity_regularizer="l1"), (2, 2), "activity_regularizer"),
+    (lambda: L.Dense(3, trainable=False), (4,), "trainable=False"),
 ]
 
 
@@ -325,6 +355,27 @@ def test_to_npcnn_refuses_models_it_cannot_read():
     mixed = keras.Sequential([keras.Input((4,)), L.Dense(2, dtype="mixed_float16")])
     with pytest.raises(ValueError, match="float16"):
         tfcnn.to_npcnn(mixed)
+
+
+def test_to_npcnn_accepts_a_subclass_that_only_renames():
+    model = keras.Sequential([keras.Input((4,), dtype="float64"), RenamedDense(3, dtype="float64")])
+    x = np.random.default_rng(0).random((2, 4))
+    np.testing.assert_allclose(tfcnn.to_npcnn(model).forward(x), model(x).numpy(), rtol=1e-12)
+
+
+def test_to_npcnn_refuses_a_seed_cnn_subclass_with_its_own_call():
+    class Doubled(tfcnn.SeedCNN):
+        def call(self, images, training=False):
+            return super().call(images) * 2.0
+
+    with pytest.raises(ValueError, match="Doubled, a subclass of SeedCNN that overrides call"):
+        tfcnn.to_npcnn(Doubled(seed=0))
+
+
+def test_tf_learner_is_a_learner():
+    from tfcnn.cli import TFLearner
+
+    assert isinstance(TFLearner(TrainConfig(), jit=False), Learner)
 
 
 def test_from_npcnn_then_to_npcnn_round_trip():

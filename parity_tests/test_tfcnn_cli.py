@@ -1,36 +1,26 @@
-"""`python -m tfcnn train` runs through npcnn's loop and writes checkpoints npcnn reads."""
+"""`python -m tfcnn train` runs through npcnn's loop, writes checkpoints npcnn reads,
+and checks its options as npcnn's command line does."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+pytest.importorskip("tensorflow")
 
 from npcnn.checkpoint import load_checkpoint
 from npcnn.cli import main as npcnn_main
 
 
-def _mnist_dir():
-    for c in (os.environ.get("NPCNN_DATA_DIR"), Path(__file__).parents[2] / "shared" / "data"):
-        if c and (Path(c) / "mnist" / "train-images-idx3-ubyte.gz").exists():
-            return str(Path(c) / "mnist")
-    if os.environ.get("CI"):
-        pytest.fail("CI must provide the MNIST files through NPCNN_DATA_DIR")
-    pytest.skip("real MNIST not found: set NPCNN_DATA_DIR to a folder holding mnist/")
-
-
 @pytest.mark.parametrize("mode", [[], ["--eager"]])
-def test_tfcnn_train_then_npcnn_evaluate(tmp_path, capsys, mode):
+def test_tfcnn_train_then_npcnn_evaluate(mnist_dir, tmp_path, capsys, mode):
     from tfcnn.cli import main as tfcnn_main
 
-    mnist = _mnist_dir()
     ckpt = tmp_path / "tf.npz"
     args = [
         "train",
         "--data-dir",
-        mnist,
+        mnist_dir,
         "--limit-train",
         "500",
         "--limit-test",
@@ -50,21 +40,22 @@ def test_tfcnn_train_then_npcnn_evaluate(tmp_path, capsys, mode):
     assert load_checkpoint(ckpt)["meta"]["framework"] == "tfcnn"
 
     assert (
-        npcnn_main(["evaluate", "--weights", str(ckpt), "--data-dir", mnist, "--limit-test", "200"])
+        npcnn_main(
+            ["evaluate", "--weights", str(ckpt), "--data-dir", mnist_dir, "--limit-test", "200"]
+        )
         == 0
     )
     np_accuracy = float(capsys.readouterr().out.split("test accuracy: ")[1].split()[0])
     assert np_accuracy == pytest.approx(tf_accuracy, abs=0.011)  # at most 2 of 200 flip
 
 
-def test_tfcnn_resume_continues_the_optimizer(tmp_path, capsys):
+def test_tfcnn_resume_continues_the_optimizer(mnist_dir, tmp_path, capsys):
     from tfcnn.cli import main as tfcnn_main
 
-    mnist = _mnist_dir()
     common = [
         "train",
         "--data-dir",
-        mnist,
+        mnist_dir,
         "--limit-train",
         "300",
         "--limit-test",
@@ -94,3 +85,11 @@ def test_tfcnn_resume_continues_the_optimizer(tmp_path, capsys):
     assert int(b["optimizer"]["iterations"]) == 4
     for name in a["weights"]:  # TF's CPU kernels may reorder sums between runs: tiny slack
         np.testing.assert_allclose(a["weights"][name], b["weights"][name], rtol=0, atol=1e-6)
+
+
+def test_tfcnn_cli_validates_numbers_too(capsys):
+    from tfcnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--batch-size", "0"])
+    assert info.value.code == 2 and "--batch-size" in capsys.readouterr().err

@@ -5,13 +5,8 @@ Hypothesis profiles (``ci``, ``dev``) are registered in the root ``conftest.py``
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-from .helpers import SHARED_DATA
 
 
 @pytest.fixture
@@ -42,15 +37,3 @@ def distinct(rng):
         return (rng.permutation(size).reshape(shape) * 0.01 - 0.005 * size).astype(dtype)
 
     return draw
-
-
-@pytest.fixture(scope="session")
-def mnist_dir():
-    """The real MNIST folder (``$NPCNN_DATA_DIR/mnist``); skips without it, except
-    under CI, where a missing data folder is a failure."""
-    for root in (os.environ.get("NPCNN_DATA_DIR"), SHARED_DATA):
-        if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
-            return str(Path(root) / "mnist")
-    if os.environ.get("CI"):
-        pytest.fail("CI must provide the MNIST files through NPCNN_DATA_DIR")
-    pytest.skip("real MNIST not found: set NPCNN_DATA_DIR to a folder holding mnist/")

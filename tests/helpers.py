@@ -1,21 +1,15 @@
-"""What several test modules share: a stand-in dataset, the real one, the fuzzing
-settings and the GPU check."""
+"""What several test modules share: a stand-in dataset and checkpoint, the fuzzing
+settings, the bad-input checks and the GPU check. (Fixtures are in the conftest.py files.)"""
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-
-ROOT = Path(__file__).resolve().parents[1]
-
-# the real files: NPCNN_DATA_DIR as CI sets it, else ../shared/data beside the checkout
-SHARED_DATA = Path(os.environ.get("NPCNN_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
 def raises(pattern):

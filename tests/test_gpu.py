@@ -5,8 +5,8 @@ tests compare the two array libraries, not two implementations:
 
 - float64: relative error <= 1e-10 (same math; only summation order differs);
 - float32: rtol = atol = 1e-4 on values of order 1. The GPU's GEMMs sum in a
-  different order (and cuBLAS may use TF32 unless disabled; we disable it via
-  CUPY_TF32=0 in this module), so each output differs by a few float32 ulps times
+  different order (and cuBLAS may use TF32 unless disabled; ``cupy_on_a_gpu`` disables
+  it, CUPY_TF32=0), so each output differs by a few float32 ulps times
   sqrt(reduction length) (<= 1600 here: 40 * 1.2e-7 ~ 5e-6); 1e-4 leaves room
   for the softmax/log and for gradients summed over the batch.
 
@@ -15,19 +15,12 @@ They skip, saying why, when CuPy or a GPU is missing: CI has no GPU.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("CUPY_TF32", "0")
+from .helpers import cupy_on_a_gpu
 
-cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'npcnn[gpu]')")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # no driver
-    HAVE_GPU = False
-pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is present")
+cupy = cupy_on_a_gpu()  # sets CUPY_TF32=0
 
 import npcnn  # noqa: E402
 from npcnn import ops  # noqa: E402

@@ -25,37 +25,25 @@ EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError, ImportErr
 
 
 # ---- argparse types: every number is checked before any work starts --------------------
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def number_type(parse, accept, expected: str):
+    """An argparse type: ``parse(text)`` (``int`` or ``float``), refused unless
+    ``accept(value)``, with the message "expected <expected>, got '<text>'"."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an int >= 0 (seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0 (no nan, no inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
-    return value
+COUNT = number_type(int, lambda n: n >= 1, "a positive integer")  # steps, batch sizes, limits
+SEED = number_type(int, lambda n: n >= 0, "an integer >= 0")
+RATE = number_type(float, lambda x: math.isfinite(x) and x > 0, "a finite positive number")
 
 
 def check_writable_file(path, what: str) -> None:
@@ -112,7 +100,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         "the cache, or download)",
     )
     p.add_argument(
-        "--eval-batch-size", type=positive_int, default=1000, help="batch size for evaluation"
+        "--eval-batch-size", type=COUNT, default=1000, help="batch size for evaluation"
     )
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument(
@@ -123,7 +111,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--limit-test",
-        type=positive_int,
+        type=COUNT,
         default=None,
         metavar="N",
         help="evaluate on the first N test images only",
@@ -140,13 +128,13 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
 
     t = sub.add_parser("train", help="train the tutorial CNN (defaults: the tutorial's settings)")
     add_data_arguments(t)
-    t.add_argument("--epochs", type=positive_int, default=5)
+    t.add_argument("--epochs", type=COUNT, default=5)
     t.add_argument(
-        "--steps", type=positive_int, default=None, help="number of steps (overrides --epochs)"
+        "--steps", type=COUNT, default=None, help="number of steps (overrides --epochs)"
     )
-    t.add_argument("--batch-size", type=positive_int, default=50)
-    t.add_argument("--learning-rate", type=positive_float, default=1e-3)
-    t.add_argument("--seed", type=non_negative_int, default=0)
+    t.add_argument("--batch-size", type=COUNT, default=50)
+    t.add_argument("--learning-rate", type=RATE, default=1e-3)
+    t.add_argument("--seed", type=SEED, default=0)
     if framework == "npcnn":
         t.add_argument(
             "--kernels",
@@ -169,7 +157,7 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
     t.add_argument(
         "--limit-train",
-        type=positive_int,
+        type=COUNT,
         default=None,
         metavar="N",
         help="train on the first N training images only",

@@ -195,6 +195,7 @@ class MaxPool2D(Layer):
 MaxPooling2D = MaxPool2D  # Keras's other name for it
 
 
+# ReLU and Softmax share their shape on purpose: one op each, each read on its own.
 class ReLU(Layer):
     """``keras.layers.ReLU``: max(x, 0)."""
 

@@ -92,6 +92,7 @@ def check_conv2d_args(x, w, b):
         )
 
 
+# check_conv2d_args's shape, kept apart: each names its own axes in its messages.
 def check_dense_args(x, w, b):
     """Shapes and dtypes of a dense layer's arguments, with errors that name them."""
     check_rank(x, 2, "x", "N, Din")

@@ -156,26 +156,9 @@ def test_resuming_a_weights_only_checkpoint_is_one_line(fake_data, tmp_path, cap
 
 def test_cli_train_evaluate_and_plots(mnist_dir, tmp_path, capsys):
     ckpt, plots = tmp_path / "run.npz", tmp_path / "plots"
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            mnist_dir,
-            "--limit-train",
-            "500",
-            "--limit-test",
-            "200",
-            "--steps",
-            "5",
-            "--batch-size",
-            "10",
-            "--save",
-            str(ckpt),
-            "--plots",
-            str(plots),
-        ]
-    )
-    assert code == 0
+    argv = ["train", "--data-dir", mnist_dir, "--limit-train", "500", "--limit-test", "200"]
+    argv += ["--steps", "5", "--batch-size", "10", "--save", str(ckpt), "--plots", str(plots)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "test accuracy: " in out
     for name in [

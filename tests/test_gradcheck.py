@@ -148,7 +148,7 @@ def test_sampled_check_catches_a_wrong_gradient(rng):
 # ---- whole models -------------------------------------------------------------------------
 
 
-def small_cnn(seed=0):
+def small_cnn(seed=0):  # seed_cnn's shape, small and float64, so every entry can be checked
     return Sequential(
         [
             Conv2D(3, 3, padding="same", activation="relu", name="conv"),

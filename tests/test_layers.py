@@ -145,25 +145,18 @@ def is_count(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [(lambda value: Dense(value), "units"), (lambda value: Conv2D(value, 3), "filters")],
+    ids=["Dense.units", "Conv2D.filters"],
+)
 @fuzz(100)
 @given(value=ANY_VALUE)
-def test_dense_units(value):
+def test_a_count_is_a_positive_int_or_refused_by_name(make, name, value):
     try:
-        layer = Dense(value)
+        layer = make(value)
     except ValueError as exc:
-        assert "units" in str(exc)
+        assert name in str(exc)
         assert not is_count(value)
         return
-    assert is_count(value) and layer.units == value
-
-
-@fuzz(100)
-@given(value=ANY_VALUE)
-def test_conv2d_filters(value):
-    try:
-        layer = Conv2D(value, 3)
-    except ValueError as exc:
-        assert "filters" in str(exc)
-        assert not is_count(value)
-        return
-    assert is_count(value) and layer.filters == value
+    assert is_count(value) and getattr(layer, name) == value

@@ -78,6 +78,8 @@ def rounding_bound(magnitude, roundings, dtype):
     return 2.0 * roundings * (float(info.eps) * magnitude + float(info.tiny))
 
 
+# Like parity_tests/tolerances.assert_within, kept apart: SciPy's reference is float64
+# (the dtypes differ by design), and this file needs nothing of parity_tests.
 def assert_within(actual, expected, bound, what):
     """``|actual - expected| <= bound`` elementwise (NaN fails); shapes must agree."""
     actual, expected = np.asarray(actual), np.asarray(expected, dtype=np.float64)

@@ -9,7 +9,8 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
    atomicwrite and bars; ``checkpoint`` on atomicwrite.
 2. ``naive`` (the loops) on validation and ``ops.padding`` only, standing alone;
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
-3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers.
+3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
+   and atomicwrite.
 4. ``model`` and ``optimizers`` on the layers.
 5. ``train`` on the model, optimizers and checkpoints.
 6. ``plots`` on train and the ops.
@@ -49,7 +50,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     },
     {
         "layers": ("backend", "validation", "initializers", "ops", "fast"),
-        "check": ("backend", "validation", "ops", "naive", "fast", "gradcheck"),
+        "check": ("backend", "validation", "atomicwrite", "ops", "naive", "fast", "gradcheck"),
     },
     {
         "model": ("backend", "validation", "initializers", "ops", "fast", "layers"),
@@ -70,7 +71,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "data": ("datasets",),
         "__init__": (
             *("backend", "validation", "initializers", "gradcheck", "ops", "naive", "fast"),
-            *("layers", "model", "optimizers"),
+            *("check", "layers", "model", "optimizers"),
         ),
     },
     {"__main__": ("cli",)},

@@ -13,6 +13,7 @@ import numpy as np
 from . import fast
 from .backend import get_array_module, to_device, to_numpy
 from .layers import kernels_module
+from .validation import check_bool
 
 
 def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
@@ -21,6 +22,7 @@ def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
     Raises ``ValueError`` naming ``name`` for a non-number, NaN, inf or a value
     outside the range.
     """
+    open_low = check_bool(open_low, "open_low")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     x = float(value)
@@ -46,6 +48,7 @@ def check_pairs(grads_and_params, expected=None, who="optimizer", contiguous=Fal
     it). An error raises ``ValueError`` naming the pair's index, and nothing
     has been changed yet: an optimizer calls this before touching any state.
     """
+    contiguous = check_bool(contiguous, "contiguous")
     try:
         pairs = [tuple(pair) for pair in grads_and_params]
     except TypeError as exc:

@@ -368,7 +368,9 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     _train(run, (x_train, y_train), test, total, steps_per_epoch)
 
     accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
-    run.history["eval"].append([run.step, accuracy])
+    evals = run.history["eval"]
+    if not (evals and evals[-1][0] == run.step):  # resuming a finished run: evaluated already
+        evals.append([run.step, accuracy])
     run.checkpoint()
     return {"history": run.history, "accuracy": accuracy, "confusion": confusion, "steps": run.step}
 

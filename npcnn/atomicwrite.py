@@ -18,15 +18,23 @@ data downloads (``npcnn.datasets.fetch``). What it does, in order:
    itself survives a power cut.
 
 On any failure, Ctrl-C included, the temporary file is removed and the existing
-file is left untouched.
+file is left untouched. A process killed outright (SIGKILL, a power cut) cannot
+remove its temporary file, ``.<name>.<host>-<pid>-<random>.part``; the next
+successful write to the same target removes such leftovers of processes of this
+host that are no longer running (:func:`remove_stale_temporaries`), never the
+file of a writer still at work, so two processes may write the same target at
+once: the file is then the whole of one or the other.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import tempfile
 from pathlib import Path
+
+_HOST = socket.gethostname().replace("/", "_")  # part of every temporary file's name
 
 
 class NotARegularFileError(OSError):
@@ -93,7 +101,8 @@ def atomic_write(path, write, *, verify=None) -> Path:
     """
     target, mode = resolve_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    prefix = f".{target.name}.{_HOST}-{os.getpid()}-"  # whose it is: see remove_stale_temporaries
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
     tmp = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -109,4 +118,46 @@ def atomic_write(path, write, *, verify=None) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+    remove_stale_temporaries(target)
     return target
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (POSIX: signal 0 probes without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(target) -> list[Path]:
+    """Delete the temporary files that killed writers left beside ``target``; return them.
+
+    Only files named as :func:`atomic_write` names them, made on this host by a
+    process that is no longer running. On a system without POSIX process
+    probing (Windows) nothing is removed.
+    """
+    if os.name != "posix":
+        return []
+    target = Path(target)
+    start = f".{target.name}.{_HOST}-"
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    for name in names:
+        if not (name.startswith(start) and name.endswith(".part")):
+            continue
+        pid = name[len(start) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            path = target.parent / name
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another writer removed it first
+                continue
+            removed.append(path)
+    return removed

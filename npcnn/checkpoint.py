@@ -101,3 +101,23 @@ def weights_for(model_names, checkpoint_weights, path="checkpoint") -> list:
             )
         out.append(w)
     return out
+
+
+def training_meta(ckpt, path="checkpoint") -> dict:
+    """The checkpoint's meta, checked to hold what resuming needs (``ValueError`` if not)."""
+    meta = ckpt["meta"]
+    ok = (
+        isinstance(meta, dict)
+        and isinstance(meta.get("step"), int)
+        and meta["step"] >= 0
+        and isinstance(meta.get("history"), dict)
+        and isinstance(meta["history"].get("loss"), list)
+        and isinstance(meta["history"].get("eval"), list)
+        and isinstance(meta.get("config"), dict)
+    )
+    if not ok:
+        raise ValueError(
+            f"{path} cannot be resumed: it is not a training checkpoint "
+            "(no step, history or config; `npcnn evaluate --weights` may still read it)"
+        )
+    return meta

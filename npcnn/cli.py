@@ -151,8 +151,20 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         "--save",
         default=None,
         metavar="PATH",
-        help="checkpoint file (.npz), written every epoch, at the end and on Ctrl-C; "
+        help="checkpoint file (.npz), written every --save-every steps, every epoch, at the "
+        "end and on Ctrl-C, each time whole (written aside, then renamed over the old one); "
         "never overwritten by a diverged run (that state goes to PATH.diverged.npz)",
+    )
+    t.add_argument(
+        "--save-every",
+        type=non_negative_int,
+        default=TrainConfig.save_every,
+        metavar="N",
+        help=f"also checkpoint every N steps (default {TrainConfig.save_every}; 0: only at epoch "
+        "ends). If the process is killed outright (kill -9, out of memory, power cut), "
+        "`--resume PATH` continues from the last checkpoint and ends exactly as an "
+        "uninterrupted run: kept are the weights, optimizer and sampler state and the history "
+        "up to that checkpoint; lost are at most the N steps since, which are redone",
     )
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
     t.add_argument(

@@ -18,7 +18,7 @@ import math
 from . import fast, ops
 from .initializers import glorot_uniform, zeros
 from .ops.padding import output_hw
-from .validation import as_pair, normalize_padding, positive_int
+from .validation import as_pair, check_bool, normalize_padding, positive_int
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
 ACTIVATIONS = ("relu", "softmax")
@@ -132,6 +132,7 @@ class Conv2D(_WithActivation):
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
+        need_dx = check_bool(need_dx, "need_dx")
         dx, dw, db = self.kernels.conv2d_backward(self.activation_backward(dy), self.cache, need_dx)
         self.grads = [dw, db]
         return dx
@@ -162,6 +163,7 @@ class Dense(_WithActivation):
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         dx, dw, db = self.kernels.dense_backward(self.activation_backward(dy), self.cache)
         self.grads = [dw, db]
         return dx
@@ -189,6 +191,7 @@ class MaxPool2D(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         return self.kernels.maxpool2d_backward(dy, self.cache)
 
 
@@ -204,6 +207,7 @@ class ReLU(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         return self.kernels.relu_backward(dy, self.cache)
 
 
@@ -215,6 +219,7 @@ class Softmax(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         return self.kernels.softmax_backward(dy, self.cache)
 
 
@@ -229,6 +234,7 @@ class Flatten(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         return self.kernels.flatten_backward(dy, self.cache)
 
 
@@ -265,4 +271,5 @@ class Reshape(Layer):
         return x.reshape(x.shape[0], *self.target_shape)
 
     def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
         return dy.reshape(self.cache)

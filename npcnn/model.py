@@ -220,8 +220,9 @@ class Sequential:
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (Keras's order) into the parameters, in place.
 
-        The arrays are cast to the model's dtype; a count or shape mismatch, or a
-        weight that is not numeric, raises a ``ValueError`` naming the parameter.
+        The arrays are cast to the model's dtype; a count or shape mismatch, a
+        weight that is not numeric, or a parameter made read-only raises a
+        ``ValueError`` naming the parameter.
         Atomic: every weight is checked and converted before any is copied, so
         on an error the model is unchanged.
         """
@@ -238,6 +239,8 @@ class Sequential:
             )
         ready = []
         for (name, p), w in zip(named, weights):
+            if not getattr(p.flags, "writeable", True):  # CuPy arrays are always writeable
+                raise ValueError(f"parameter {name} is read-only (flags.writeable is False)")
             try:
                 w = np.asarray(to_numpy(w))
             except (ValueError, TypeError):

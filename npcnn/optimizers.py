@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fast
 from .backend import get_array_module, to_device, to_numpy
 from .layers import kernels_module
+from .validation import check_bool
 
 
 def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
@@ -20,6 +22,7 @@ def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
     Raises ``ValueError`` naming ``name`` for a non-number, NaN, inf or a value
     outside the range.
     """
+    open_low = check_bool(open_low, "open_low")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     x = float(value)
@@ -30,14 +33,22 @@ def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
     return x
 
 
-def check_pairs(grads_and_params, expected=None, who="optimizer") -> list:
+def _is_array(a) -> bool:
+    """A NumPy or CuPy array (what the optimizers can update and read)."""
+    return isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] == "cupy"
+
+
+def check_pairs(grads_and_params, expected=None, who="optimizer", contiguous=False) -> list:
     """The (gradient, parameter) pairs as a list, every one checked before any is used.
 
-    Each gradient must be an array with its parameter's shape and dtype (no
-    broadcasting, no silent casts); the parameters must be float arrays. An
-    error raises ``ValueError`` naming the pair's index, and nothing has been
-    changed yet.
+    Each gradient must be an array with its parameter's shape, dtype and
+    device (no broadcasting, no silent casts); each parameter a float32 or
+    float64 array that can be written in place (``arr.flags.writeable``; with
+    ``contiguous``, also C-contiguous, for kernels that update a flat view of
+    it). An error raises ``ValueError`` naming the pair's index, and nothing
+    has been changed yet: an optimizer calls this before touching any state.
     """
+    contiguous = check_bool(contiguous, "contiguous")
     try:
         pairs = [tuple(pair) for pair in grads_and_params]
     except TypeError as exc:
@@ -49,10 +60,17 @@ def check_pairs(grads_and_params, expected=None, who="optimizer") -> list:
             raise ValueError(f"{who}: pair {i} is not a (gradient, parameter) pair")
         g, p = pair
         for what, a in (("parameter", p), ("gradient", g)):
-            if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+            if not _is_array(a):
                 raise ValueError(f"{who}: {what} {i} is not an array, got {type(a).__name__}")
-        if np.dtype(p.dtype) not in (np.float32, np.float64):
+        if p.dtype not in (np.float32, np.float64):
             raise ValueError(f"{who}: parameter {i} must be float32 or float64, not {p.dtype}")
+        if not getattr(p.flags, "writeable", True):  # CuPy arrays are always writeable
+            raise ValueError(f"{who}: parameter {i} is read-only (flags.writeable is False)")
+        if contiguous and not p.flags.c_contiguous:
+            raise ValueError(
+                f"{who}: parameter {i} must be C-contiguous to be updated in place, "
+                f"got a strided view of shape {tuple(p.shape)}"
+            )
         if tuple(g.shape) != tuple(p.shape):
             raise ValueError(
                 f"{who}: gradient {i} has shape {tuple(g.shape)}, its parameter {tuple(p.shape)}"
@@ -82,7 +100,8 @@ class SGD:
         self.iterations = 0
 
     def apply_gradients(self, grads_and_params):
-        """Update every parameter; all pairs are checked (:func:`check_pairs`) first."""
+        """Update every parameter; all pairs are checked (:func:`check_pairs`) first,
+        so a ``ValueError`` leaves every parameter and ``iterations`` as they were."""
         pairs = check_pairs(grads_and_params, who="SGD")
         for g, p in pairs:
             p -= p.dtype.type(self.learning_rate) * g
@@ -124,17 +143,23 @@ class Adam:
         self.v: list = []  # second moments
 
     def apply_gradients(self, grads_and_params):
-        """One step for every parameter. Every pair is checked first
-        (:func:`check_pairs`: same shape and dtype, and as many pairs as the
-        moments), so a ``ValueError`` leaves parameters, moments and
-        ``iterations`` untouched."""
-        pairs = check_pairs(grads_and_params, len(self.m) if self.m else None, "Adam")
-        for i, ((_, p), m) in enumerate(zip(pairs, self.m)):
-            if tuple(m.shape) != tuple(p.shape) or m.dtype != p.dtype:
-                raise ValueError(
-                    f"Adam: parameter {i} is {tuple(p.shape)} {p.dtype}, its moments "
-                    f"{tuple(m.shape)} {m.dtype}"
-                )
+        """One step for every parameter. Everything is checked first -- every
+        pair (:func:`check_pairs`: shape, dtype, device, a writeable parameter,
+        C-contiguous for the fast tier's in-place update, as many pairs as
+        moments) and every moment (shape, dtype, device) -- so a ``ValueError``
+        leaves parameters, moments and ``iterations`` exactly as they were."""
+        in_place = self.kernels is fast  # the fast tier updates a flat view of each parameter
+        pairs = check_pairs(grads_and_params, len(self.m) or None, "Adam", contiguous=in_place)
+        for i, ((_, p), m, v) in enumerate(zip(pairs, self.m, self.v)):
+            for kind, slot in (("m", m), ("v", v)):
+                same_device = get_array_module(slot) is get_array_module(p)
+                if tuple(slot.shape) != tuple(p.shape) or slot.dtype != p.dtype or not same_device:
+                    raise ValueError(
+                        f"Adam: parameter {i} is {tuple(p.shape)} {p.dtype}, its moment "
+                        f"{kind}_{i} {tuple(slot.shape)} {slot.dtype}"
+                        + ("" if same_device else " on another device")
+                    )
+        # every check passed: from here on nothing is refused
         if not self.m:
             self.m = [get_array_module(p).zeros_like(p) for _, p in pairs]
             self.v = [get_array_module(p).zeros_like(p) for _, p in pairs]
@@ -171,7 +196,7 @@ class Adam:
         """
         iterations = _iterations(state, "Adam")
         params = list(params)
-        moments = sorted(k for k in state if k != "iterations")
+        moments = sorted(str(k) for k in state if k != "iterations")
         if iterations == 0 and not moments:
             self.iterations, self.m, self.v = 0, [], []
             return
@@ -191,5 +216,5 @@ class Adam:
                         f"Adam state: {key} is {a.shape} {a.dtype}, parameter {i} "
                         f"needs {tuple(p.shape)} float"
                     )
-                out.append(to_device(a.astype(p.dtype), xp))
+                out.append(to_device(np.array(a, dtype=p.dtype, order="C"), xp))  # own copy
         self.iterations, self.m, self.v = iterations, m, v

@@ -9,11 +9,14 @@ learning::
     optimizer.apply_gradients(zip(model.grads, model.params)) # step downhill
 
 :func:`fit` wraps it in what a long run needs: the tutorial's random batches,
-a progress bar, evaluation, checkpoints written atomically (also on Ctrl-C)
-and exact resumption. ``fit`` drives any :class:`Learner` -- an object with
-``train_step``, ``predict``, ``named_params``/``set_weights`` and optimizer
-state -- so the TensorFlow twin (``python -m tfcnn train``) runs through the
-very same loop.
+a progress bar, evaluation, checkpoints written atomically (every
+``save_every`` steps, at each epoch end, at the end and on Ctrl-C) and exact
+resumption. A run killed outright (SIGKILL, the OOM killer, a power cut)
+resumes from its last checkpoint and ends bit for bit where a run never
+killed ends, having redone at most ``save_every`` steps. ``fit`` drives any
+:class:`Learner` -- an object with ``train_step``, ``predict``,
+``named_params``/``set_weights`` and optimizer state -- so the TensorFlow twin
+(``python -m tfcnn train``) runs through the very same loop.
 
 A run whose loss becomes NaN or inf stops with :class:`TrainingDiverged`
 (a ``FloatingPointError``) and never writes the diverged weights over
@@ -34,11 +37,11 @@ import numpy as np
 
 from .backend import to_device, to_numpy
 from .bars import progress_bar
-from .checkpoint import load_checkpoint, save_checkpoint, weights_for
+from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights_for
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
-from .validation import check_bool, positive_int
+from .validation import check_bool, non_negative_int, positive_int
 
 
 @dataclass
@@ -56,6 +59,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     eval_every_epoch: bool = False
     save: str | None = None
+    save_every: int = 1000  # also checkpoint every N steps (0: only at epoch ends, end, Ctrl-C)
     resume: str | None = None
     plots: str | None = None
     device: str = "cpu"
@@ -111,10 +115,8 @@ def check_config(config: TrainConfig) -> None:
     for name in ("steps", "limit_train", "limit_test"):
         if getattr(config, name) is not None:
             positive_int(getattr(config, name), name)
-    if isinstance(config.seed, bool) or not isinstance(config.seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int >= 0, got {config.seed!r}")
-    if config.seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {config.seed!r}")
+    non_negative_int(config.seed, "seed")
+    non_negative_int(config.save_every, "save_every")
     check_bool(config.eval_every_epoch, "eval_every_epoch")
     lr = config.learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0:
@@ -240,26 +242,6 @@ def _diverged(what, step, config, save_aside) -> TrainingDiverged:
     return TrainingDiverged(f"{message}; {kept}{where} ({hint})", step, aside)
 
 
-def _training_meta(ckpt, path) -> dict:
-    """The checkpoint's meta, checked to hold what resuming needs (``ValueError`` if not)."""
-    meta = ckpt["meta"]
-    ok = (
-        isinstance(meta, dict)
-        and isinstance(meta.get("step"), int)
-        and meta["step"] >= 0
-        and isinstance(meta.get("history"), dict)
-        and isinstance(meta["history"].get("loss"), list)
-        and isinstance(meta["history"].get("eval"), list)
-        and isinstance(meta.get("config"), dict)
-    )
-    if not ok:
-        raise ValueError(
-            f"{path} cannot be resumed: it is not a training checkpoint "
-            "(no step, history or config; `npcnn evaluate --weights` may still read it)"
-        )
-    return meta
-
-
 class _Run:
     """One training run's state -- its step, history and batch sampler -- and
     how it resumes from and saves itself to checkpoints."""
@@ -270,18 +252,29 @@ class _Run:
         self.step, self.history = 0, {"loss": [], "eval": []}
 
     def resume(self):
-        """Load ``config.resume``: weights, optimizer state, sampler state, step, history."""
+        """Load ``config.resume``: weights, optimizer state, sampler state, step, history.
+
+        All or nothing: the whole checkpoint is read and checked first, and if
+        the learner still refuses a part of it, what was already restored is
+        put back, so a failed resume leaves the learner and the run unchanged.
+        """
         config, learner = self.config, self.learner
         ckpt = load_checkpoint(config.resume)
-        meta = _training_meta(ckpt, config.resume)
+        meta = training_meta(ckpt, config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
         weights = weights_for(names, ckpt["weights"], config.resume)
-        try:
-            self.rng.bit_generator.state = ckpt["rng"]
+        try:  # on a scratch generator: ours changes only once everything else has
+            np.random.default_rng().bit_generator.state = ckpt["rng"]
         except (TypeError, ValueError, KeyError):
             raise ValueError(f"{config.resume} holds no valid batch-sampler state") from None
-        learner.set_weights(weights)
-        learner.set_optimizer_state(ckpt["optimizer"])
+        previous = learner.optimizer_state()
+        learner.set_optimizer_state(ckpt["optimizer"])  # checked, all or nothing
+        try:
+            learner.set_weights(weights)  # checked, all or nothing
+        except BaseException:
+            learner.set_optimizer_state(previous)
+            raise
+        self.rng.bit_generator.state = ckpt["rng"]
         self.step, self.history = meta["step"], meta["history"]
         for key in ("dataset", "batch_size", "dtype", "learning_rate"):
             saved, now = meta["config"].get(key), getattr(config, key)
@@ -330,6 +323,13 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     checkpoint at ``config.save`` keeps the last good state (it is never
     overwritten by the diverged one), which is written to
     ``config.save + DIVERGED_SUFFIX`` instead.
+
+    With ``config.save`` set, a checkpoint (weights, optimizer state, sampler
+    state, step, history) is written every ``config.save_every`` steps (0: not
+    on a step count), at each epoch end, at the end and on Ctrl-C. A checkpoint
+    is always whole -- it is written beside the old one and renamed over it --
+    so a process killed at any moment leaves either the previous or the new
+    one, and ``config.resume`` from it continues exactly the same run.
     """
     check_config(config)
     (x_train, y_train), test = data
@@ -348,7 +348,9 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     _train(run, (x_train, y_train), test, total, steps_per_epoch)
 
     accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
-    run.history["eval"].append([run.step, accuracy])
+    evals = run.history["eval"]
+    if not (evals and evals[-1][0] == run.step):  # resuming a finished run: evaluated already
+        evals.append([run.step, accuracy])
     run.checkpoint()
     return {"history": run.history, "accuracy": accuracy, "confusion": confusion, "steps": run.step}
 
@@ -382,7 +384,8 @@ def _train(run: _Run, train, test, total, steps_per_epoch):
                     f"\nstep {run.step} (epoch {run.step // steps_per_epoch}): "
                     f"test accuracy {acc:.4f}"
                 )
-            if epoch_end or run.step == total:
+            periodic = config.save_every and run.step % config.save_every == 0
+            if epoch_end or periodic or run.step == total:
                 run.checkpoint()
             if interrupt.requested:
                 run.checkpoint()

@@ -58,10 +58,21 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def non_negative_int(value, name: str) -> int:
+    """``value`` as an int >= 0; a bool, a float or a string is refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
 def check_bool(value, name: str) -> bool:
-    """``value`` if it is a bool (or numpy bool); 'no', 0 or None are refused by name."""
+    """``value`` as a Python bool if it is a ``bool`` or ``numpy.bool_``.
+
+    Anything else -- the string 'False' (which is truthy), 0, 1, None, a
+    one-element array -- raises ``ValueError`` naming ``name`` and the value.
+    """
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
 

@@ -180,7 +180,8 @@ def test_train_step_eager_and_tf_function_take_the_same_step():
     before = models[0].get_weights()
     loss_before = float(tfcnn.batch_loss(models[0], images, labels))
     steps = [
-        tfcnn.make_train_step(m, loss_path="clipped-probs", jit=j) for m, j in zip(models, (0, 1))
+        tfcnn.make_train_step(m, loss_path="clipped-probs", jit=jit)
+        for m, jit in zip(models, (False, True))
     ]
     assert [(s.loss_path, s.jit) for s in steps] == [
         ("clipped-probs", False),

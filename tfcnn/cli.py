@@ -59,9 +59,11 @@ class TFLearner:
         if len(weights) != len(current):
             raise ValueError(f"expected {len(current)} weight arrays, got {len(weights)}")
         for name, w, c in zip(self.names, weights, current):
+            if w.dtype.kind not in "biuf":
+                raise ValueError(f"weight for {name} must be numeric, got dtype {w.dtype}")
             if w.shape != c.shape:
                 raise ValueError(f"weight for {name} has shape {w.shape}, the model has {c.shape}")
-        self.model.set_weights(weights)
+        self.model.set_weights([w.astype(c.dtype) for w, c in zip(weights, current)])
 
     def _slots(self, kind):
         return [v for v in self.optimizer.variables if v.path.endswith("_" + kind)]
@@ -77,12 +79,12 @@ class TFLearner:
         from npcnn.optimizers import Adam as NumpyAdam
 
         slots = list(zip(self._slots("momentum"), self._slots("velocity")))
-        NumpyAdam().set_state(state, [np.asarray(m.numpy()) for m, _ in slots])  # or ValueError
-        self.optimizer.iterations.assign(int(state["iterations"]))
+        checked = NumpyAdam()  # checks everything and casts the moments, or ValueError
+        checked.set_state(state, [np.asarray(m.numpy()) for m, _ in slots])
+        self.optimizer.iterations.assign(checked.iterations)
         for i, (m, v) in enumerate(slots):
-            if f"m_{i}" in state:
-                m.assign(state[f"m_{i}"])
-                v.assign(state[f"v_{i}"])
+            m.assign(checked.m[i] if checked.m else np.zeros(m.shape, m.dtype))
+            v.assign(checked.v[i] if checked.v else np.zeros(v.shape, v.dtype))
 
 
 def main(argv=None) -> int:

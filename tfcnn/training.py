@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from npcnn.ops.crossentropy import EPSILON  # keras.config.epsilon(), the clip bound
+from npcnn.validation import check_bool
 
 LOSS_PATHS = ("clipped-probs", "logits", "tutorial")
 
@@ -82,6 +83,7 @@ def resolve_loss_path(loss_path: str, jit: bool) -> str:
     ``tf.function`` it sees the ``Softmax`` op and uses its logits.
     """
     _check_loss_path(loss_path)
+    jit = check_bool(jit, "jit")
     if loss_path != "tutorial":
         return loss_path
     return "logits" if jit else "clipped-probs"
@@ -207,6 +209,7 @@ def make_train_step(model, optimizer=None, loss_path="clipped-probs", jit=False)
         eager call; each trace under ``tf.function``).
     """
     _check_loss_path(loss_path)
+    jit = check_bool(jit, "jit")
     if optimizer is None:
         optimizer = make_optimizer()
 

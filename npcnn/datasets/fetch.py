@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..atomicwrite import atomic_write
 from ..bars import progress_bar
+from ..validation import check_bool
 from .idx import CorruptFileError, idx_bytes, open_content
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def download(url, dest, expected_sha256, *, progress=False):
     ``http.client.HTTPException`` for network trouble and ``CorruptFileError``
     if the bytes fail verification; ``dest`` is never left half-written.
     """
+    check_bool(progress, "progress")
     log.info("downloading %s", url)
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         chunks = _response_chunks(response, Path(dest).name, progress)

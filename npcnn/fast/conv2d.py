@@ -31,7 +31,7 @@ from ..backend import get_array_module
 from ..ops import conv2d as readable
 from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import window_view
-from ..validation import as_pair, check_conv2d_args, normalize_padding
+from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
 from .threads import split_batch
 
@@ -176,7 +176,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     The same three formulas (dW = cols.T @ dy, db = the sum of dy, dcols = dy @ W.T
     scattered back by col2im); the im2col matrix is rebuilt when the forward pass
     used several slabs and so kept none."""
-    return convolve_backward(dy, cache, need_dx)
+    return convolve_backward(dy, cache, check_bool(need_dx, "need_dx"))
 
 
 def convolve_backward(dy, cache, need_dx, workspace=None):

@@ -35,7 +35,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops.maxpool2d import pool_geometry
 from ..ops.windows import tap_view
-from ..validation import check_conv2d_args
+from ..validation import check_bool, check_conv2d_args
 from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
 from .padding import pad_nhwc
@@ -84,6 +84,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     every value, inf and NaN included, and is 3-5x faster than ``where(wins, g, 0)``.
     The batch is split over threads (``threads.py``): each image's routing is its own.
     """
+    need_dx = check_bool(need_dx, "need_dx")
     conv_cache, z_pad, b, y, pads, strides, out_hw, taps, workspace = cache
     if tuple(dy.shape) != tuple(y.shape):
         raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")

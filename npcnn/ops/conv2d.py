@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..backend import get_array_module
-from ..validation import as_pair, check_conv2d_args, normalize_padding
+from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import output_hw, padding_amounts
 from .windows import pad_nhwc, tap_view, window_view
 
@@ -115,6 +115,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     dW = cols.T @ dy, db = sum of dy over (n, oh, ow), and dcols = dy @ W.T
     scattered back to the input cells each column came from.
     """
+    need_dx = check_bool(need_dx, "need_dx")
     kh, kw, cin, cout = cache.w.shape
     n, height, width, _ = cache.x_shape
     expected = (n, *cache.out_hw, cout)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
-from ..validation import check_float, check_rank
+from ..validation import check_bool, check_float, check_rank
 from .softmax import log_softmax
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
@@ -69,6 +69,7 @@ def sparse_categorical_crossentropy_forward(y_pred, labels, from_logits=False, r
     """
     check_rank(y_pred, 2, "y_pred", "N, num_classes")
     check_float(y_pred, "y_pred")
+    from_logits = check_bool(from_logits, "from_logits")
     _check_labels(labels, y_pred)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")

@@ -14,6 +14,7 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 from . import fast, gradcheck, initializers, naive, ops
+from . import check  # npcnn.check(path): a learner's own ops, checked (npcnn/check/)
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
 from .optimizers import SGD, Adam
@@ -25,6 +26,7 @@ __all__ = [
     "fast",
     "naive",
     "gradcheck",
+    "check",
     "initializers",
     "Conv2D",
     "Dense",

@@ -20,7 +20,10 @@ your code safely), ``run`` (the search), ``mistakes``, ``report``,
 from __future__ import annotations
 
 import secrets
+import sys
+import types
 
+from .exercises import exercise_notebook, exercise_source, write_exercise
 from .learner import UsageError
 from .spec import OPS, op_named
 
@@ -108,22 +111,12 @@ def _oracle(against):
     raise UsageError(f"against must be 'npcnn' or 'tf', got {against!r}")
 
 
-def write_exercise(*args, **kwargs):
-    """See :func:`npcnn.check.exercises.write_exercise`."""
-    from .exercises import write_exercise as write
+class _CallableModule(types.ModuleType):
+    """Lets ``npcnn.check(path)`` call :func:`check` while ``npcnn.check`` stays this package
+    (so ``import npcnn.check.cases`` and ``npcnn.check.mistakes`` keep working)."""
 
-    return write(*args, **kwargs)
-
-
-def exercise_source(*args, **kwargs):
-    """See :func:`npcnn.check.exercises.exercise_source`."""
-    from .exercises import exercise_source as source
-
-    return source(*args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        return check(*args, **kwargs)
 
 
-def exercise_notebook(*args, **kwargs):
-    """See :func:`npcnn.check.exercises.exercise_notebook`."""
-    from .exercises import exercise_notebook as notebook
-
-    return notebook(*args, **kwargs)
+sys.modules[__name__].__class__ = _CallableModule

@@ -36,7 +36,8 @@ class Report:
         return "\n".join(self.lines())
 
     def lines(self):
-        yield f"checking {self.target} against {self.reference} ({self.profile} profile)"
+        yield (f"checking {self.target} against {self.reference} "
+               f"({self.profile} profile, seed {self.seed})")
         width = max(len(r.op) for r in self.results)
         for r in self.results:
             yield f"  {r.op:<{width}}  {STATUS[r.status]:<4}  {_summary(r)}"

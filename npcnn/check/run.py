@@ -279,11 +279,14 @@ def diagnose(case, outcome, samples, run_one):
     """The known mistakes whose result equals the learner's on the failing case; a mistake
     that also equals it on every sampled case is *confirmed*."""
     names = _names(outcome)
-    found = []
+    found, outcomes = [], {}
     for mistake in mistakes.for_op(case.op, outcome.stage):
         if mistakes.run(mistake, case) is None or not _agrees(mistake, case, outcome, names):
             continue
-        verdicts = [_agrees(mistake, c, run_one(c), names) for c in samples]
+        for k, c in enumerate(samples):  # the learner runs on each sample once
+            if k not in outcomes:
+                outcomes[k] = run_one(c)
+        verdicts = [_agrees(mistake, c, outcomes[k], names) for k, c in enumerate(samples)]
         found.append(Diagnosis(mistake, all(v is not False for v in verdicts)))
     confirmed = [d for d in found if d.confirmed]
     return confirmed or found

@@ -30,7 +30,8 @@ MISTAKEN = {
     "conv2d-bias-grad-mean": (
         "conv2d",
         "    h, wd = x.shape[1], x.shape[2]\n",
-        "    db = db / (dy.shape[0] * dy.shape[1] * dy.shape[2])\n    h, wd = x.shape[1], x.shape[2]\n",
+        "    db = db / (dy.shape[0] * dy.shape[1] * dy.shape[2])\n"
+        "    h, wd = x.shape[1], x.shape[2]\n",
     ),
     "conv2d-dw-not-summed": (
         "conv2d",
@@ -39,7 +40,8 @@ MISTAKEN = {
     ),
     "conv2d-dx-overwritten": (
         "conv2d",
-        "                    dx_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :] += g * w[:, :, :, c]",
+        "                    dx_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :] += "
+        "g * w[:, :, :, c]",
         "                    dx_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :] = "
         "np.tensordot(w, dy[n, i, j], axes=([3], [0]))",
     ),
@@ -87,7 +89,8 @@ MISTAKEN = {
     "flatten-nchw": (
         "flatten",
         "    return x.reshape(x.shape[0], -1), x.shape\n",
-        "    return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1), x.shape\n",
+        "    y = x.transpose(0, 3, 1, 2) if x.ndim == 4 else x\n"
+        "    return y.reshape(x.shape[0], -1), x.shape\n",
     ),
     "softmax-no-max-subtraction": (
         "softmax",
@@ -96,8 +99,10 @@ MISTAKEN = {
     ),
     "softmax-wrong-axis": (
         "softmax",
-        "    e = np.exp(z - z.max(axis=-1, keepdims=True))\n    p = e / e.sum(axis=-1, keepdims=True)\n",
-        "    e = np.exp(z - z.max(axis=0, keepdims=True))\n    p = e / e.sum(axis=0, keepdims=True)\n",
+        "    e = np.exp(z - z.max(axis=-1, keepdims=True))\n"
+        "    p = e / e.sum(axis=-1, keepdims=True)\n",
+        "    e = np.exp(z - z.max(axis=0, keepdims=True))\n"
+        "    p = e / e.sum(axis=0, keepdims=True)\n",
     ),
     "softmax-grad-diagonal-only": (
         "softmax",

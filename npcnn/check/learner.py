@@ -195,7 +195,8 @@ def learner_traceback(exc: BaseException, limit: int = 6) -> str:
               if not f.filename.startswith((HERE, NUMPY_DIR))
               and not f.filename.startswith("<frozen")]
     lines = traceback.format_list(frames[-limit:])
-    lines += traceback.format_exception_only(type(exc), exc)
+    if not isinstance(exc, TimeLimit):  # (a time limit is not their exception)
+        lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines).rstrip("\n")
 
 

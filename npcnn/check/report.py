@@ -51,7 +51,11 @@ class Report:
     def failure(self, r):
         spec = BY_NAME[r.op]
         o = r.outcome
-        yield f"{r.op}: the smallest failing case (found after {r.cases} cases, then shrunk):"
+        cases = f"{r.cases} case" + ("s" if r.cases != 1 else "")
+        if o.kind == "timeout":  # not shrunk: every try would run for the whole time limit
+            yield f"{r.op}: the first case that ran too long (after {cases}):"
+        else:
+            yield f"{r.op}: the smallest failing case (found after {cases}, then shrunk):"
         for name, value in zip(spec.forward_args, r.case.args):
             yield f"    {name} = {describe_value(value)}"
         if o.stage == "backward":
@@ -63,7 +67,7 @@ class Report:
             for line in m.details:
                 yield f"      {line}" if len(o.mismatches) > 1 else f"    {line}"
         if o.traceback:
-            yield "  your traceback:"
+            yield "  where it was stopped:" if o.kind == "timeout" else "  your traceback:"
             for line in o.traceback.splitlines():
                 yield f"    {line}"
         if o.printed.strip():

@@ -91,8 +91,9 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
         result, outcome.printed = _call(forward, args, limit)
     except NotImplementedError:
         raise NotWritten from None
-    except TimeLimit:
-        return outcome.fail("forward", "timeout", f"{spec.forward} ran longer than {limit:g} s")
+    except TimeLimit as exc:
+        return outcome.fail("forward", "timeout", f"{spec.forward} ran longer than {limit:g} s",
+                            traceback=learner_traceback(exc))
     except Exception as exc:  # noqa: BLE001 - the learner's code may raise anything
         return outcome.fail("forward", "raised", f"{spec.forward} raised {type(exc).__name__}",
                             traceback=learner_traceback(exc))
@@ -122,8 +123,9 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
     except NotImplementedError:
         outcome.kind = "backward-not-written"
         return outcome
-    except TimeLimit:
-        return outcome.fail("backward", "timeout", f"{spec.backward} ran longer than {limit:g} s")
+    except TimeLimit as exc:
+        return outcome.fail("backward", "timeout", f"{spec.backward} ran longer than {limit:g} s",
+                            traceback=learner_traceback(exc))
     except Exception as exc:  # noqa: BLE001
         return outcome.fail("backward", "raised", f"{spec.backward} raised {type(exc).__name__}",
                             traceback=learner_traceback(exc))
@@ -239,7 +241,10 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
     return result
 
 
-class _TimedOut(Exception):
+class _TimedOut(BaseException):
+    """Ends the search at the first case that runs too long (Hypothesis would shrink an
+    ordinary exception, running the slow code again and again)."""
+
     def __init__(self, case):
         super().__init__("time limit")
         self.case = case

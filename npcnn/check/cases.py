@@ -175,12 +175,14 @@ def variants(op: str):
     return [strategy(**c) for c in choices]
 
 
-def describe_value(value, small=24) -> str:
-    """An argument as it reads in a report: small arrays in full, big ones by shape."""
+def describe_value(value, prefix: str = "", small: int = 24) -> str:
+    """An argument as it reads in a report (``prefix`` is what precedes it on its line):
+    small arrays in full, as code you can paste, bigger ones by shape."""
     if isinstance(value, np.ndarray):
         if value.size <= small:
-            body = np.array2string(value, separator=", ", threshold=small, max_line_width=100)
+            start = prefix + "np.array("
+            body = np.array2string(value, separator=", ", prefix=start, max_line_width=100)
+            body = "\n".join(line for line in body.splitlines() if line.strip())
             return f"np.array({body}, dtype=np.{value.dtype})"
         return f"<array of shape {value.shape}, dtype {value.dtype}>"
     return repr(value)
-

@@ -155,8 +155,13 @@ def compare(name, got, expected, bound, dtype):
     if not bad.any():
         return None
     index = tuple(int(i) for i in np.argwhere(bad)[0])
-    with np.errstate(over="ignore"):
-        rel = diff / np.maximum(np.abs(exp64), np.finfo(np.float64).tiny)
+    nonzero = bad & (exp64 != 0)
+    if nonzero.any():
+        rel = f"{(diff[nonzero] / np.abs(exp64[nonzero])).max():.3g}"
+    else:
+        rel = "- (the reference is 0 there)"
+    allowed = bound[index]
+    allowed = "none: must be equal" if allowed < 1e-250 else f"{allowed:.3g}, from rounding"
     where = f"index {index}" if index else "the value"
     return Mismatch(
         name,
@@ -164,8 +169,7 @@ def compare(name, got, expected, bound, dtype):
         f"{name} differs from the reference in {int(bad.sum())} of {arr.size} elements",
         [
             f"first at {where}: expected {_fmt(expected[index])}, got {_fmt(arr[index])}",
-            f"max abs error {diff.max():.3g}, max rel error {rel[bad].max():.3g} "
-            f"(allowed here: {bound[index]:.3g}, from rounding)",
+            f"max abs error {diff.max():.3g}, max rel error {rel} (allowed: {allowed})",
         ],
     )
 

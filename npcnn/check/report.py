@@ -51,15 +51,15 @@ class Report:
     def failure(self, r):
         spec = BY_NAME[r.op]
         o = r.outcome
-        cases = f"{r.cases} case" + ("s" if r.cases != 1 else "")
         if o.kind == "timeout":  # not shrunk: every try would run for the whole time limit
-            yield f"{r.op}: the first case that ran too long (after {cases}):"
+            yield f"{r.op}: the first case that ran too long:"
         else:
-            yield f"{r.op}: the smallest failing case (found after {cases}, then shrunk):"
-        for name, value in zip(spec.forward_args, r.case.args):
-            yield f"    {name} = {describe_value(value)}"
+            yield f"{r.op}: the smallest failing case (shrunk by Hypothesis):"
+        named = list(zip(spec.forward_args, r.case.args))
         if o.stage == "backward":
-            yield f"    {spec.upstream} = {describe_value(r.case.upstream)}"
+            named.append((spec.upstream, r.case.upstream))
+        for name, value in named:
+            yield f"    {name} = {describe_value(value, f'    {name} = ')}"
         yield f"  {o.stage}: {o.message}"
         for m in o.mismatches:
             if len(o.mismatches) > 1:

@@ -135,6 +135,28 @@ MISTAKEN = {
         "    dlogits = dlogits * per[:, None]\n",
         "",
     ),
+    "conv2d-same-pad-k-over-2": (
+        "conv2d",
+        "            out, before, after = _same_pads(n, k, s)\n",
+        "            before = after = k // 2\n            out = (n + 2 * before - k) // s + 1\n",
+    ),
+    "conv2d-forward-ignores-strides": (
+        "conv2d",
+        "    sh, sw = _pair(strides)\n    kh, kw, cin, cout = w.shape\n",
+        "    sh, sw = 1, 1\n    kh, kw, cin, cout = w.shape\n",
+    ),
+    "xent-no-renormalise": (
+        "sparse_categorical_crossentropy",
+        "    losses = -log_q[np.arange(n), labels]\n",
+        "    if not from_logits:\n        log_q = np.log(clipped)\n"
+        "    losses = -log_q[np.arange(n), labels]\n",
+    ),
+    "xent-grad-only-at-label": (
+        "sparse_categorical_crossentropy",
+        "    lo, hi = y_pred.dtype.type(EPS), y_pred.dtype.type(1 - EPS)\n",
+        "    lo, hi = y_pred.dtype.type(EPS), y_pred.dtype.type(1 - EPS)\n"
+        "    dlogits = np.zeros_like(q)\n    dlogits[np.arange(n), labels] = -per\n",
+    ),
 }
 
 

@@ -76,10 +76,10 @@ def check(target, *, only=None, against="npcnn", profile="default", seed=None, r
             raise UsageError(f"{code.name} does not define {', '.join(sorted(missing))} "
                              "(neither its _forward nor its _backward)")
         found = [f for f in found if f[0].name in wanted]
-    shown = command or f"npcnn check {code.name}"
-    if profile != "default":
+    shown = command or (f"npcnn check {code.name}" if code.path else "")
+    if shown and profile != "default":
         shown += f" --profile {profile}"
-    if against != "npcnn":
+    if shown and against != "npcnn":
         shown += f" --against {against}"
     report = Report(code.name, reference=_ORACLE_NAMES[against], profile=profile, seed=seed,
                     command=shown)

@@ -82,7 +82,10 @@ class Report:
             yield f"  {word} ({d.mistake.name}): {d.mistake.says}"
         if r.hint:
             yield f"  hint: {r.hint}"
-        yield f"  replay: {self.command} --replay {r.replay}"
+        if self.command:
+            yield f"  replay: {self.command} --replay {r.replay}"
+        else:  # functions handed over in Python (a notebook's globals())
+            yield f"  replay: npcnn.check(..., replay={r.replay!r})"
 
 
 def _summary(r) -> str:

@@ -92,8 +92,7 @@ def test_their_exception_is_their_op_failing_on_the_smallest_input(tmp_path, cap
 def test_wrong_shape(tmp_path, capsys):
     path = learner(tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0).ravel(), x\n")
     status, out, _ = run(capsys, path, "--seed", "0")
-    assert status == 1 and "forward: out has shape (1, 2), expected (1, 2)" not in out
-    assert "out has shape" in out and ", expected (" in out
+    assert status == 1 and "relu  FAIL  forward: out has shape (1,), expected (1, 1)" in out
 
 
 def test_wrong_dtype_float64_out_of_float32_in(tmp_path, capsys):
@@ -150,12 +149,14 @@ def test_the_contract_of_the_return_values(tmp_path, capsys):
     assert status == 1 and "dense_backward must return (dx, dw, db), got 2 values" in out
 
 
-def test_the_file_is_never_changed(tmp_path, capsys):
+def test_the_file_is_never_changed(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = learner(tmp_path, "def relu_forward(x):\n    return x, x\n")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     run(capsys, path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py"]  # no __pycache__, no .hypothesis
+    # nothing written beside it: no __pycache__, no .hypothesis database
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py"]
 
 
 def test_a_stub_is_not_written_yet(tmp_path, capsys):

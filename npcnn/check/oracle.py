@@ -6,6 +6,8 @@ the reference gradients (a tuple, in the order the backward returns them).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .. import ops
@@ -30,6 +32,7 @@ class TensorFlowMissing(ImportError):
 
 def tensorflow_reference():
     """An oracle running TensorFlow's ops eagerly under a GradientTape (imports TF now)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before import
     try:
         import tensorflow as tf
     except ImportError as exc:

@@ -161,7 +161,7 @@ def compare(name, got, expected, bound, dtype):
     else:
         rel = "- (the reference is 0 there)"
     allowed = bound[index]
-    allowed = "none: must be equal" if allowed < 1e-250 else f"{allowed:.3g}, from rounding"
+    allowed = "none (must be equal)" if allowed < 1e-250 else f"{allowed:.3g} (from rounding)"
     where = f"index {index}" if index else "the value"
     return Mismatch(
         name,
@@ -169,7 +169,8 @@ def compare(name, got, expected, bound, dtype):
         f"{name} differs from the reference in {int(bad.sum())} of {arr.size} elements",
         [
             f"first at {where}: expected {_fmt(expected[index])}, got {_fmt(arr[index])}",
-            f"max abs error {diff.max():.3g}, max rel error {rel} (allowed: {allowed})",
+            f"max abs error {diff.max():.3g}, max rel error {rel}",
+            f"difference allowed there: {allowed}",
         ],
     )
 

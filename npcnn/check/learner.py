@@ -15,6 +15,7 @@ import io
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -29,6 +30,7 @@ from .spec import OPS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NUMPY_DIR = os.path.dirname(np.__file__)
+LEARNER_MODULE = "npcnn_learner"  # the module name a learner's file runs under
 
 
 class UsageError(Exception):
@@ -101,9 +103,12 @@ def load(target) -> Learner:
             caret = " " * (max(exc.offset or 1, 1) - 1 + len(line) - len(line.lstrip()))
             shown = f"\n    {line.strip()}\n    {caret[len(line) - len(line.lstrip()):]}^"
         raise UsageError(f"{where}: {type(exc).__name__}: {exc.msg}{shown}") from None
-    module = types.ModuleType("npcnn_learner")
+    module = types.ModuleType(LEARNER_MODULE)
     module.__file__ = str(path)
     namespace = vars(module)
+    sys.modules[LEARNER_MODULE] = module  # dataclasses and pickle look their module up there
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # as `python FILE` would: their own modules beside it import
     try:
         with quiet(), time_limit(60.0):
             exec(code, namespace)  # noqa: S102 - running the learner's file is the point
@@ -115,6 +120,9 @@ def load(target) -> Learner:
         raise UsageError(
             f"{target} does not import: it raised {type(exc).__name__}\n{learner_traceback(exc)}"
         ) from None
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
     return Learner(str(target), namespace, str(path))
 
 

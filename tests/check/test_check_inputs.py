@@ -207,3 +207,35 @@ def test_check_takes_a_namespace_and_returns_a_report():
     assert report.passed and report.result("relu").note == "forward only: no relu_backward"
     with pytest.raises(npcnn.check.UsageError, match="file path, a module or a dict"):
         npcnn.check(42)
+
+
+def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
+    """A dataclass cache works, a helper module beside the file imports, and the
+    ``if __name__ == "__main__":`` block does not run."""
+    (tmp_path / "helpers.py").write_text("def positive(x):\n    return x > 0\n")
+    path = learner(tmp_path, """\
+        from __future__ import annotations
+
+        from dataclasses import dataclass
+
+        from helpers import positive
+
+
+        @dataclass
+        class Cache:
+            x: np.ndarray
+
+
+        def relu_forward(x):
+            return np.maximum(x, 0), Cache(x)
+
+
+        def relu_backward(dy, cache):
+            return dy * positive(cache.x)
+
+
+        if __name__ == "__main__":
+            raise SystemExit("not when checked")
+        """)
+    status, out, err = run(capsys, path)
+    assert status == 0, out + err

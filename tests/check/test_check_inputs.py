@@ -213,11 +213,13 @@ def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
     """A dataclass cache works, a helper module beside the file imports, and the
     ``if __name__ == "__main__":`` block does not run."""
     (tmp_path / "helpers.py").write_text("def positive(x):\n    return x > 0\n")
-    path = learner(tmp_path, """\
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent("""\
         from __future__ import annotations
 
         from dataclasses import dataclass
 
+        import numpy as np
         from helpers import positive
 
 
@@ -236,6 +238,6 @@ def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
 
         if __name__ == "__main__":
             raise SystemExit("not when checked")
-        """)
+        """))
     status, out, err = run(capsys, path)
     assert status == 0, out + err

@@ -10,7 +10,8 @@ goes through (a sum of K terms counts K, in any order; an exp or a log counts
 :data:`TRANSCENDENTAL_ULPS`), ``M`` is the magnitude the error is relative to
 (for a sum of products, the same sum of absolute values), ``tiny`` the
 smallest normal number, and the 2 because both sides may round. Ops that only
-move or select numbers (ReLU, max-pooling, flatten) must match exactly. A
+move or select numbers must match exactly (ReLU, flatten, the max-pool's
+forward; its backward adds up the gradients of overlapping windows). A
 correct learner's code, summing in any order, stays inside the bound; a bug
 moves an element by O(M), far outside it.
 """
@@ -41,8 +42,15 @@ def _abs64(a):
 def bounds(case):
     """(bound of the forward output, bounds of the gradients) for ``case``."""
     dtype, args, up = case.dtype, case.args, case.upstream
-    if case.op in ("relu", "maxpool2d", "flatten"):
+    if case.op in ("relu", "flatten"):
         return 0.0, (0.0,)
+    if case.op == "maxpool2d":  # the max is exact; a cell that wins overlapping windows sums
+        x, pool, strides, padding = args
+        _, cache = ops.maxpool2d_forward(x, pool, strides, padding)
+        last_i, last_j = cache.taps[-1]  # the window is (last_i + 1) x (last_j + 1) cells
+        sh, sw = cache.strides
+        overlap = -(-(last_i + 1) // sh) * -(-(last_j + 1) // sw)  # windows sharing a cell
+        return 0.0, (rounding_bound(ops.maxpool2d_backward(_abs64(up), cache), overlap, dtype),)
     if case.op == "dense":
         x, w, b = (_abs64(a) for a in args)
         dy = _abs64(up)

@@ -9,6 +9,7 @@ from .spec import OPS
 
 EXIT_FAILED = 1  # an op failed (or is not written yet)
 EXIT_USAGE = 2  # nothing could be checked: no file, a file that does not import, no op
+EXIT_INTERRUPTED = 130  # Ctrl-C, as npcnn train
 
 
 def _positive_float(text):
@@ -99,5 +100,8 @@ def run(args, prog: str = "npcnn") -> int:
     except (UsageError, ValueError, OSError) as exc:
         print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(report)
     return report.exit_status

@@ -94,7 +94,7 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
     except TimeLimit as exc:
         return outcome.fail("forward", "timeout", f"{spec.forward} ran longer than {limit:g} s",
                             traceback=learner_traceback(exc))
-    except Exception as exc:  # noqa: BLE001 - the learner's code may raise anything
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - their code may raise anything
         return outcome.fail("forward", "raised", f"{spec.forward} raised {type(exc).__name__}",
                             traceback=learner_traceback(exc))
     if not (isinstance(result, tuple) and len(result) == 2):
@@ -110,7 +110,7 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
         return outcome.fail("forward", "mutated",
                             f"{spec.forward} changed its input {name} in place; the caller's "
                             f"arrays must stay as they were (work on a copy)")
-    mismatch = compare.compare("out", out, want_out, out_bound, dtype)
+    mismatch = compare.compare(spec.output, out, want_out, out_bound, dtype)
     if mismatch:
         return outcome.fail("forward", mismatch.kind, mismatch.message, mismatches=[mismatch])
     if backward is None:
@@ -126,9 +126,13 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
     except TimeLimit as exc:
         return outcome.fail("backward", "timeout", f"{spec.backward} ran longer than {limit:g} s",
                             traceback=learner_traceback(exc))
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
         return outcome.fail("backward", "raised", f"{spec.backward} raised {type(exc).__name__}",
                             traceback=learner_traceback(exc))
+    if len(spec.grads) == 1 and isinstance(result, (tuple, list)):
+        return outcome.fail("backward", "contract",
+                            f"{spec.backward} must return {spec.returns()} itself, an array, "
+                            f"not a {type(result).__name__}")
     grads = as_tuple(result) if len(spec.grads) > 1 else (result,)
     if len(grads) != len(spec.grads):
         return outcome.fail("backward", "contract",
@@ -251,7 +255,7 @@ class _TimedOut(BaseException):
 
 
 def _names(outcome):
-    return ["out"] if outcome.stage == "forward" else [m.name for m in outcome.mismatches]
+    return [m.name for m in outcome.mismatches]
 
 
 def _agrees(mistake, case, outcome, names) -> bool | None:

@@ -21,6 +21,7 @@ class OpSpec:
     upstream: str  # the backward's first parameter
     grads: tuple  # what the backward returns, in order
     wrt: tuple  # the forward argument each gradient belongs to
+    output: str = "y"  # the forward's output, as the docs name it
 
     @property
     def forward(self) -> str:
@@ -65,7 +66,7 @@ OPS = (
         ("dx",),
         ("x",),
     ),
-    OpSpec("softmax", ("z",), 1, (), "dp", ("dz",), ("z",)),
+    OpSpec("softmax", ("z",), 1, (), "dp", ("dz",), ("z",), "p"),
     OpSpec(
         "sparse_categorical_crossentropy",
         ("y_pred", "labels", "from_logits", "reduction"),
@@ -74,6 +75,7 @@ OPS = (
         "dloss",
         ("dy_pred",),
         ("y_pred",),
+        "loss",
     ),
 )
 BY_NAME = {op.name: op for op in OPS}

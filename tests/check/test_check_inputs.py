@@ -92,7 +92,7 @@ def test_their_exception_is_their_op_failing_on_the_smallest_input(tmp_path, cap
 def test_wrong_shape(tmp_path, capsys):
     path = learner(tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0).ravel(), x\n")
     status, out, _ = run(capsys, path, "--seed", "0")
-    assert status == 1 and "relu  FAIL  forward: out has shape (1,), expected (1, 1)" in out
+    assert status == 1 and "relu  FAIL  forward: y has shape (1,), expected (1, 1)" in out
 
 
 def test_wrong_dtype_float64_out_of_float32_in(tmp_path, capsys):
@@ -104,7 +104,7 @@ def test_wrong_dtype_float64_out_of_float32_in(tmp_path, capsys):
         """)
     status, out, _ = run(capsys, path, "--seed", "0")
     assert status == 1
-    assert "out is float64 but the inputs are float32" in out
+    assert "y is float64 but the inputs are float32" in out
     assert "hint: NumPy makes float64 unless told otherwise" in out
 
 
@@ -241,3 +241,18 @@ def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
         """))
     status, out, err = run(capsys, path)
     assert status == 0, out + err
+
+
+def test_sys_exit_and_a_tuple_for_one_gradient_are_that_ops_failures(tmp_path, capsys):
+    path = learner(tmp_path, "import sys\n\ndef relu_forward(x):\n    sys.exit(3)\n")
+    status, out, _ = run(capsys, path)
+    assert status == 1 and "relu_forward raised SystemExit" in out
+    path = learner(tmp_path, """\
+        def relu_forward(x):
+            return np.maximum(x, 0), x
+
+        def relu_backward(dy, cache):
+            return (dy * (cache > 0),)
+        """, "tuple.py")
+    status, out, _ = run(capsys, path)
+    assert status == 1 and "relu_backward must return dx itself, an array, not a tuple" in out

@@ -29,9 +29,11 @@ def test_the_reference_written_out_by_a_learner_passes():
     assert "7 of 7 ops pass." in str(report)
 
 
-def test_npcnn_ops_itself_passes_as_a_module():
-    report = npcnn.check(npcnn.ops, seed=1, only=["relu", "dense", "softmax"])
-    assert report.passed, str(report)
+@pytest.mark.parametrize("tier", ["ops", "fast"])
+def test_npcnn_itself_passes_as_a_module(tier):
+    """The fast tier sums in other orders than the reference: the bounds must allow it."""
+    report = npcnn.check(getattr(npcnn, tier), seed=1)
+    assert len(report.results) == len(OPS) and report.passed, str(report)
 
 
 def test_every_catalogue_mistake_has_a_learner_file():

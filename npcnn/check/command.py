@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .spec import OPS
@@ -12,24 +11,10 @@ EXIT_USAGE = 2  # nothing could be checked: no file, a file that does not import
 EXIT_INTERRUPTED = 130  # Ctrl-C, as npcnn train
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _seed(text):
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return int(text)
-
-
 def add_parsers(sub) -> None:
     """Add ``check`` and ``exercise`` to the subparsers ``sub`` of ``npcnn``."""
+    from ..cli import non_negative_int, positive_float  # the argparse number types of npcnn
+
     names = ", ".join(op.name for op in OPS)
     c = sub.add_parser(
         "check",
@@ -52,13 +37,15 @@ def add_parsers(sub) -> None:
         choices=["default", "thorough"],
         help="default: 15 cases per variant of an op (seconds); thorough: 150",
     )
-    c.add_argument("--seed", type=_seed, default=None, help="the random seed of the search")
+    c.add_argument(
+        "--seed", type=non_negative_int, default=None, help="the random seed of the search"
+    )
     c.add_argument(
         "--replay", default=None, metavar="OP:SEED", help="rerun one failure a report printed"
     )
     c.add_argument(
         "--time-limit",
-        type=_positive_float,
+        type=positive_float,
         default=2.0,
         metavar="SECONDS",
         help="how long one case (your forward and backward) may take (default 2)",

@@ -256,3 +256,21 @@ def test_sys_exit_and_a_tuple_for_one_gradient_are_that_ops_failures(tmp_path, c
         """, "tuple.py")
     status, out, _ = run(capsys, path)
     assert status == 1 and "relu_backward must return dx itself, an array, not a tuple" in out
+
+
+def test_one_line_per_op_and_a_backward_without_its_forward(tmp_path, capsys):
+    path = learner(tmp_path, """\
+        def relu_forward(x):
+            return np.maximum(x, 0), x
+
+        def relu_backward(dy, cache):
+            return dy * (cache > 0)
+
+        def softmax_backward(dp, cache):
+            return dp
+        """)
+    status, out, _ = run(capsys, path)
+    assert status == 1
+    assert "  relu     ok    30 cases\n" in out
+    assert "  softmax  FAIL  softmax_backward is there but not softmax_forward" in out
+    assert "1 of 2 ops pass." in out

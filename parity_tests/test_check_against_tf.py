@@ -18,8 +18,12 @@ GOOD = Path(__file__).resolve().parents[1] / "tests" / "check" / "learners" / "g
 
 
 def test_the_reference_written_out_passes_against_tensorflow():
-    report = npcnn.check(str(GOOD), against="tf", seed=0,
-                         only=["relu", "conv2d", "maxpool2d", "sparse_categorical_crossentropy"])
+    report = npcnn.check(
+        str(GOOD),
+        against="tf",
+        seed=0,
+        only=["relu", "conv2d", "maxpool2d", "sparse_categorical_crossentropy"],
+    )
     assert report.passed, str(report)
     assert "against TensorFlow" in str(report)
 
@@ -27,8 +31,10 @@ def test_the_reference_written_out_passes_against_tensorflow():
 def test_a_mistake_is_diagnosed_against_tensorflow(tmp_path):
     text = GOOD.read_text(encoding="utf-8")
     old = "                    a, b = np.unravel_index(np.argmax(window), window.shape)\n"
-    new = ("                    last = window.size - 1 - np.argmax(window.ravel()[::-1])\n"
-           "                    a, b = np.unravel_index(last, window.shape)\n")
+    new = (
+        "                    last = window.size - 1 - np.argmax(window.ravel()[::-1])\n"
+        "                    a, b = np.unravel_index(last, window.shape)\n"
+    )
     assert text.count(old) == 1
     path = tmp_path / "mine.py"
     path.write_text(text.replace(old, new), encoding="utf-8")

@@ -30,8 +30,17 @@ from .spec import OPS, op_named
 __all__ = ["check", "UsageError", "OPS", "write_exercise", "exercise_source", "exercise_notebook"]
 
 
-def check(target, *, only=None, against="npcnn", profile="default", seed=None, replay=None,
-          time_limit=2.0, command=None):
+def check(
+    target,
+    *,
+    only=None,
+    against="npcnn",
+    profile="default",
+    seed=None,
+    replay=None,
+    time_limit=2.0,
+    command=None,
+):
     """Check the ops that ``target`` defines; returns a :class:`~npcnn.check.report.Report`.
 
     Args:
@@ -50,8 +59,9 @@ def check(target, *, only=None, against="npcnn", profile="default", seed=None, r
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        raise UsageError("npcnn check needs Hypothesis: pip install 'npcnn[check]' "
-                         "(or pip install hypothesis)") from None
+        raise UsageError(
+            "npcnn check needs Hypothesis: pip install 'npcnn[check]' (or pip install hypothesis)"
+        ) from None
     from . import learner as learners
     from .report import Report
     from .run import PROFILES, check_op
@@ -73,19 +83,25 @@ def check(target, *, only=None, against="npcnn", profile="default", seed=None, r
     if wanted is not None:
         missing = wanted - {spec.name for spec, _, _ in found}
         if missing:
-            raise UsageError(f"{code.name} does not define {', '.join(sorted(missing))} "
-                             "(neither its _forward nor its _backward)")
+            raise UsageError(
+                f"{code.name} does not define {', '.join(sorted(missing))} "
+                "(neither its _forward nor its _backward)"
+            )
         found = [f for f in found if f[0].name in wanted]
     shown = command or (f"npcnn check {code.name}" if code.path else "")
     if shown and profile != "default":
         shown += f" --profile {profile}"
     if shown and against != "npcnn":
         shown += f" --against {against}"
-    report = Report(code.name, reference=_ORACLE_NAMES[against], profile=profile, seed=seed,
-                    command=shown)
+    report = Report(
+        code.name, reference=_ORACLE_NAMES[against], profile=profile, seed=seed, command=shown
+    )
     for spec, forward, backward in found:
-        report.results.append(check_op(spec, forward, backward, reference, seed=seed,
-                                       profile=profile, limit=time_limit))
+        report.results.append(
+            check_op(
+                spec, forward, backward, reference, seed=seed, profile=profile, limit=time_limit
+            )
+        )
     return report
 
 

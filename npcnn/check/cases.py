@@ -38,8 +38,9 @@ class Case:
 
 def _floats(dtype, bound=4.0):
     width = np.dtype(dtype).itemsize * 8
-    return st.floats(-bound, bound, allow_nan=False, allow_infinity=False,
-                     allow_subnormal=False, width=width)
+    return st.floats(
+        -bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=width
+    )
 
 
 def arrays(draw, shape, dtype, elements=None):

@@ -59,7 +59,9 @@ def add_parsers(sub) -> None:
     )
     e.add_argument("ops", nargs="+", metavar="OP", help=f"one or more of: {names}, or all")
     e.add_argument(
-        "--out", default=None, metavar="PATH",
+        "--out",
+        default=None,
+        metavar="PATH",
         help="the file to write (default my_<op>.py); a .ipynb name writes a Jupyter notebook",
     )
     e.add_argument("--force", action="store_true", help="replace PATH if it exists")

@@ -134,8 +134,11 @@ def compare(name, got, expected, bound, dtype):
     expected = np.asarray(expected)
     arr = as_array(got)
     if arr is None:
-        return Mismatch(name, "type", f"{name} is {type(got).__name__}, expected a NumPy array "
-                        f"of shape {expected.shape}")
+        return Mismatch(
+            name,
+            "type",
+            f"{name} is {type(got).__name__}, expected a NumPy array of shape {expected.shape}",
+        )
     if arr.shape != expected.shape:
         return Mismatch(name, "shape", f"{name} has shape {arr.shape}, expected {expected.shape}")
     if arr.dtype != np.dtype(dtype):

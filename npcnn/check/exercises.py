@@ -245,12 +245,18 @@ def exercise_notebook(ops) -> dict:
             "language_info": {"name": "python"},
         },
         "cells": [
-            cell("markdown", f"# Write {', '.join(names)} yourself\n\n"
-                 "Fill in the functions in the next cell, run it, then run the check below it. "
-                 "Run both again after every change."),
+            cell(
+                "markdown",
+                f"# Write {', '.join(names)} yourself\n\n"
+                "Fill in the functions in the next cell, run it, then run the check below it. "
+                "Run both again after every change.",
+            ),
             cell("code", exercise_source(names, "npcnn.check(globals()) in the cell below")),
-            cell("markdown", "## Check it\n\nEach op gets one line; a failure shows the "
-                 "smallest failing case and, when it recognises the mistake, names it."),
+            cell(
+                "markdown",
+                "## Check it\n\nEach op gets one line; a failure shows the "
+                "smallest failing case and, when it recognises the mistake, names it.",
+            ),
             cell("code", "import npcnn\n\nreport = npcnn.check(globals())\nprint(report)"),
         ],
     }

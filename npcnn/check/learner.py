@@ -64,8 +64,10 @@ def _notebook_source(text: str, path) -> str:
         if cell.get("cell_type") == "code":
             source = cell.get("source", "")
             source = "".join(source) if isinstance(source, list) else source
-            lines = [("# " + ln if ln.lstrip().startswith(("%", "!")) else ln)
-                     for ln in source.splitlines()]
+            lines = [
+                ("# " + ln if ln.lstrip().startswith(("%", "!")) else ln)
+                for ln in source.splitlines()
+            ]
             code.append("\n".join(lines))
     return "\n\n".join(code) + "\n"
 
@@ -75,8 +77,9 @@ def load(target) -> Learner:
     if isinstance(target, dict):
         return Learner("<namespace>", target)
     if isinstance(target, types.ModuleType):
-        return Learner(f"<module {target.__name__}>", vars(target),
-                       getattr(target, "__file__", None))
+        return Learner(
+            f"<module {target.__name__}>", vars(target), getattr(target, "__file__", None)
+        )
     if not isinstance(target, (str, os.PathLike)):
         raise UsageError(
             "check() takes a file path, a module or a dict of functions, "
@@ -101,7 +104,7 @@ def load(target) -> Learner:
         if exc.text:
             line = exc.text.rstrip("\n")
             caret = " " * (max(exc.offset or 1, 1) - 1 + len(line) - len(line.lstrip()))
-            shown = f"\n    {line.strip()}\n    {caret[len(line) - len(line.lstrip()):]}^"
+            shown = f"\n    {line.strip()}\n    {caret[len(line) - len(line.lstrip()) :]}^"
         raise UsageError(f"{where}: {type(exc).__name__}: {exc.msg}{shown}") from None
     module = types.ModuleType(LEARNER_MODULE)
     module.__file__ = str(path)
@@ -137,10 +140,14 @@ def found_ops(learner: Learner):
             found.append((spec, forward, backward))
     if not found:
         wanted = [n for op in OPS for n in (op.forward, op.backward)]
-        defined = [k for k, v in learner.namespace.items()
-                   if inspect.isfunction(v) and not k.startswith("_")]
-        near = sorted({m for k in defined for m in difflib.get_close_matches(k, wanted, 1, 0.75)
-                       if m != k})
+        defined = [
+            k
+            for k, v in learner.namespace.items()
+            if inspect.isfunction(v) and not k.startswith("_")
+        ]
+        near = sorted(
+            {m for k in defined for m in difflib.get_close_matches(k, wanted, 1, 0.75) if m != k}
+        )
         hint = ""
         if near:
             close = [k for k in defined if difflib.get_close_matches(k, near, 1, 0.75)]
@@ -182,6 +189,7 @@ def time_limit(seconds: float):
     alarm = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     start = time.perf_counter()
     if alarm:
+
         def stop(signum, frame):
             raise TimeLimit
 
@@ -199,9 +207,11 @@ def time_limit(seconds: float):
 
 def learner_traceback(exc: BaseException, limit: int = 6) -> str:
     """The traceback of ``exc`` through the learner's code: our frames and NumPy's left out."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith((HERE, NUMPY_DIR))
-              and not f.filename.startswith("<frozen")]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith((HERE, NUMPY_DIR)) and not f.filename.startswith("<frozen")
+    ]
     lines = traceback.format_list(frames[-limit:])
     if not isinstance(exc, TimeLimit):  # (a time limit is not their exception)
         lines += traceback.format_exception_only(type(exc), exc)
@@ -214,6 +224,8 @@ def copy_args(args):
 
 def unchanged(before, after) -> list:
     """Indices of the array arguments that the call changed in place."""
-    return [i for i, (a, b) in enumerate(zip(before, after))
-            if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True)]
-
+    return [
+        i
+        for i, (a, b) in enumerate(zip(before, after))
+        if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True)
+    ]

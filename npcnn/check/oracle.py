@@ -64,8 +64,9 @@ def tensorflow_reference():
         if case.op == "maxpool2d":
             x, pool, strides, padding = args
             steps = pool if strides is None else strides
-            return vjp(lambda x: tf.nn.max_pool2d(x, pair(pool), pair(steps), padding.upper()),
-                       [x], up)
+            return vjp(
+                lambda x: tf.nn.max_pool2d(x, pair(pool), pair(steps), padding.upper()), [x], up
+            )
         if case.op == "dense":
             return vjp(lambda x, w, b: tf.matmul(x, w) + b, list(args), up)
         if case.op == "relu":

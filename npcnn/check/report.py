@@ -36,8 +36,10 @@ class Report:
         return "\n".join(self.lines())
 
     def lines(self):
-        yield (f"checking {self.target} against {self.reference} "
-               f"({self.profile} profile, seed {self.seed})")
+        yield (
+            f"checking {self.target} against {self.reference} "
+            f"({self.profile} profile, seed {self.seed})"
+        )
         width = max(len(r.op) for r in self.results)
         for r in self.results:
             yield f"  {r.op:<{width}}  {STATUS[r.status]:<4}  {_summary(r)}"

@@ -92,24 +92,39 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
     except NotImplementedError:
         raise NotWritten from None
     except TimeLimit as exc:
-        return outcome.fail("forward", "timeout", f"{spec.forward} ran longer than {limit:g} s",
-                            traceback=learner_traceback(exc))
+        return outcome.fail(
+            "forward",
+            "timeout",
+            f"{spec.forward} ran longer than {limit:g} s",
+            traceback=learner_traceback(exc),
+        )
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - their code may raise anything
-        return outcome.fail("forward", "raised", f"{spec.forward} raised {type(exc).__name__}",
-                            traceback=learner_traceback(exc))
+        return outcome.fail(
+            "forward",
+            "raised",
+            f"{spec.forward} raised {type(exc).__name__}",
+            traceback=learner_traceback(exc),
+        )
     if not (isinstance(result, tuple) and len(result) == 2):
         got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
-        return outcome.fail("forward", "contract",
-                            f"{spec.forward} must return (out, cache), got {got}")
+        return outcome.fail(
+            "forward", "contract", f"{spec.forward} must return (out, cache), got {got}"
+        )
     out, cache = result
     outcome.out = out
-    changed = [i for i, (a, b) in enumerate(zip(case.args, args))
-               if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True)]
+    changed = [
+        i
+        for i, (a, b) in enumerate(zip(case.args, args))
+        if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True)
+    ]
     if changed:
         name = spec.forward_args[changed[0]]
-        return outcome.fail("forward", "mutated",
-                            f"{spec.forward} changed its input {name} in place; the caller's "
-                            f"arrays must stay as they were (work on a copy)")
+        return outcome.fail(
+            "forward",
+            "mutated",
+            f"{spec.forward} changed its input {name} in place; the caller's "
+            f"arrays must stay as they were (work on a copy)",
+        )
     mismatch = compare.compare(spec.output, out, want_out, out_bound, dtype)
     if mismatch:
         return outcome.fail("forward", mismatch.kind, mismatch.message, mismatches=[mismatch])
@@ -124,30 +139,50 @@ def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
         outcome.kind = "backward-not-written"
         return outcome
     except TimeLimit as exc:
-        return outcome.fail("backward", "timeout", f"{spec.backward} ran longer than {limit:g} s",
-                            traceback=learner_traceback(exc))
+        return outcome.fail(
+            "backward",
+            "timeout",
+            f"{spec.backward} ran longer than {limit:g} s",
+            traceback=learner_traceback(exc),
+        )
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return outcome.fail("backward", "raised", f"{spec.backward} raised {type(exc).__name__}",
-                            traceback=learner_traceback(exc))
+        return outcome.fail(
+            "backward",
+            "raised",
+            f"{spec.backward} raised {type(exc).__name__}",
+            traceback=learner_traceback(exc),
+        )
     if len(spec.grads) == 1 and isinstance(result, (tuple, list)):
-        return outcome.fail("backward", "contract",
-                            f"{spec.backward} must return {spec.returns()} itself, an array, "
-                            f"not a {type(result).__name__}")
+        return outcome.fail(
+            "backward",
+            "contract",
+            f"{spec.backward} must return {spec.returns()} itself, an array, "
+            f"not a {type(result).__name__}",
+        )
     grads = as_tuple(result) if len(spec.grads) > 1 else (result,)
     if len(grads) != len(spec.grads):
-        return outcome.fail("backward", "contract",
-                            f"{spec.backward} must return {spec.returns()}, got {len(grads)} "
-                            "values")
+        return outcome.fail(
+            "backward",
+            "contract",
+            f"{spec.backward} must return {spec.returns()}, got {len(grads)} values",
+        )
     outcome.grads = dict(zip(spec.grads, grads))
     if not np.array_equal(upstream, case.upstream, equal_nan=True):
-        return outcome.fail("backward", "mutated",
-                            f"{spec.backward} changed its input {spec.upstream} in place; "
-                            "the caller's arrays must stay as they were (work on a copy)")
-    found = [m for name, got, want, bound in zip(spec.grads, grads, want_grads, grad_bounds)
-             if (m := compare.compare(name, got, want, bound, dtype))]
+        return outcome.fail(
+            "backward",
+            "mutated",
+            f"{spec.backward} changed its input {spec.upstream} in place; "
+            "the caller's arrays must stay as they were (work on a copy)",
+        )
+    found = [
+        m
+        for name, got, want, bound in zip(spec.grads, grads, want_grads, grad_bounds)
+        if (m := compare.compare(name, got, want, bound, dtype))
+    ]
     if found:
-        return outcome.fail("backward", found[0].kind,
-                            "; ".join(m.message for m in found), mismatches=found)
+        return outcome.fail(
+            "backward", found[0].kind, "; ".join(m.message for m in found), mismatches=found
+        )
     return outcome
 
 
@@ -174,11 +209,14 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
 
     result = OpResult(spec.name, "fail", replay=f"{spec.name}:{seed}")
     if forward is None:
-        result.note = (f"{spec.backward} is there but not {spec.forward}: the backward reads "
-                       "the cache its forward makes, so write both")
+        result.note = (
+            f"{spec.backward} is there but not {spec.forward}: the backward reads "
+            "the cache its forward makes, so write both"
+        )
         return result
-    problems = [signature_problem(forward, spec.forward, len(spec.forward_args),
-                                  spec.forward_signature())]
+    problems = [
+        signature_problem(forward, spec.forward, len(spec.forward_args), spec.forward_signature())
+    ]
     if backward is not None:
         problems.append(signature_problem(backward, spec.backward, 2, spec.backward_signature()))
     problems = [p for p in problems if p]
@@ -192,8 +230,9 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
         counted[0] += 1
         if len(samples) < SAMPLES:
             samples.append(case)
-        outcome = evaluate(case, spec, forward, None if backward_todo[0] else backward,
-                           reference, limit)
+        outcome = evaluate(
+            case, spec, forward, None if backward_todo[0] else backward, reference, limit
+        )
         if outcome.kind == "backward-not-written":
             backward_todo[0] = True
         if outcome.kind == "timeout":
@@ -211,8 +250,12 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
     try:
         for k, strategy in enumerate(variants(spec.name)):
             try:
-                case = find(strategy, fails, settings=settings_for(profile),
-                            random=random.Random(seed * 1000 + k))
+                case = find(
+                    strategy,
+                    fails,
+                    settings=settings_for(profile),
+                    random=random.Random(seed * 1000 + k),
+                )
                 break
             except NoSuchExample:
                 continue
@@ -226,22 +269,28 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
         result.cases = counted[0]
         if backward_todo[0] or backward is None:
             result.status = "todo" if backward_todo[0] else "pass"
-            result.note = (f"forward ok; {spec.backward} not written yet" if backward_todo[0]
-                           else f"forward only: no {spec.backward}")
+            result.note = (
+                f"forward ok; {spec.backward} not written yet"
+                if backward_todo[0]
+                else f"forward only: no {spec.backward}"
+            )
         else:
             result.status = "pass"
         return result
     result.cases = counted[0]
     result.case = case
-    result.outcome = evaluate(case, spec, forward, None if backward_todo[0] else backward,
-                              reference, limit)
+    result.outcome = evaluate(
+        case, spec, forward, None if backward_todo[0] else backward, reference, limit
+    )
     if result.outcome.kind in ("nan", "value", "shape"):
         run_one = lambda c: evaluate(c, spec, forward, backward, reference, limit)  # noqa: E731
         result.diagnoses = diagnose(case, result.outcome, samples, run_one)
     if result.outcome.kind == "dtype":
-        result.hint = ("NumPy makes float64 unless told otherwise: np.zeros(shape) and "
-                       "np.array(...) need dtype=x.dtype (or use np.zeros_like(x)); "
-                       "a Python float or np.float64 scalar in the math upcasts float32 too.")
+        result.hint = (
+            "NumPy makes float64 unless told otherwise: np.zeros(shape) and "
+            "np.array(...) need dtype=x.dtype (or use np.zeros_like(x)); "
+            "a Python float or np.float64 scalar in the math upcasts float32 too."
+        )
     return result
 
 

@@ -79,8 +79,11 @@ OPS = (
     ),
 )
 BY_NAME = {op.name: op for op in OPS}
-ALIASES = {"crossentropy": "sparse_categorical_crossentropy", "maxpool": "maxpool2d",
-           "conv": "conv2d"}
+ALIASES = {
+    "crossentropy": "sparse_categorical_crossentropy",
+    "maxpool": "maxpool2d",
+    "conv": "conv2d",
+}
 
 
 def op_named(name: str) -> OpSpec:

@@ -31,8 +31,9 @@ def run(capsys, *argv):
 
 
 def test_a_correct_file_exits_0(tmp_path, capsys):
-    path = learner(tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
-                   + RELU_BACKWARD)
+    path = learner(
+        tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0), x\n" + RELU_BACKWARD
+    )
     status, out, err = run(capsys, path, "--seed", "4")
     assert status == 0, out + err
     assert "relu  ok" in out and "1 of 1 ops pass." in out and "seed 4" in out
@@ -75,11 +76,14 @@ def test_wrong_signature_names_the_function_and_the_expected_one(tmp_path, capsy
 
 
 def test_their_exception_is_their_op_failing_on_the_smallest_input(tmp_path, capsys):
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def relu_forward(x):
             n, d = x.shape  # only 2-D inputs
             return np.maximum(x, 0), x
-        """)
+        """,
+    )
     status, out, err = run(capsys, path, "--seed", "0")
     assert status == 1 and err == ""
     assert "relu  FAIL  forward: relu_forward raised ValueError" in out
@@ -96,12 +100,15 @@ def test_wrong_shape(tmp_path, capsys):
 
 
 def test_wrong_dtype_float64_out_of_float32_in(tmp_path, capsys):
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def dense_forward(x, w, b):
             y = np.zeros((x.shape[0], w.shape[1]))
             y += x @ w + b
             return y, (x, w)
-        """)
+        """,
+    )
     status, out, _ = run(capsys, path, "--seed", "0")
     assert status == 1
     assert "y is float64 but the inputs are float32" in out
@@ -109,13 +116,16 @@ def test_wrong_dtype_float64_out_of_float32_in(tmp_path, capsys):
 
 
 def test_nan(tmp_path, capsys):
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def relu_forward(x):
             return np.maximum(x, 0), x
 
         def relu_backward(dy, cache):
             return dy * (cache > 0) / (cache > 0)
-        """)
+        """,
+    )
     status, out, _ = run(capsys, path, "--seed", "0")
     assert status == 1 and "backward: dx holds nan at index (0,), where the reference has 0" in out
 
@@ -137,14 +147,18 @@ def test_the_contract_of_the_return_values(tmp_path, capsys):
     path = learner(tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0)\n")
     status, out, _ = run(capsys, path)
     assert status == 1 and "relu_forward must return (out, cache), got ndarray" in out
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def dense_forward(x, w, b):
             return x @ w + b, (x, w)
 
         def dense_backward(dy, cache):
             x, w = cache
             return dy @ w.T, x.T @ dy
-        """, "two.py")
+        """,
+        "two.py",
+    )
     status, out, _ = run(capsys, path)
     assert status == 1 and "dense_backward must return (dx, dw, db), got 2 values" in out
 
@@ -181,15 +195,18 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 
 
 def test_replay_reproduces_the_failure(tmp_path, capsys):
-    path = learner(tmp_path, "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
-                   "def relu_backward(dy, cache):\n    return dy * (cache >= 0)\n")
+    path = learner(
+        tmp_path,
+        "def relu_forward(x):\n    return np.maximum(x, 0), x\n"
+        "def relu_backward(dy, cache):\n    return dy * (cache >= 0)\n",
+    )
     status, first, _ = run(capsys, path)
     assert status == 1
     token = first.split("--replay ")[1].split()[0]
     status, again, _ = run(capsys, path, "--replay", token)
     assert status == 1
-    failure = first[first.index("relu: the smallest"):]
-    assert failure == again[again.index("relu: the smallest"):]
+    failure = first[first.index("relu: the smallest") :]
+    assert failure == again[again.index("relu: the smallest") :]
 
 
 def test_against_tf_without_tensorflow_says_so(tmp_path, capsys, monkeypatch):
@@ -214,7 +231,8 @@ def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
     ``if __name__ == "__main__":`` block does not run."""
     (tmp_path / "helpers.py").write_text("def positive(x):\n    return x > 0\n")
     path = tmp_path / "mine.py"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         from __future__ import annotations
 
         from dataclasses import dataclass
@@ -238,7 +256,8 @@ def test_a_file_runs_as_a_module_of_its_own(tmp_path, capsys):
 
         if __name__ == "__main__":
             raise SystemExit("not when checked")
-        """))
+        """)
+    )
     status, out, err = run(capsys, path)
     assert status == 0, out + err
 
@@ -247,19 +266,25 @@ def test_sys_exit_and_a_tuple_for_one_gradient_are_that_ops_failures(tmp_path, c
     path = learner(tmp_path, "import sys\n\ndef relu_forward(x):\n    sys.exit(3)\n")
     status, out, _ = run(capsys, path)
     assert status == 1 and "relu_forward raised SystemExit" in out
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def relu_forward(x):
             return np.maximum(x, 0), x
 
         def relu_backward(dy, cache):
             return (dy * (cache > 0),)
-        """, "tuple.py")
+        """,
+        "tuple.py",
+    )
     status, out, _ = run(capsys, path)
     assert status == 1 and "relu_backward must return dx itself, an array, not a tuple" in out
 
 
 def test_one_line_per_op_and_a_backward_without_its_forward(tmp_path, capsys):
-    path = learner(tmp_path, """\
+    path = learner(
+        tmp_path,
+        """\
         def relu_forward(x):
             return np.maximum(x, 0), x
 
@@ -268,7 +293,8 @@ def test_one_line_per_op_and_a_backward_without_its_forward(tmp_path, capsys):
 
         def softmax_backward(dp, cache):
             return dp
-        """)
+        """,
+    )
     status, out, _ = run(capsys, path)
     assert status == 1
     assert "  relu     ok    30 cases\n" in out

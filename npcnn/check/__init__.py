@@ -13,8 +13,8 @@ failing case and, when it matches a known mistake (``mistakes.py``), says
 which in a teacher's words. ``npcnn exercise conv2d`` writes a file to start
 from. The modules: ``spec`` (the ops), ``cases`` (the strategies), ``oracle``
 (the reference), ``compare`` (tolerances), ``learner`` (loading and calling
-your code safely), ``run`` (the search), ``mistakes``, ``report``,
-``exercises``. Needs Hypothesis (``pip install npcnn[check]``).
+your code safely), ``run`` (the search), ``mistakes`` (and their code,
+``wrong``), ``report``, ``exercises``. Needs Hypothesis (``pip install npcnn[check]``).
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 When a learner's op fails, ``npcnn check`` runs the failing case through every
 mistake of that op here and names the one whose output (or gradient) equals
 the learner's. Each mistake is a standalone wrong implementation of one half
-of an op: a ``forward`` mistake takes the forward's arguments and returns the
-wrong output; a ``backward`` mistake takes the forward's arguments and the
-upstream gradient and returns the wrong gradients by name (only those it gets
-wrong), or None when the case cannot show it.
+of an op, in ``wrong.py``: a ``forward`` mistake takes the forward's
+arguments and returns the wrong output; a ``backward`` mistake takes the
+forward's arguments and the upstream gradient and returns the wrong gradients
+by name (only those it gets wrong), or None when the case cannot show it.
 """
 
 from __future__ import annotations
@@ -16,13 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
-from ..ops._checks import as_pair
-from ..ops.conv2d import im2col
-from ..ops.crossentropy import EPSILON
-from ..ops.padding import output_hw, padding_amounts
-from ..ops.softmax import softmax
-from ..ops.windows import pad_nhwc, tap_view
+from . import wrong
 
 
 @dataclass(frozen=True)
@@ -34,288 +28,6 @@ class Mistake:
     fn: Callable
 
 
-# ---- conv2d -------------------------------------------------------------------------------
-def _conv(x, w, b, strides, pads, out_hw):
-    """y = im2col(x padded by ``pads``) @ w + b, for the given geometry."""
-    kh, kw, cin, cout = w.shape
-    cols = im2col(pad_nhwc(x, pads), (kh, kw), strides, out_hw)
-    return (cols @ w.reshape(-1, cout) + b).reshape(x.shape[0], *out_hw, cout)
-
-
-def _geometry(x, window, strides, padding):
-    strides = as_pair(strides, "strides")
-    hw = x.shape[1:3]
-    return (
-        strides,
-        padding_amounts(hw, window, strides, padding),
-        output_hw(hw, window, strides, padding),
-    )
-
-
-def conv_pad_top_left(x, w, b, strides=1, padding="same"):
-    strides, pads, out_hw = _geometry(x, w.shape[:2], strides, padding)
-    return _conv(x, w, b, strides, tuple(p[::-1] for p in pads), out_hw)
-
-
-def conv_pad_k_over_2(x, w, b, strides=1, padding="same"):
-    if padding != "same":
-        return None
-    strides = as_pair(strides, "strides")
-    pads = tuple((k // 2, k // 2) for k in w.shape[:2])
-    out_hw = tuple(
-        (n + 2 * p[0] - k) // s + 1 for n, p, k, s in zip(x.shape[1:3], pads, w.shape[:2], strides)
-    )
-    return _conv(x, w, b, strides, pads, out_hw) if min(out_hw) > 0 else None
-
-
-def conv_kernel_flipped(x, w, b, strides=1, padding="same"):
-    return ops.conv2d_forward(x, w[::-1, ::-1].copy(), b, strides, padding)[0]
-
-
-def conv_no_bias(x, w, b, strides=1, padding="same"):
-    return ops.conv2d_forward(x, w, np.zeros_like(b), strides, padding)[0]
-
-
-def conv_forward_ignores_strides(x, w, b, strides=1, padding="same"):
-    return ops.conv2d_forward(x, w, b, 1, padding)[0]
-
-
-def conv_bias_grad_mean(args, dy):
-    return {"db": dy.mean(axis=(0, 1, 2))}
-
-
-def _conv_windows(args):
-    """(x_pad, strides, pads) of a conv2d case, as the forward computed them."""
-    x, w, _, strides, padding = args
-    strides, pads, _ = _geometry(x, w.shape[:2], strides, padding)
-    return pad_nhwc(x, pads), strides, pads
-
-
-def conv_dw_overwritten(args, dy):
-    x_pad, (sh, sw), _ = _conv_windows(args)
-    kh, kw = args[1].shape[:2]
-    n, oh, ow = dy.shape[0] - 1, dy.shape[1] - 1, dy.shape[2] - 1  # the last window wins
-    window = x_pad[n, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw, :]
-    return {"dw": window[..., None] * dy[n, oh, ow]}
-
-
-def conv_dx_overwritten(args, dy):
-    x, w = args[0], args[1]
-    x_pad, (sh, sw), ((top, _), (left, _)) = _conv_windows(args)
-    kh, kw = w.shape[:2]
-    dx_pad = np.zeros_like(x_pad)
-    for n in range(dy.shape[0]):
-        for oh in range(dy.shape[1]):
-            for ow in range(dy.shape[2]):  # '=' where '+=' belongs: the last window wins
-                dx_pad[n, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw, :] = w @ dy[n, oh, ow]
-    return {"dx": dx_pad[:, top : top + x.shape[1], left : left + x.shape[2], :]}
-
-
-def conv_backward_ignores_strides(args, dy):
-    x, w = args[0], args[1]
-    x_pad, _, ((top, _), (left, _)) = _conv_windows(args)
-    kh, kw, cin, cout = w.shape
-    out_hw = dy.shape[1:3]
-    need = (out_hw[0] - 1 + kh, out_hw[1] - 1 + kw)  # windows at stride 1 may run past x_pad
-    grow = (
-        (0, 0),
-        (0, max(need[0] - x_pad.shape[1], 0)),
-        (0, max(need[1] - x_pad.shape[2], 0)),
-        (0, 0),
-    )
-    x_big = np.pad(x_pad, grow)
-    dx_big = np.zeros_like(x_big)
-    dw = np.zeros_like(w)
-    for i in range(kh):
-        for j in range(kw):
-            taps = tap_view(x_big, i, j, (1, 1), out_hw)  # window (oh, ow) starts at (oh, ow)
-            dw[i, j] = np.einsum("nhwc,nhwo->co", taps, dy)
-            tap_view(dx_big, i, j, (1, 1), out_hw)[...] += dy @ w[i, j].T
-    return {"dx": dx_big[:, top : top + x.shape[1], left : left + x.shape[2], :], "dw": dw}
-
-
-# ---- maxpool2d ----------------------------------------------------------------------------
-def _pool_geometry(x, pool_size, strides, padding):
-    pool = as_pair(pool_size, "pool_size")
-    steps = pool if strides is None else as_pair(strides, "strides")
-    hw = x.shape[1:3]
-    return (
-        pool,
-        steps,
-        padding_amounts(hw, pool, steps, padding),
-        output_hw(hw, pool, steps, padding),
-    )
-
-
-def pool_pad_zero(x, pool_size=2, strides=None, padding="valid"):
-    pool, steps, pads, out_hw = _pool_geometry(x, pool_size, strides, padding)
-    x_pad = pad_nhwc(x, pads, value=0.0)  # zeros can win the max
-    taps = [tap_view(x_pad, i, j, steps, out_hw) for i in range(pool[0]) for j in range(pool[1])]
-    return np.max(np.stack(taps), axis=0)
-
-
-def pool_default_stride_1(x, pool_size=2, strides=None, padding="valid"):
-    if strides is not None:
-        return None
-    return ops.maxpool2d_forward(x, pool_size, 1, padding)[0]
-
-
-def _pool_grad(args, dy, route):
-    """dx with each window's gradient sent to the taps ``route`` picks among its maxima."""
-    x = args[0]
-    pool, steps, pads, out_hw = _pool_geometry(*args)
-    x_pad = pad_nhwc(x, pads, value=-np.inf)
-    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]
-    stack = np.stack([tap_view(x_pad, i, j, steps, out_hw) for i, j in taps])
-    wins = route(stack == stack.max(axis=0))
-    dx_pad = np.zeros(x_pad.shape, dtype=dy.dtype)
-    for k, (i, j) in enumerate(taps):
-        tap_view(dx_pad, i, j, steps, out_hw)[...] += np.where(wins[k], dy, 0)
-    (top, _), (left, _) = pads
-    return {"dx": dx_pad[:, top : top + x.shape[1], left : left + x.shape[2], :]}
-
-
-def pool_grad_all_maxima(args, dy):
-    return _pool_grad(args, dy, lambda is_max: is_max)
-
-
-def pool_grad_last_max(args, dy):
-    def last(is_max):
-        after = np.flip(np.cumsum(np.flip(is_max, 0), axis=0), 0)  # maxima from here on
-        return is_max & (after == 1)
-
-    return _pool_grad(args, dy, last)
-
-
-# ---- relu, dense, flatten -------------------------------------------------------------------
-def relu_grad_at_zero(args, dy):
-    return {"dx": np.where(args[0] >= 0, dy, 0)}
-
-
-def relu_mask_from_dy(args, dy):
-    return {"dx": np.where(dy > 0, dy, 0)}
-
-
-def dense_no_bias(x, w, b):
-    return x @ w
-
-
-def dense_bias_grad_mean(args, dy):
-    return {"db": dy.mean(axis=0)}
-
-
-def dense_dw_transposed(args, dy):
-    return {"dw": dy.T @ args[0]}
-
-
-def flatten_nchw(x):
-    if x.ndim != 4:
-        return None
-    return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
-
-
-def relu_ignores_upstream(args, dy):
-    return {"dx": (args[0] > 0).astype(dy.dtype)}
-
-
-# ---- softmax and the loss -------------------------------------------------------------------
-def softmax_no_max(z):
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def softmax_wrong_axis(z):
-    if z.ndim < 2:
-        return None
-    e = np.exp(z - z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-
-
-def softmax_grad_diagonal(args, dp):
-    p = softmax(args[0])
-    return {"dz": dp * p * (1 - p)}
-
-
-def _per_example(y_pred, reduction, dloss, divide=True):
-    n = y_pred.shape[0]
-    if reduction == "none":
-        return np.asarray(dloss, dtype=y_pred.dtype)
-    scale = n if (reduction == "mean" and divide) else 1
-    return np.full(n, np.asarray(dloss, dtype=y_pred.dtype) / y_pred.dtype.type(scale))
-
-
-def _clip(p):
-    t = p.dtype.type
-    return np.clip(p, t(EPSILON), t(1 - EPSILON))
-
-
-def _to_y_pred(dlogits, y_pred, from_logits):
-    """dL/dy_pred from dL/dlogits: for probabilities, logits = log(clip(p))."""
-    if from_logits:
-        return dlogits
-    t = y_pred.dtype.type
-    inside = (y_pred >= t(EPSILON)) & (y_pred <= t(1 - EPSILON))
-    return np.where(inside, dlogits / _clip(y_pred), 0)
-
-
-def _xent_grad(args, dloss, *, onehot=True, divide=True, upstream=True):
-    y_pred, labels, from_logits, reduction = args
-    logits = y_pred if from_logits else np.log(_clip(y_pred))
-    dlogits = softmax(logits)
-    if onehot:
-        dlogits[np.arange(len(labels)), labels] -= 1
-    if upstream:
-        dlogits = dlogits * _per_example(y_pred, reduction, dloss, divide)[:, None]
-    return {"dy_pred": _to_y_pred(dlogits, y_pred, from_logits)}
-
-
-def _reduce(each, reduction):
-    if reduction == "none":
-        return each
-    return each.sum() / each.dtype.type(len(each) if reduction == "mean" else 1)
-
-
-def xent_no_clip(y_pred, labels, from_logits=False, reduction="sum"):
-    if from_logits:
-        return None
-    return _reduce(-np.log(y_pred[np.arange(len(labels)), labels]), reduction)
-
-
-def xent_no_renormalise(y_pred, labels, from_logits=False, reduction="sum"):
-    if from_logits:
-        return None
-    return _reduce(-np.log(_clip(y_pred)[np.arange(len(labels)), labels]), reduction)
-
-
-def xent_mean_not_divided(y_pred, labels, from_logits=False, reduction="sum"):
-    if reduction != "mean":
-        return None
-    return ops.sparse_categorical_crossentropy_forward(y_pred, labels, from_logits, "sum")[0]
-
-
-def xent_grad_no_onehot(args, dloss):
-    return _xent_grad(args, dloss, onehot=False)
-
-
-def xent_grad_mean_not_divided(args, dloss):
-    return _xent_grad(args, dloss, divide=False) if args[3] == "mean" else None
-
-
-def xent_grad_ignores_upstream(args, dloss):
-    return _xent_grad(args, dloss, upstream=False)
-
-
-def xent_grad_only_label(args, dloss):
-    y_pred, labels, from_logits, reduction = args
-    if from_logits:
-        return None
-    rows = np.arange(len(labels))
-    dlogits = np.zeros_like(y_pred)
-    dlogits[rows, labels] = -1  # d(-log p[t]) = -1/p[t] at the label, and nothing else
-    dlogits *= _per_example(y_pred, reduction, dloss)[:, None]
-    return {"dy_pred": _to_y_pred(dlogits, y_pred, from_logits)}
-
-
 MISTAKES = (
     Mistake(
         "conv2d-same-pad-top-left",
@@ -323,7 +35,7 @@ MISTAKES = (
         "forward",
         "'same' padding puts the odd extra row and column of zeros at the bottom/right "
         "(TensorFlow's rule); you put them at the top/left.",
-        conv_pad_top_left,
+        wrong.conv_pad_top_left,
     ),
     Mistake(
         "conv2d-same-pad-k-over-2",
@@ -332,7 +44,7 @@ MISTAKES = (
         "'same' padding is not k//2 zeros on every side: TensorFlow pads just enough for "
         "ceil(H / stride) outputs, total = max((H_out - 1) * stride + k - H, 0) cells, "
         "the odd one at the bottom/right.",
-        conv_pad_k_over_2,
+        wrong.conv_pad_k_over_2,
     ),
     Mistake(
         "conv2d-kernel-flipped",
@@ -340,14 +52,14 @@ MISTAKES = (
         "forward",
         "the kernel is flipped: a CNN's convolution is cross-correlation, "
         "y[oh, ow] = sum x[oh*s + i, ow*s + j] * w[i, j], with no flip.",
-        conv_kernel_flipped,
+        wrong.conv_kernel_flipped,
     ),
     Mistake(
         "conv2d-no-bias",
         "conv2d",
         "forward",
         "the bias is missing: every output channel co adds b[co] to its sum.",
-        conv_no_bias,
+        wrong.conv_no_bias,
     ),
     Mistake(
         "conv2d-forward-ignores-strides",
@@ -355,7 +67,7 @@ MISTAKES = (
         "forward",
         "the stride is ignored: window (oh, ow) starts at row oh * sh and column ow * sw, "
         "so there are fewer of them.",
-        conv_forward_ignores_strides,
+        wrong.conv_forward_ignores_strides,
     ),
     Mistake(
         "conv2d-bias-grad-mean",
@@ -363,7 +75,7 @@ MISTAKES = (
         "backward",
         "the bias gradient is the sum of dy over the batch and every position, not the "
         "mean: b[co] was added to each of those outputs once.",
-        conv_bias_grad_mean,
+        wrong.conv_bias_grad_mean,
     ),
     Mistake(
         "conv2d-dw-not-summed",
@@ -371,7 +83,7 @@ MISTAKES = (
         "backward",
         "dw is not summed over the output positions: each window adds window * dy to dw "
         "('+='), you kept only the last one ('=').",
-        conv_dw_overwritten,
+        wrong.conv_dw_overwritten,
     ),
     Mistake(
         "conv2d-dx-overwritten",
@@ -379,7 +91,7 @@ MISTAKES = (
         "backward",
         "where windows overlap, an input cell gets the sum of their gradients: "
         "dx_pad[window] += ..., you wrote '=' and kept only the last window's.",
-        conv_dx_overwritten,
+        wrong.conv_dx_overwritten,
     ),
     Mistake(
         "conv2d-backward-ignores-strides",
@@ -388,7 +100,7 @@ MISTAKES = (
         "the backward pass ignores the stride: window (oh, ow) read x_pad[oh * sh + i, "
         "ow * sw + j], so that is where its gradient goes back to (dx) and what it "
         "multiplies (dw).",
-        conv_backward_ignores_strides,
+        wrong.conv_backward_ignores_strides,
     ),
     Mistake(
         "maxpool2d-same-pad-zero",
@@ -396,14 +108,14 @@ MISTAKES = (
         "forward",
         "'same' max-pooling pads with -inf, not 0: a padded cell must never be the maximum "
         "(all-negative windows at the border show it).",
-        pool_pad_zero,
+        wrong.pool_pad_zero,
     ),
     Mistake(
         "maxpool2d-default-stride-1",
         "maxpool2d",
         "forward",
         "strides=None means the stride equals the pool size (windows side by side), not 1.",
-        pool_default_stride_1,
+        wrong.pool_default_stride_1,
     ),
     Mistake(
         "maxpool2d-grad-to-all-maxima",
@@ -411,7 +123,7 @@ MISTAKES = (
         "backward",
         "max-pool's gradient goes to the first maximum of a window only (row-major order); "
         "you gave it to every cell that ties for the maximum.",
-        pool_grad_all_maxima,
+        wrong.pool_grad_all_maxima,
     ),
     Mistake(
         "maxpool2d-grad-to-last-max",
@@ -419,21 +131,21 @@ MISTAKES = (
         "backward",
         "max-pool's gradient goes to the first maximum of a window in row-major order, "
         "you gave it to the last one.",
-        pool_grad_last_max,
+        wrong.pool_grad_last_max,
     ),
     Mistake(
         "relu-grad-at-zero",
         "relu",
         "backward",
         "ReLU's gradient at exactly 0 is 0 (TensorFlow's choice): use x > 0, not x >= 0.",
-        relu_grad_at_zero,
+        wrong.relu_grad_at_zero,
     ),
     Mistake(
         "relu-mask-from-dy",
         "relu",
         "backward",
         "the mask comes from the forward's input: dx = dy where x > 0; you tested dy > 0.",
-        relu_mask_from_dy,
+        wrong.relu_mask_from_dy,
     ),
     Mistake(
         "relu-ignores-upstream",
@@ -441,10 +153,14 @@ MISTAKES = (
         "backward",
         "the chain rule multiplies the local derivative by the upstream gradient: "
         "dx = dy * (x > 0), not just (x > 0).",
-        relu_ignores_upstream,
+        wrong.relu_ignores_upstream,
     ),
     Mistake(
-        "dense-no-bias", "dense", "forward", "the bias is missing: y = x @ w + b.", dense_no_bias
+        "dense-no-bias",
+        "dense",
+        "forward",
+        "the bias is missing: y = x @ w + b.",
+        wrong.dense_no_bias,
     ),
     Mistake(
         "dense-bias-grad-mean",
@@ -452,14 +168,14 @@ MISTAKES = (
         "backward",
         "the bias gradient is the sum over the batch, not the mean: db = dy.sum(axis=0), "
         "since b was added to every row.",
-        dense_bias_grad_mean,
+        wrong.dense_bias_grad_mean,
     ),
     Mistake(
         "dense-dw-transposed",
         "dense",
         "backward",
         "dw = x.T @ dy, of w's shape (Din, Dout); dy.T @ x is its transpose.",
-        dense_dw_transposed,
+        wrong.dense_dw_transposed,
     ),
     Mistake(
         "flatten-nchw",
@@ -467,7 +183,7 @@ MISTAKES = (
         "forward",
         "flatten order is NHWC, as Keras: x[n, h, w, c] goes to column (h * W + w) * C + c "
         "(a plain reshape); you flattened channels first (NCHW, PyTorch's order).",
-        flatten_nchw,
+        wrong.flatten_nchw,
     ),
     Mistake(
         "softmax-no-max-subtraction",
@@ -475,7 +191,7 @@ MISTAKES = (
         "forward",
         "subtract each row's maximum before exp(): the result is the same, but exp(z) of "
         "large logits overflows to inf (and inf / inf is nan).",
-        softmax_no_max,
+        wrong.softmax_no_max,
     ),
     Mistake(
         "softmax-wrong-axis",
@@ -483,7 +199,7 @@ MISTAKES = (
         "forward",
         "softmax normalises each row (one example's class scores, the last axis); you "
         "normalised each column, across the batch.",
-        softmax_wrong_axis,
+        wrong.softmax_wrong_axis,
     ),
     Mistake(
         "softmax-grad-diagonal-only",
@@ -491,7 +207,7 @@ MISTAKES = (
         "backward",
         "every output p_k depends on every input z_j: dz = p * (dp - sum(dp * p)), "
         "not dp * p * (1 - p), which keeps only the diagonal of the Jacobian.",
-        softmax_grad_diagonal,
+        wrong.softmax_grad_diagonal,
     ),
     Mistake(
         "xent-no-clip",
@@ -499,7 +215,7 @@ MISTAKES = (
         "forward",
         "probabilities are clipped to [1e-7, 1 - 1e-7] before the log (Keras), so a "
         "probability of 0 gives a large loss, not inf.",
-        xent_no_clip,
+        wrong.xent_no_clip,
     ),
     Mistake(
         "xent-no-renormalise",
@@ -507,14 +223,14 @@ MISTAKES = (
         "forward",
         "Keras renormalises the clipped probabilities: loss = -log clip(p)[t] + "
         "log sum_k clip(p)[k]; you left out the second term.",
-        xent_no_renormalise,
+        wrong.xent_no_renormalise,
     ),
     Mistake(
         "xent-mean-not-divided",
         "sparse_categorical_crossentropy",
         "forward",
         "reduction='mean' divides the summed loss by the batch size N.",
-        xent_mean_not_divided,
+        wrong.xent_mean_not_divided,
     ),
     Mistake(
         "xent-grad-no-onehot",
@@ -522,7 +238,7 @@ MISTAKES = (
         "backward",
         "the softmax cross-entropy gradient with respect to the logits is q - onehot(t): "
         "you forgot to subtract 1 at the true class.",
-        xent_grad_no_onehot,
+        wrong.xent_grad_no_onehot,
     ),
     Mistake(
         "xent-grad-mean-not-divided",
@@ -530,7 +246,7 @@ MISTAKES = (
         "backward",
         "with reduction='mean' every example's gradient is divided by the batch size N, "
         "as its loss was.",
-        xent_grad_mean_not_divided,
+        wrong.xent_grad_mean_not_divided,
     ),
     Mistake(
         "xent-grad-ignores-upstream",
@@ -538,7 +254,7 @@ MISTAKES = (
         "backward",
         "the chain rule multiplies by the upstream gradient dloss (per example for "
         "reduction='none'); you returned the gradient as if dloss were 1.",
-        xent_grad_ignores_upstream,
+        wrong.xent_grad_ignores_upstream,
     ),
     Mistake(
         "xent-grad-only-at-label",
@@ -547,7 +263,7 @@ MISTAKES = (
         "the loss from probabilities is softmax cross-entropy on log(clip(p)), so its "
         "gradient is (q - onehot(t)) / clip(p) with q = clip(p) / sum(clip(p)): every "
         "class gets some, not just -1/p at the label.",
-        xent_grad_only_label,
+        wrong.xent_grad_only_label,
     ),
 )
 

@@ -23,7 +23,8 @@ import os as _os
 # imported before npcnn (docs/14-making-it-fast.md). It changes no number.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
-from . import fast, gradcheck, initializers, naive, ops
+# npcnn.check(path) checks a learner's own ops (npcnn/check/)
+from . import check, fast, gradcheck, initializers, naive, ops
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
 from .optimizers import SGD, Adam
@@ -35,6 +36,7 @@ __all__ = [
     "fast",
     "naive",
     "gradcheck",
+    "check",
     "initializers",
     "Conv2D",
     "Dense",

@@ -1,4 +1,5 @@
-"""Command line: ``npcnn train`` and ``npcnn evaluate`` (also ``python -m npcnn ...``).
+"""Command line: ``npcnn train``, ``npcnn evaluate``, ``npcnn check`` and ``npcnn exercise``
+(also ``python -m npcnn ...``).
 
 ``python -m tfcnn train`` uses the same parser and loop with the TensorFlow
 twin, so the two can be compared run for run.
@@ -183,6 +184,10 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         metavar="PATH",
         help="checkpoint from `npcnn train --save` or `tfcnn train --save`",
     )
+    if framework == "npcnn":  # npcnn check / npcnn exercise: a learner's own ops
+        from .check.command import add_parsers
+
+        add_parsers(sub)
     return parser
 
 
@@ -292,6 +297,10 @@ def main(argv=None) -> int:
     Bad arguments end in argparse's usage message and ``SystemExit(2)``.
     """
     args = build_parser().parse_args(argv)
+    if args.command in ("check", "exercise"):
+        from .check.command import run
+
+        return run(args)
 
     def command():
         check_paths(args)

@@ -10,6 +10,9 @@ What is checked, file by file (docs/*.md, and README.md at the root):
 - a ```python block preceded by ``<!-- source: npcnn/ops/conv2d.py -->`` is a
   quotation of the code, not an example: it is not run, and it must appear
   verbatim (up to indentation) in that file;
+- a ```python block preceded by ``<!-- file: my_relu.py -->`` is a reader's
+  file: it is written to that name in the example's (temporary) folder, then
+  run like any other block;
 - every relative link points at a file that exists, and a link written
   [`name`](../some/file.py) names a function or class defined in that file;
 - docs/make_figures.py still draws every figure the guide shows (without
@@ -38,6 +41,7 @@ DOC_FILES = sorted(DOCS.glob("*.md")) + [p for p in [ROOT / "README.md"] if p.ex
 
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 SOURCE_MARK = re.compile(r"<!--\s*source:\s*(\S+)\s*-->\s*$")
+FILE_MARK = re.compile(r"<!--\s*file:\s*(\S+)\s*-->\s*$")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 NAME_IN_TICKS = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)(?:\(\))?`$")
 
@@ -49,6 +53,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     source: str | None  # path from a preceding <!-- source: ... --> mark
     output: str | None  # the ```text block right after it, if any
+    file: str | None = None  # name from a preceding <!-- file: ... --> mark
 
 
 def parse_blocks(text: str) -> list[Block]:
@@ -70,6 +75,7 @@ def parse_blocks(text: str) -> list[Block]:
                 line=text.count("\n", 0, m.start()) + 1,
                 source=mark.group(1) if mark else None,
                 output=output,
+                file=FILE_MARK.search(before).group(1) if FILE_MARK.search(before) else None,
             )
         )
     return blocks
@@ -108,6 +114,8 @@ def run_examples(text: str, where: str) -> int:
             if block.language != "python" or block.source is not None:
                 continue
             location = f"{where}:{block.line}"
+            if block.file is not None:  # a reader's file: on disk first, for the next blocks
+                Path(block.file).write_text(block.code, encoding="utf-8")
             stdout = io.StringIO()
             with contextlib.redirect_stdout(stdout):
                 exec(compile(block.code, location, "exec"), namespace)  # noqa: S102
@@ -173,6 +181,7 @@ def test_parser_pairs_outputs_and_quotations():
     assert blocks[0].source == "a.py" and blocks[0].output is None
     assert blocks[1].source is None and blocks[1].output == "2\n"
     assert blocks[3].output is None
+    assert parse_blocks("<!-- file: my.py -->\n```python\nx = 1\n```\n")[0].file == "my.py"
     assert _is_quoted_in("y = 2\nz = 3\n", "def f():\n    y = 2\n    z = 3\n")
     assert not _is_quoted_in("y = 2\nz = 4\n", "def f():\n    y = 2\n    z = 3\n")
 

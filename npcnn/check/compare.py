@@ -1,0 +1,203 @@
+"""How far a learner's numbers may be from the reference, and how they differ when they are not.
+
+The tolerances follow the rule the parity tests derive from rounding-error
+bounds (``parity_tests/README.md``)::
+
+    |learner - reference|  <=  2 * c * (eps * M + tiny)        elementwise
+
+``eps`` is the dtype's machine epsilon, ``c`` counts the roundings an element
+goes through (a sum of K terms counts K, in any order; an exp or a log counts
+:data:`TRANSCENDENTAL_ULPS`), ``M`` is the magnitude the error is relative to
+(for a sum of products, the same sum of absolute values), ``tiny`` the
+smallest normal number, and the 2 because both sides may round. Ops that only
+move or select numbers must match exactly (ReLU, flatten, the max-pool's
+forward; its backward adds up the gradients of overlapping windows). A
+correct learner's code, summing in any order, stays inside the bound; a bug
+moves an element by O(M), far outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import ops
+from ..ops.softmax import softmax
+
+TRANSCENDENTAL_ULPS = 4  # an exp or a log: a few units in the last place
+
+
+def rounding_bound(magnitude, roundings, dtype):
+    """``2 * roundings * (eps * magnitude + tiny)`` in float64."""
+    info = np.finfo(dtype)
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    return 2.0 * roundings * (float(info.eps) * magnitude + float(info.tiny))
+
+
+def _abs64(a):
+    return np.abs(np.asarray(a, dtype=np.float64))
+
+
+def bounds(case):
+    """(bound of the forward output, bounds of the gradients) for ``case``."""
+    dtype, args, up = case.dtype, case.args, case.upstream
+    if case.op in ("relu", "flatten"):
+        return 0.0, (0.0,)
+    if case.op == "maxpool2d":  # the max is exact; a cell that wins overlapping windows sums
+        x, pool, strides, padding = args
+        _, cache = ops.maxpool2d_forward(x, pool, strides, padding)
+        last_i, last_j = cache.taps[-1]  # the window is (last_i + 1) x (last_j + 1) cells
+        sh, sw = cache.strides
+        overlap = -(-(last_i + 1) // sh) * -(-(last_j + 1) // sw)  # windows sharing a cell
+        return 0.0, (rounding_bound(ops.maxpool2d_backward(_abs64(up), cache), overlap, dtype),)
+    if case.op == "dense":
+        x, w, b = (_abs64(a) for a in args)
+        dy = _abs64(up)
+        n, (d_in, d_out) = x.shape[0], w.shape
+        return rounding_bound(x @ w + b, d_in + 1, dtype), (
+            rounding_bound(dy @ w.T, d_out, dtype),
+            rounding_bound(x.T @ dy, n, dtype),
+            rounding_bound(dy.sum(axis=0), n, dtype),
+        )
+    if case.op == "conv2d":
+        x, w, b = (_abs64(a) for a in args[:3])
+        y, cache = ops.conv2d_forward(x, w, b, *args[3:])
+        dx, dw, db = ops.conv2d_backward(_abs64(up), cache)
+        kh, kw, cin, cout = w.shape
+        positions = y.shape[0] * y.shape[1] * y.shape[2]
+        return rounding_bound(y, kh * kw * cin + 1, dtype), (
+            rounding_bound(dx, kh * kw * cout, dtype),
+            rounding_bound(dw, positions, dtype),
+            rounding_bound(db, positions, dtype),
+        )
+    if case.op == "softmax":
+        z = np.asarray(args[0], dtype=np.float64)
+        k = z.shape[-1]
+        p = softmax(z)
+        scale = 1.0 + np.abs(z).max(axis=-1, keepdims=True)  # exp(z - m) loses eps*|z| relative
+        dp = _abs64(up)
+        grad = p * (dp + (dp * p).sum(axis=-1, keepdims=True)) * scale
+        c = k + 2 * TRANSCENDENTAL_ULPS
+        return rounding_bound(p * scale, c + 4, dtype), (rounding_bound(grad, c + 6, dtype),)
+    return _crossentropy_bounds(case)
+
+
+def _crossentropy_bounds(case):
+    y_pred, labels, from_logits, reduction = case.args
+    dtype, (n, k) = case.dtype, y_pred.shape
+    y = np.asarray(y_pred, dtype=np.float64)
+    clipped = None if from_logits else np.clip(y, 1e-7, 1 - 1e-7)
+    logits = y if from_logits else np.log(clipped)
+    big = np.abs(logits).max(axis=1)  # the largest logit of each row
+    each = 2 * big + np.log(k) + 1  # -log q[t] = logsumexp - logit[t]
+    c = k + n + 2 * TRANSCENDENTAL_ULPS + 4
+    if reduction == "none":
+        out, per = each, _abs64(case.upstream)
+    else:
+        out = each.sum() / (n if reduction == "mean" else 1)
+        per = np.full(n, float(_abs64(case.upstream)) / (n if reduction == "mean" else 1))
+    onehot = np.eye(k)[labels]
+    grad = (softmax(logits) + onehot) * per[:, None] * (1 + big[:, None])
+    if clipped is not None:
+        grad = grad / clipped
+    return rounding_bound(out, c, dtype), (rounding_bound(grad, k + 12, dtype),)
+
+
+@dataclass
+class Mismatch:
+    """How one result of the learner differs from the reference."""
+
+    name: str  # 'y', 'dx', ...
+    kind: str  # 'type', 'shape', 'dtype', 'nan', 'value'
+    message: str  # one line
+    details: list = field(default_factory=list)  # further lines (index, values, errors)
+
+
+def _fmt(v) -> str:
+    return np.format_float_positional(v, precision=8, trim="-") if np.isfinite(v) else str(v)
+
+
+def as_array(value):
+    """``value`` as a numeric ndarray, or None if it is not one (None, a dict, ...)."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - whatever the learner returned
+        return None
+    return arr if arr.dtype.kind in "fiub" else None
+
+
+def compare(name, got, expected, bound, dtype):
+    """The :class:`Mismatch` between ``got`` and ``expected``, or None when within ``bound``."""
+    expected = np.asarray(expected)
+    arr = as_array(got)
+    if arr is None:
+        return Mismatch(
+            name,
+            "type",
+            f"{name} is {type(got).__name__}, expected a NumPy array of shape {expected.shape}",
+        )
+    if arr.shape != expected.shape:
+        return Mismatch(name, "shape", f"{name} has shape {arr.shape}, expected {expected.shape}")
+    if arr.dtype != np.dtype(dtype):
+        return Mismatch(
+            name,
+            "dtype",
+            f"{name} is {arr.dtype} but the inputs are {np.dtype(dtype)}: "
+            "the result must keep the inputs' dtype",
+        )
+    got64, exp64 = arr.astype(np.float64), expected.astype(np.float64)
+    bad_finite = np.isfinite(got64) != np.isfinite(exp64)
+    bad_finite |= ~np.isfinite(exp64) & ~((got64 == exp64) | (np.isnan(got64) & np.isnan(exp64)))
+    if bad_finite.any():
+        index = tuple(int(i) for i in np.argwhere(bad_finite)[0])
+        return Mismatch(
+            name,
+            "nan",
+            f"{name} holds {_fmt(arr[index])} at index {index}, where the reference has "
+            f"{_fmt(expected[index])}",
+        )
+    bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), arr.shape)
+    finite = np.isfinite(exp64)
+    diff = np.where(finite, np.abs(got64 - exp64), 0.0)
+    bad = diff > bound
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    nonzero = bad & (exp64 != 0)
+    if nonzero.any():
+        rel = f"{(diff[nonzero] / np.abs(exp64[nonzero])).max():.3g}"
+    else:
+        rel = "- (the reference is 0 there)"
+    allowed = bound[index]
+    allowed = "none (must be equal)" if allowed < 1e-250 else f"{allowed:.3g} (from rounding)"
+    where = f"index {index}" if index else "the value"
+    return Mismatch(
+        name,
+        "value",
+        f"{name} differs from the reference in {int(bad.sum())} of {arr.size} elements",
+        [
+            f"first at {where}: expected {_fmt(expected[index])}, got {_fmt(arr[index])}",
+            f"max abs error {diff.max():.3g}, max rel error {rel}",
+            f"difference allowed there: {allowed}",
+        ],
+    )
+
+
+def same(got, other, bound, dtype) -> bool:
+    """Does ``got`` equal ``other`` (a known mistake's result) up to rounding?"""
+    a, b = as_array(got), as_array(other)
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    both = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+    finite = np.isfinite(a64) & np.isfinite(b64)
+    eps = float(np.finfo(dtype).eps)
+    bound = np.asarray(bound, dtype=np.float64)
+    if bound.shape != a.shape:  # a mistake of another shape: the reference's bound does not fit
+        bound = bound.max(initial=0.0)
+    with np.errstate(invalid="ignore"):
+        close = finite & (np.abs(a64 - b64) <= bound + 1024 * eps * np.abs(b64))
+    return bool((both | close).all())

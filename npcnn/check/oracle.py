@@ -1,0 +1,93 @@
+"""The right answers: ``npcnn.ops`` (the default) or TensorFlow's own ops (``--against tf``).
+
+An oracle maps a :class:`~npcnn.check.cases.Case` to the reference output and
+the reference gradients (a tuple, in the order the backward returns them).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import ops
+from .spec import BY_NAME
+
+
+def as_tuple(grads):
+    return tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+
+
+def numpy_reference(case):
+    """npcnn.ops: forward, then backward from our own cache."""
+    forward = getattr(ops, BY_NAME[case.op].forward)
+    backward = getattr(ops, BY_NAME[case.op].backward)
+    out, cache = forward(*case.args)
+    return np.asarray(out), as_tuple(backward(case.upstream, cache))
+
+
+class TensorFlowMissing(ImportError):
+    """``--against tf`` without TensorFlow installed."""
+
+
+def tensorflow_reference():
+    """An oracle running TensorFlow's ops eagerly under a GradientTape (imports TF now)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before import
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise TensorFlowMissing(
+            "--against tf needs TensorFlow, which is not installed here "
+            "(pip install tensorflow); without --against, npcnn.ops is the reference"
+        ) from exc
+
+    def vjp(forward, inputs, upstream):
+        tensors = [tf.constant(a) for a in inputs]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            out = forward(*tensors)
+        grads = tape.gradient(out, tensors, output_gradients=tf.constant(upstream))
+        return out.numpy(), tuple(g.numpy() for g in grads)
+
+    def pair(v):
+        return list(ops._checks.as_pair(v, "strides"))
+
+    def reference(case):
+        args, up = case.args, case.upstream
+        if case.op == "conv2d":
+            x, w, b, strides, padding = args
+            return vjp(
+                lambda x, w, b: tf.nn.conv2d(x, w, pair(strides), padding.upper()) + b,
+                [x, w, b],
+                up,
+            )
+        if case.op == "maxpool2d":
+            x, pool, strides, padding = args
+            steps = pool if strides is None else strides
+            return vjp(
+                lambda x: tf.nn.max_pool2d(x, pair(pool), pair(steps), padding.upper()), [x], up
+            )
+        if case.op == "dense":
+            return vjp(lambda x, w, b: tf.matmul(x, w) + b, list(args), up)
+        if case.op == "relu":
+            return vjp(tf.nn.relu, list(args), up)
+        if case.op == "flatten":
+            x = args[0]
+            return vjp(lambda x: tf.reshape(x, (x.shape[0], -1)), [x], up)
+        if case.op == "softmax":
+            return vjp(tf.nn.softmax, list(args), up)
+        y_pred, labels, from_logits, reduction = args
+        import keras
+
+        def loss(y_pred):
+            each = keras.losses.sparse_categorical_crossentropy(
+                tf.constant(labels), y_pred, from_logits=from_logits
+            )
+            if reduction == "none":
+                return each
+            total = tf.reduce_sum(each)
+            return total if reduction == "sum" else total / tf.cast(tf.size(each), total.dtype)
+
+        return vjp(loss, [y_pred], up)
+
+    return reference

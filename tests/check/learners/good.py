@@ -1,0 +1,175 @@
+"""Every op of npcnn.ops written out the way a learner would: loops, NumPy, nothing else.
+
+``npcnn check`` must pass this file; the tests make each known mistake by
+changing one line of a copy of it.
+"""
+
+import numpy as np
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _same_pads(n, k, s):
+    out = -(-n // s)
+    total = max((out - 1) * s + k - n, 0)
+    return out, total // 2, total - total // 2
+
+
+def _geometry(x, window, strides, padding):
+    """(out_h, out_w), ((top, bottom), (left, right))"""
+    outs, pads = [], []
+    for n, k, s in zip(x.shape[1:3], window, strides):
+        if padding.lower() == "same":
+            out, before, after = _same_pads(n, k, s)
+        else:
+            out, before, after = (n - k) // s + 1, 0, 0
+        outs.append(out)
+        pads.append((before, after))
+    return outs, pads
+
+
+def relu_forward(x):
+    out = np.maximum(x, 0)
+    return out, x
+
+
+def relu_backward(dy, cache):
+    x = cache
+    return dy * (x > 0)
+
+
+def dense_forward(x, w, b):
+    return x @ w + b, (x, w)
+
+
+def dense_backward(dy, cache):
+    x, w = cache
+    dx = dy @ w.T
+    dw = x.T @ dy
+    db = dy.sum(axis=0)
+    return dx, dw, db
+
+
+def flatten_forward(x):
+    return x.reshape(x.shape[0], -1), x.shape
+
+
+def flatten_backward(dy, cache):
+    return dy.reshape(cache)
+
+
+def conv2d_forward(x, w, b, strides=1, padding="same"):
+    sh, sw = _pair(strides)
+    kh, kw, cin, cout = w.shape
+    (out_h, out_w), (pad_h, pad_w) = _geometry(x, (kh, kw), (sh, sw), padding)
+    x_pad = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    y = np.zeros((x.shape[0], out_h, out_w, cout), dtype=x.dtype)
+    for n in range(x.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                window = x_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :]
+                for c in range(cout):
+                    y[n, i, j, c] = np.sum(window * w[:, :, :, c]) + b[c]
+    return y, (x, w, (sh, sw), (pad_h, pad_w))
+
+
+def conv2d_backward(dy, cache):
+    x, w, (sh, sw), (pad_h, pad_w) = cache
+    kh, kw, cin, cout = w.shape
+    x_pad = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros_like(w)
+    db = np.zeros_like(w[0, 0, 0])
+    for n in range(dy.shape[0]):
+        for i in range(dy.shape[1]):
+            for j in range(dy.shape[2]):
+                window = x_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :]
+                for c in range(cout):
+                    g = dy[n, i, j, c]
+                    dx_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :] += g * w[:, :, :, c]
+                    dw[:, :, :, c] += g * window
+                    db[c] += g
+    h, wd = x.shape[1], x.shape[2]
+    dx = dx_pad[:, pad_h[0] : pad_h[0] + h, pad_w[0] : pad_w[0] + wd, :]
+    return dx, dw, db
+
+
+def maxpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(pool_size if strides is None else strides)
+    (out_h, out_w), (pad_h, pad_w) = _geometry(x, (ph, pw), (sh, sw), padding)
+    x_pad = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)), constant_values=-np.inf)
+    y = np.zeros((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x_pad[:, i * sh : i * sh + ph, j * sw : j * sw + pw, :]
+            y[:, i, j, :] = window.max(axis=(1, 2))
+    return y, (x_pad, x.shape, (ph, pw), (sh, sw), (pad_h, pad_w))
+
+
+def maxpool2d_backward(dy, cache):
+    x_pad, x_shape, (ph, pw), (sh, sw), (pad_h, pad_w) = cache
+    dx_pad = np.zeros_like(x_pad)
+    for n in range(dy.shape[0]):
+        for i in range(dy.shape[1]):
+            for j in range(dy.shape[2]):
+                for c in range(dy.shape[3]):
+                    window = x_pad[n, i * sh : i * sh + ph, j * sw : j * sw + pw, c]
+                    a, b = np.unravel_index(np.argmax(window), window.shape)
+                    dx_pad[n, i * sh + a, j * sw + b, c] += dy[n, i, j, c]
+    return dx_pad[:, pad_h[0] : pad_h[0] + x_shape[1], pad_w[0] : pad_w[0] + x_shape[2], :]
+
+
+def softmax_forward(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p, p
+
+
+def softmax_backward(dp, cache):
+    p = cache
+    return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+
+
+EPS = 1e-7
+
+
+def sparse_categorical_crossentropy_forward(y_pred, labels, from_logits=False, reduction="sum"):
+    n = y_pred.shape[0]
+    if from_logits:
+        logits = y_pred
+    else:
+        clipped = np.clip(y_pred, y_pred.dtype.type(EPS), y_pred.dtype.type(1 - EPS))
+        logits = np.log(clipped)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_q = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    losses = -log_q[np.arange(n), labels]
+    if reduction == "sum":
+        loss = losses.sum()
+    elif reduction == "mean":
+        loss = losses.sum() / y_pred.dtype.type(n)
+    else:
+        loss = losses
+    return loss, (y_pred, labels, from_logits, reduction, np.exp(log_q))
+
+
+def sparse_categorical_crossentropy_backward(dloss, cache):
+    y_pred, labels, from_logits, reduction, q = cache
+    n = y_pred.shape[0]
+    if reduction == "none":
+        per = dloss
+    elif reduction == "mean":
+        per = np.full(n, dloss / y_pred.dtype.type(n), dtype=y_pred.dtype)
+    else:
+        per = np.full(n, dloss, dtype=y_pred.dtype)
+    dlogits = q.copy()
+    dlogits[np.arange(n), labels] -= 1
+    dlogits = dlogits * per[:, None]
+    if from_logits:
+        return dlogits
+    lo, hi = y_pred.dtype.type(EPS), y_pred.dtype.type(1 - EPS)
+    clipped = np.clip(y_pred, lo, hi)
+    inside = (y_pred >= lo) & (y_pred <= hi)
+    return np.where(inside, dlogits / clipped, 0).astype(y_pred.dtype)

@@ -102,42 +102,37 @@ def save(fig, out_dir, name):
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
-# ---- figure 1: a kernel sliding over a padded input ----------------------------------
+# ---- figure 1: a kernel sliding over the input ------------------------------------------
 def figure_conv_sliding(out_dir):
-    """Chapter 1/3: 7x7 input, zero-padded to 9x9, 3x3 kernel, 'same' -> 7x7 output."""
+    """Chapter 1's example: a 7x7 edge image, a 3x3 edge kernel, 'valid' -> 5x5 output."""
     image = np.zeros((7, 7))
     image[:, 3:] = 1.0
-    image[2, 1] = 2.0  # a bright dot, so the output is not only the edge
     kernel = np.array([[-1.0, 0.0, 1.0]] * 3)
     x, w, b = image.reshape(1, 7, 7, 1), kernel.reshape(3, 3, 1, 1), np.zeros(1)
-    y, _ = conv2d_forward(x, w, b, padding="same")
-    pads = padding_amounts((7, 7), (3, 3), (1, 1), "same")
-    x_pad = pad_nhwc(x, pads)[0, :, :, 0]
-    (top, bottom), (left, right) = pads
-    is_pad = np.ones_like(x_pad, dtype=bool)
-    is_pad[top : top + 7, left : left + 7] = False
+    y, _ = conv2d_forward(x, w, b, padding="valid")
+    x_pad = image  # 'valid': no padding
 
-    oh, ow = 2, 2  # the output position we show
-    fig, ax = plt.subplots(figsize=(10.5, 4.6))
-    draw_grid(ax, x_pad, shaded=is_pad)
-    outline(ax, (ow, oh), (3, 3), WINDOW_COLOUR)  # window at (oh, ow) in padded coordinates
+    oh, ow = 1, 1  # the output position we show
+    fig, ax = plt.subplots(figsize=(10.5, 4.2))
+    draw_grid(ax, x_pad)
+    outline(ax, (ow, oh), (3, 3), WINDOW_COLOUR)  # window at (oh, ow)
     outline(ax, (ow + 1, oh), (3, 3), WINDOW_COLOUR, width=1.2, style="--")  # the next one
-    ax.text(4.5, 9.6, "input 7x7, zero-padded to 9x9 (grey)", ha="center", fontsize=10)
+    ax.text(3.5, 7.6, "input 7x7", ha="center", fontsize=10)
 
-    kx = 10.6
-    draw_grid(ax, kernel, origin=(kx, 3))
-    outline(ax, (kx, 3), (3, 3), WINDOW_COLOUR)
-    ax.text(kx + 1.5, 6.6, "kernel 3x3", ha="center", fontsize=10)
+    kx = 8.6
+    draw_grid(ax, kernel, origin=(kx, 2))
+    outline(ax, (kx, 2), (3, 3), WINDOW_COLOUR)
+    ax.text(kx + 1.5, 5.6, "kernel 3x3", ha="center", fontsize=10)
 
-    ox = 15.5
+    ox = 13.0
     draw_grid(ax, y[0, :, :, 0], origin=(ox, 1))
     outline(ax, (ox + ow, 1 + oh), (1, 1), OUTPUT_COLOUR, width=3)
-    ax.text(ox + 3.5, 8.6, "output 7x7 ('same')", ha="center", fontsize=10)
+    ax.text(ox + 2.5, 6.6, "output 5x5 ('valid')", ha="center", fontsize=10)
     patch = x_pad[oh : oh + 3, ow : ow + 3]
     terms = " + ".join(f"{p:g}*({k:g})" for p, k in zip(patch.ravel(), kernel.ravel()) if k != 0)
     ax.text(
-        9.5,
-        11.0,
+        9.0,
+        9.0,
         f"red window times kernel, cell by cell, summed:  output[{oh}, {ow}] = {terms}"
         f" = {y[0, oh, ow, 0]:g}\n(the kernel's zeros are left out of the sum)",
         ha="center",
@@ -152,7 +147,7 @@ def figure_conv_sliding(out_dir):
         connectionstyle="arc3,rad=-0.3",
     )
     ax.add_patch(arrow)
-    finish(ax, ox + 7, 11.6)
+    finish(ax, ox + 5, 9.6)
     ax.set_title("Convolution: slide the kernel, multiply, sum (dashed: the next position)")
     save(fig, out_dir, "conv_sliding.png")
 

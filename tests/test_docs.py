@@ -284,7 +284,7 @@ def test_each_chapter_has_a_summary_exercises_and_a_next_link(path):
     if path.name in OUTSIDE_THE_PATTERN:
         pytest.skip(f"{path.name} is outside the chapter pattern")
     index = (DOCS / "README.md").read_text(encoding="utf-8")
-    order = [name for name in re.findall(r"\]\((\d\d-[\w-]+\.md)\)", index)]
+    order = re.findall(r"\]\((\d\d-[\w-]+\.md)\)", index)
     assert path.name in order, f"{path.name} is not in the guide's index (docs/README.md)"
     position = order.index(path.name)
     following = order[position + 1] if position + 1 < len(order) else None

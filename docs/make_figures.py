@@ -4,9 +4,9 @@ Every number in a picture is computed by npcnn (the convolution, the padding
 amounts, the max-pool gradient, the network's shapes, the filters), so a
 figure redrawn after a change to npcnn shows what npcnn does now.
 
-The learned-filters figure trains a small model (the tutorial's first conv
-layer, then a pooling layer and a dense layer) for a few hundred steps on real
-MNIST, if the four IDX files are found in ``--data-dir``, in
+The learned-filters figure and the training curves train a small model (the
+tutorial's first conv layer, then a pooling layer and a dense layer) for a few
+hundred steps on real MNIST, if the four IDX files are found in ``--data-dir``, in
 ``$NPCNN_DATA_DIR/mnist`` or in ``../shared/data/mnist`` next to the
 repository. Nothing is downloaded. Without the data (or with ``--quick``) it
 draws freshly Glorot-initialised filters and says so in the figure.
@@ -689,7 +689,11 @@ def small_model(seed=0):
 
 
 def train_small_model(folder, steps, seed=0):
-    """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss)."""
+    """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss).
+
+    Returns the model, its accuracy on 2000 test images and the run's history
+    in ``npcnn train``'s format: every batch loss, and the accuracy on the
+    first 1000 test images every ``steps // 20`` steps."""
     from npcnn.data import load_mnist
     from npcnn.train import images_to_inputs, train_step
 
@@ -697,17 +701,28 @@ def train_small_model(folder, steps, seed=0):
     (x_train, y_train), (x_test, y_test) = load_mnist(folder)
     model, optimizer = small_model(seed), npcnn.Adam(1e-3)
     rng = np.random.default_rng(seed)
+    history = {"loss": [], "monitor": [], "monitor_data": "the first 1000 test images"}
+    every = max(steps // 20, 1)
+
+    def accuracy_on(n):
+        probs = model.predict(images_to_inputs(x_test[:n]))
+        return float(np.mean(probs.argmax(axis=1) == y_test[:n]))
+
     start = time.time()
-    for _ in range(steps):
+    history["monitor"].append([0, accuracy_on(1000)])
+    for step in range(1, steps + 1):
         idx = rng.integers(0, len(x_train), 50)  # the tutorial's random batches
-        train_step(model, optimizer, images_to_inputs(x_train[idx]), y_train[idx].astype(np.int64))
-    probs = model.predict(images_to_inputs(x_test[:2000]))
-    accuracy = float(np.mean(probs.argmax(axis=1) == y_test[:2000]))
+        x, labels = images_to_inputs(x_train[idx]), y_train[idx].astype(np.int64)
+        history["loss"].append(float(train_step(model, optimizer, x, labels)))
+        if step % every == 0 or step == steps:
+            history["monitor"].append([step, accuracy_on(1000)])
+    accuracy = accuracy_on(2000)
+    history["eval"], history["eval_data"] = [[steps, accuracy]], "the first 2000 test images"
     print(
         f"trained the small model: {steps} steps in {time.time() - start:.0f} s, "
         f"accuracy on 2000 test images {accuracy:.1%}"
     )
-    return model, accuracy
+    return model, accuracy, history
 
 
 def filters_from_checkpoint(path):
@@ -730,13 +745,16 @@ def filters_from_checkpoint(path):
 
 
 def figure_filters(out_dir, quick, steps, data_dir=None, checkpoint=None):
-    """Chapter 12: the 32 kernels of the first conv layer, before and after training."""
+    """Chapter 12: the 32 kernels of the first conv layer, before and after training.
+
+    Returns the training history when it trained (for ``figure_training_curves``)."""
+    history = None
     initial = small_model().params[0][:, :, 0, :].copy()  # (5, 5, 32): one filter per channel
     folder = None if quick or checkpoint else find_mnist(data_dir)
     if checkpoint:
         rows, title = filters_from_checkpoint(checkpoint)
     elif folder is not None:
-        model, accuracy = train_small_model(folder, steps)
+        model, accuracy, history = train_small_model(folder, steps)
         learned = model.params[0][:, :, 0, :]
         rows = [("Glorot-initialised", initial), (f"after {steps} steps", learned)]
         title = (
@@ -759,6 +777,22 @@ def figure_filters(out_dir, quick, steps, data_dir=None, checkpoint=None):
         axes[2 * r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(title + "Red: positive weights, blue: negative.", fontsize=9)
     save(fig, out_dir, "filters.png")
+    return history
+
+
+def figure_training_curves(out_dir, history):
+    """Chapter 12: the small model's loss and accuracy curves, drawn by ``npcnn.plots``."""
+    path = Path(out_dir) / "training_curves.png"
+    if history is not None:
+        from npcnn.plots import plot_training_curves
+
+        plot_training_curves(history, path)
+        print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+        return
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.text(0.5, 0.5, "not trained (--quick, or no MNIST files): no curves", ha="center")
+    ax.axis("off")
+    save(fig, out_dir, "training_curves.png")
 
 
 def main(argv=None):
@@ -784,7 +818,8 @@ def main(argv=None):
     figure_compute_graph(args.out)
     figure_network_shapes(args.out)
     figure_fast_tier(args.out)
-    figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
+    history = figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
+    figure_training_curves(args.out, history)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def plot_training_curves(history, path):
     what = history.get("eval_data", "the test set")
     ax[1].plot(evals[:, 0], evals[:, 1], "o", ms=7, label=f"evaluation: {what}")
     ax[1].set(xlabel="step", ylabel="accuracy", title="accuracy on images never trained on")
+    ax[1].set_ylim(0, 1.02)  # the whole range: chance (0.1) looks like chance
     ax[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -500,7 +500,7 @@ def figure_compute_graph(out_dir):
 # ---- figure 4: the network's shapes ---------------------------------------------------
 def figure_network_shapes(out_dir):
     """Chapter 8: every layer's output shape, from seed_cnn().output_shapes."""
-    model = npcnn.seed_cnn(seed=0)
+    model = npcnn.seed_cnn(seed=0, kernels="ops")  # one entry of model.layers per layer
     names = ["input"] + [layer.name for layer in model.layers]
     shapes = [model.input_shape] + list(model.output_shapes)
     params = [0] + [sum(p.size for p in layer.params) for layer in model.layers]

@@ -28,13 +28,14 @@ import os
 import signal
 import time
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .backend import to_device, to_numpy
 from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, weights_for
+from .curves import AccuracyCurve, check_curve_settings
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .ops._checks import check_bool, positive_int
@@ -55,10 +56,8 @@ class TrainConfig:
     dtype: str = "float32"
     eval_batch_size: int = 1000
     eval_every_epoch: bool = False
-    # accuracy on a held-out subset along the way, for the curves: every N steps
-    # (None: about 20 points per run when plots are drawn, else never; 0: never)
-    monitor_every: int | None = None
-    monitor_size: int = 1000  # the subset: the first N test images
+    monitor_every: int | None = None  # held-out accuracy every N steps: curves.AccuracyCurve
+    monitor_size: int = 1000  # ... on the first N test images
     save: str | None = None
     resume: str | None = None
     plots: str | None = None
@@ -110,13 +109,8 @@ class Learner(Protocol):
 
 def check_config(config: TrainConfig) -> None:
     """Raise ``ValueError`` naming the first setting of ``config`` that cannot work."""
-    for name in ("epochs", "batch_size", "eval_batch_size", "monitor_size"):
+    for name in ("epochs", "batch_size", "eval_batch_size"):
         positive_int(getattr(config, name), name)
-    every = config.monitor_every
-    if every is not None and (
-        isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0
-    ):
-        raise ValueError(f"monitor_every must be an int >= 0 or None, got {every!r}")
     for name in ("steps", "limit_train", "limit_test"):
         if getattr(config, name) is not None:
             positive_int(getattr(config, name), name)
@@ -125,6 +119,7 @@ def check_config(config: TrainConfig) -> None:
     if config.seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {config.seed!r}")
     check_bool(config.eval_every_epoch, "eval_every_epoch")
+    check_curve_settings(config.monitor_every, config.monitor_size)
     lr = config.learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0:
         raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
@@ -354,56 +349,16 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
         f"{config.batch_size} ({total * config.batch_size / len(x_train):.2f} epochs), "
         f"dtype {config.dtype}"
     )
-    monitor = _monitor(config, test, total, log)
-    if monitor is not None:
-        run.history["monitor_data"] = monitor.what
-        run.history.setdefault("monitor", [])
-        if run.step == 0:  # the untrained network: the curve starts at chance
-            monitor.record(run)
-    _train(run, (x_train, y_train), test, total, steps_per_epoch, monitor)
+    curve = AccuracyCurve.start(run, test, total, evaluate)
+    _train(run, (x_train, y_train), test, total, steps_per_epoch, curve)
 
     accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
     run.history["eval"].append([run.step, accuracy])
-    run.history["eval_data"] = f"all {len(test[1])} test images"
     run.checkpoint()
     return {"history": run.history, "accuracy": accuracy, "confusion": confusion, "steps": run.step}
 
 
-class _Monitor(NamedTuple):
-    """A held-out subset whose accuracy a run records every ``every`` steps."""
-
-    what: str  # which data, in words: "the first 1000 of 10000 test images"
-    images: np.ndarray
-    labels: np.ndarray
-    every: int
-
-    def record(self, run):
-        config = run.config
-        acc, _ = evaluate(
-            run.learner, self.images, self.labels, config.eval_batch_size, config.dtype
-        )
-        run.history["monitor"].append([run.step, acc])
-
-
-def _monitor(config: TrainConfig, test, total, log):
-    """The held-out subset whose accuracy the run tracks for its curves, or None
-    when it tracks none; logs which data it uses."""
-    every = config.monitor_every
-    if every is None:
-        every = max(total // 20, 1) if config.plots else 0
-    images, labels = test
-    if every == 0 or len(labels) == 0:
-        return None
-    size = min(config.monitor_size, len(labels))
-    what = f"the first {size} of {len(labels)} test images"
-    log(
-        f"accuracy curve: every {every} steps on {what} (held out from training; "
-        "the final accuracy uses all of them)"
-    )
-    return _Monitor(what, images[:size], labels[:size], every)
-
-
-def _train(run: _Run, train, test, total, steps_per_epoch, monitor=None):
+def _train(run: _Run, train, test, total, steps_per_epoch, curve=None):
     """The loop: random batches until ``total`` steps, with progress, evaluation and checkpoints."""
     (x_train, y_train), config, learner = train, run.config, run.learner
     progress = progress_bar(total, f"{learner.name} train", initial=run.step, unit="step")
@@ -419,10 +374,7 @@ def _train(run: _Run, train, test, total, steps_per_epoch, monitor=None):
             recent = run.history["loss"][-100:]
             rate = images_seen / max(progress.format_dict["elapsed"], 1e-9)
             postfix = f"loss {sum(recent) / len(recent):.4f}, {rate:.0f} img/s"
-            if monitor is not None and (run.step % monitor.every == 0 or run.step == total):
-                monitor.record(run)
-            if monitor is not None:
-                postfix += f", held-out accuracy {run.history['monitor'][-1][1]:.3f}"
+            postfix += curve.after_step(total) if curve else ""
             progress.set_postfix_str(postfix, refresh=False)
             progress.update()
             if not np.isfinite(loss):

@@ -4,9 +4,9 @@ Every number in a picture is computed by npcnn (the convolution, the padding
 amounts, the max-pool gradient, the network's shapes, the filters), so a
 figure redrawn after a change to npcnn shows what npcnn does now.
 
-The learned-filters figure trains a small model (the tutorial's first conv
-layer, then a pooling layer and a dense layer) for a few hundred steps on real
-MNIST, if the four IDX files are found in ``--data-dir``, in
+The learned-filters figure and the training curves train a small model (the
+tutorial's first conv layer, then a pooling layer and a dense layer) for a few
+hundred steps on real MNIST, if the four IDX files are found in ``--data-dir``, in
 ``$NPCNN_DATA_DIR/mnist`` or in ``../shared/data/mnist`` next to the
 repository. Nothing is downloaded. Without the data (or with ``--quick``) it
 draws freshly Glorot-initialised filters and says so in the figure.
@@ -43,11 +43,18 @@ from matplotlib.patches import FancyArrowPatch, Rectangle  # noqa: E402
 from npcnn.ops import (  # noqa: E402
     conv2d_backward,
     conv2d_forward,
+    dense_backward,
+    dense_forward,
     maxpool2d_backward,
     maxpool2d_forward,
+    relu_backward,
+    relu_forward,
+    sparse_categorical_crossentropy_backward,
+    sparse_categorical_crossentropy_forward,
 )
+from npcnn.ops.conv2d import col2im, im2col  # noqa: E402
 from npcnn.ops.padding import output_hw, padding_amounts  # noqa: E402
-from npcnn.ops.windows import pad_nhwc  # noqa: E402
+from npcnn.ops.windows import tap_view  # noqa: E402
 
 DPI = 100
 PAD_COLOUR = "#d9d9d9"
@@ -102,42 +109,37 @@ def save(fig, out_dir, name):
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
-# ---- figure 1: a kernel sliding over a padded input ----------------------------------
+# ---- figure 1: a kernel sliding over the input ------------------------------------------
 def figure_conv_sliding(out_dir):
-    """Chapter 1/3: 7x7 input, zero-padded to 9x9, 3x3 kernel, 'same' -> 7x7 output."""
+    """Chapter 1's example: a 7x7 edge image, a 3x3 edge kernel, 'valid' -> 5x5 output."""
     image = np.zeros((7, 7))
     image[:, 3:] = 1.0
-    image[2, 1] = 2.0  # a bright dot, so the output is not only the edge
     kernel = np.array([[-1.0, 0.0, 1.0]] * 3)
     x, w, b = image.reshape(1, 7, 7, 1), kernel.reshape(3, 3, 1, 1), np.zeros(1)
-    y, _ = conv2d_forward(x, w, b, padding="same")
-    pads = padding_amounts((7, 7), (3, 3), (1, 1), "same")
-    x_pad = pad_nhwc(x, pads)[0, :, :, 0]
-    (top, bottom), (left, right) = pads
-    is_pad = np.ones_like(x_pad, dtype=bool)
-    is_pad[top : top + 7, left : left + 7] = False
+    y, _ = conv2d_forward(x, w, b, padding="valid")
+    x_pad = image  # 'valid': no padding
 
-    oh, ow = 2, 2  # the output position we show
-    fig, ax = plt.subplots(figsize=(10.5, 4.6))
-    draw_grid(ax, x_pad, shaded=is_pad)
-    outline(ax, (ow, oh), (3, 3), WINDOW_COLOUR)  # window at (oh, ow) in padded coordinates
+    oh, ow = 1, 1  # the output position we show
+    fig, ax = plt.subplots(figsize=(10.5, 4.2))
+    draw_grid(ax, x_pad)
+    outline(ax, (ow, oh), (3, 3), WINDOW_COLOUR)  # window at (oh, ow)
     outline(ax, (ow + 1, oh), (3, 3), WINDOW_COLOUR, width=1.2, style="--")  # the next one
-    ax.text(4.5, 9.6, "input 7x7, zero-padded to 9x9 (grey)", ha="center", fontsize=10)
+    ax.text(3.5, 7.6, "input 7x7", ha="center", fontsize=10)
 
-    kx = 10.6
-    draw_grid(ax, kernel, origin=(kx, 3))
-    outline(ax, (kx, 3), (3, 3), WINDOW_COLOUR)
-    ax.text(kx + 1.5, 6.6, "kernel 3x3", ha="center", fontsize=10)
+    kx = 8.6
+    draw_grid(ax, kernel, origin=(kx, 2))
+    outline(ax, (kx, 2), (3, 3), WINDOW_COLOUR)
+    ax.text(kx + 1.5, 5.6, "kernel 3x3", ha="center", fontsize=10)
 
-    ox = 15.5
+    ox = 13.0
     draw_grid(ax, y[0, :, :, 0], origin=(ox, 1))
     outline(ax, (ox + ow, 1 + oh), (1, 1), OUTPUT_COLOUR, width=3)
-    ax.text(ox + 3.5, 8.6, "output 7x7 ('same')", ha="center", fontsize=10)
+    ax.text(ox + 2.5, 6.6, "output 5x5 ('valid')", ha="center", fontsize=10)
     patch = x_pad[oh : oh + 3, ow : ow + 3]
     terms = " + ".join(f"{p:g}*({k:g})" for p, k in zip(patch.ravel(), kernel.ravel()) if k != 0)
     ax.text(
-        9.5,
-        11.0,
+        9.0,
+        9.0,
         f"red window times kernel, cell by cell, summed:  output[{oh}, {ow}] = {terms}"
         f" = {y[0, oh, ow, 0]:g}\n(the kernel's zeros are left out of the sum)",
         ha="center",
@@ -152,7 +154,7 @@ def figure_conv_sliding(out_dir):
         connectionstyle="arc3,rad=-0.3",
     )
     ax.add_patch(arrow)
-    finish(ax, ox + 7, 11.6)
+    finish(ax, ox + 5, 9.6)
     ax.set_title("Convolution: slide the kernel, multiply, sum (dashed: the next position)")
     save(fig, out_dir, "conv_sliding.png")
 
@@ -282,10 +284,223 @@ def figure_conv_backward(out_dir):
     save(fig, out_dir, "conv_backward.png")
 
 
+# ---- figure: the taps of a window view (chapter 1) ----------------------------------------
+def figure_window_taps(out_dir):
+    """Chapter 1: window_view and tap_view on a 7x7 input, 3x3 kernel, stride 2."""
+    n, k, s = 7, 3, 2
+    out = output_hw((n, n), (k, k), (s, s), "valid")
+    index = np.arange(n * n).reshape(1, n, n, 1)  # each cell holds its own number
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.0))
+    blank = np.full((n, n), "", dtype="<U8")
+    # (a) two windows, the taps of the first labelled
+    ax = axes[0]
+    labels = blank.copy()
+    for i in range(k):
+        for j in range(k):
+            labels[i, j] = f"{i},{j}"
+    draw_grid(ax, labels, fmt="{}", fontsize=8)
+    outline(ax, (0, 0), (k, k), WINDOW_COLOUR)
+    outline(ax, (s, 0), (k, k), OUTPUT_COLOUR, style="--")
+    ax.set_title(
+        f"window_view: {k}x{k} kernel, stride {s}:\n{out[0]}x{out[1]} windows; "
+        "window (0, 0) red,\n(0, 1) blue dashed; labels: taps (i, j)",
+        fontsize=9,
+    )
+    finish(ax, n, n)
+    for ax, (i, j) in zip(axes[1:], [(0, 0), (1, 2)]):
+        seen = tap_view(index, i, j, (s, s), out)[0, :, :, 0]  # the cells this tap sees
+        shaded = np.zeros((n, n), dtype=bool)
+        shaded.ravel()[seen.ravel()] = True
+        labels = blank.copy()
+        for (oh, ow), cell in np.ndenumerate(seen):
+            labels.ravel()[cell] = f"{oh},{ow}"
+        draw_grid(ax, labels, fmt="{}", fontsize=8)
+        for cell in seen.ravel():
+            r, c = divmod(int(cell), n)
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor="#fdd0a2", edgecolor="#555555"))
+            ax.text(c + 0.5, r + 0.5, labels[r, c], ha="center", va="center", fontsize=8)
+        ax.set_title(
+            f"tap_view(x_pad, {i}, {j}): what tap ({i}, {j})\nsees in every window, a "
+            f"{out[0]}x{out[1]} view;\nlabels: the window (oh, ow)",
+            fontsize=9,
+        )
+        finish(ax, n, n)
+    save(fig, out_dir, "window_taps.png")
+
+
+# ---- figure: a convolution over three channels (chapter 2) --------------------------------
+def figure_conv_channels(out_dir):
+    """Chapter 2: one 3x3x3 kernel meets three channels; 27 products add into one number."""
+    x = np.zeros((1, 5, 5, 3))
+    x[0, :, 2:, 0] = 1.0  # red: bright from column 2 on
+    x[0, :, :, 2] = 0.5  # blue: 0.5 everywhere
+    w = np.zeros((3, 3, 3, 1))
+    w[:, :, 0, 0] = [[-1, 0, 1]] * 3  # red layer: an edge detector
+    w[:, :, 2, 0] = 1.0  # blue layer: adds up the window
+    y, _ = conv2d_forward(x, w, np.zeros(1), padding="valid")
+    oh, ow = 0, 1
+    names = ["channel 0 (red)", "channel 1 (green)", "channel 2 (blue)"]
+    tints = ["#fee0d2", "#e5f5e0", "#deebf7"]
+    fig, ax = plt.subplots(figsize=(12, 5.2))
+    parts = []
+    for c in range(3):
+        ox = c * 7.0
+        draw_grid(ax, x[0, :, :, c], origin=(ox, 0), colour=tints[c], fontsize=8)
+        outline(ax, (ox + ow, oh), (3, 3), WINDOW_COLOUR)
+        ax.text(ox + 2.5, -0.5, names[c], ha="center", fontsize=9)
+        draw_grid(ax, w[:, :, c, 0], origin=(ox + 1, 6.2), colour=tints[c], fontsize=8)
+        outline(ax, (ox + 1, 6.2), (3, 3), WINDOW_COLOUR)
+        ax.text(ox + 2.5, 9.8, f"kernel slice w[:, :, {c}, 0]", ha="center", fontsize=8)
+        part = float(np.sum(x[0, oh : oh + 3, ow : ow + 3, c] * w[:, :, c, 0]))
+        parts.append(part)
+        ax.text(ox + 2.5, 10.6, f"window x slice: {part:g}", ha="center", fontsize=9)
+        if c < 2:
+            ax.text(ox + 6.0, 5.5, "+", ha="center", va="center", fontsize=20)
+    ox = 21.5
+    draw_grid(ax, y[0, :, :, 0], origin=(ox, 1), fmt="{:g}", fontsize=8)
+    outline(ax, (ox + ow, 1 + oh), (1, 1), OUTPUT_COLOUR, width=3)
+    ax.text(ox + 1.5, 0.5, "output channel 0", ha="center", fontsize=9)
+    ax.text(
+        ox + 1.5,
+        5.0,
+        " + ".join(f"{p:g}" for p in parts) + f"\n= {y[0, oh, ow, 0]:g}",
+        ha="center",
+        fontsize=9,
+        color=OUTPUT_COLOUR,
+    )
+    finish(ax, ox + 3, 11.0)
+    ax.set_title(
+        "One kernel is a 3x3x3 cube: slice c meets channel c under the window, and all "
+        "27 products add up into one output number.\nA second kernel would give a "
+        "second output channel.",
+        fontsize=10,
+        pad=22,
+    )
+    save(fig, out_dir, "conv_channels.png")
+
+
+# ---- figure: im2col and col2im (chapter 10) -------------------------------------------------
+def figure_im2col_col2im(out_dir):
+    """Chapter 10: im2col copies each window of a 3x3 input into a row; col2im adds back."""
+    x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
+    cols = im2col(x, (2, 2), (1, 1), (2, 2))  # (4 windows, 4 taps)
+    counts = col2im(np.ones((1, 2, 2, 2, 2, 1)), x.shape, (2, 2), (1, 1), (2, 2))[0, :, :, 0]
+    colours = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc"]
+    edges = [WINDOW_COLOUR, OUTPUT_COLOUR, "#2ca02c", "#bcbd22"]
+    fig, ax = plt.subplots(figsize=(12, 4.4))
+    draw_grid(ax, x[0, :, :, 0], origin=(0, 1))
+    for k, (oh, ow) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        d = 0.06 * k
+        outline(ax, (ow + d, 1 + oh + d), (2 - 2 * d, 2 - 2 * d), edges[k], width=2)
+    ax.text(1.5, 0.5, "x_pad 3x3, four 2x2 windows", ha="center", fontsize=9)
+    ox = 7.0
+    for r in range(4):
+        for c in range(4):
+            ax.add_patch(
+                Rectangle((ox + c, 1 + r), 1, 1, facecolor=colours[r], edgecolor="#555555")
+            )
+            ax.text(ox + c + 0.5, 1.5 + r, f"{cols[r, c]:g}", ha="center", va="center")
+        ax.text(
+            ox - 0.2,
+            1.5 + r,
+            f"window ({r // 2}, {r % 2})",
+            ha="right",
+            va="center",
+            fontsize=8,
+            color=edges[r],
+        )
+    for c in range(4):
+        ax.text(ox + c + 0.5, 0.7, f"tap {c // 2},{c % 2}", ha="center", fontsize=7)
+    ax.text(ox + 2, 6.0, "cols = im2col(x_pad): one window per row", ha="center", fontsize=9)
+    ox2 = 14.5
+    draw_grid(ax, counts, origin=(ox2, 1), colour="#fdd0a2")
+    ax.text(ox2 + 1.5, 0.5, "col2im(dcols of ones)", ha="center", fontsize=9)
+    ax.text(
+        ox2 + 1.5,
+        5.2,
+        "each cell collects one entry\nper window it is in: 1, 2 or 4",
+        ha="center",
+        fontsize=9,
+    )
+    for start, end, words in [
+        ((3.3, 2.5), (4.6, 2.5), "im2col:\ncopy"),
+        ((11.3, 2.5), (14.2, 2.5), "col2im: add each row\nback onto its window"),
+    ]:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=15))
+        ax.text((start[0] + end[0]) / 2, 3.6, words, ha="center", fontsize=8)
+    finish(ax, ox2 + 3, 6.4)
+    ax.set_title("im2col and its adjoint col2im (2x2 kernel, stride 1, 'valid')", fontsize=10)
+    save(fig, out_dir, "im2col_col2im.png")
+
+
+# ---- figure: a computational graph, forward values and backward gradients (chapter 9) -----
+def figure_compute_graph(out_dir):
+    """Chapter 9: dense -> ReLU -> softmax cross-entropy, values above, gradients below."""
+    x = np.array([[1.0, 2.0, 3.0]])
+    w = np.array([[1.0, -1.0], [0.0, 1.0], [2.0, -1.0]])
+    b = np.array([0.5, 0.0])
+    label = np.array([1])
+    z, dense_cache = dense_forward(x, w, b)
+    a, relu_cache = relu_forward(z)
+    loss, ce_cache = sparse_categorical_crossentropy_forward(a, label, from_logits=True)
+    da = sparse_categorical_crossentropy_backward(1.0, ce_cache)
+    dz = relu_backward(da, relu_cache)
+    dx, dw, db = dense_backward(dz, dense_cache)
+
+    def show(v):
+        v = np.atleast_2d(np.asarray(v, dtype=float))
+        rows = ["[" + ", ".join(f"{e:.3g}" for e in row) + "]" for row in v]
+        return rows[0] if len(rows) == 1 else "[" + ", ".join(rows) + "]"
+
+    fig, ax = plt.subplots(figsize=(12, 4.6))
+    nodes = [  # (x, y, name, forward value, gradient)
+        (0.0, 3.2, "x", show(x), show(dx)),
+        (0.0, 1.6, "w", show(w), show(dw)),
+        (0.0, 0.0, "b", show(b), show(db)),
+        (6.0, 1.6, "z", show(z), show(dz)),
+        (10.2, 1.6, "a", show(a), show(da)),
+        (15.0, 1.6, "L", f"{float(loss):.3g}", "1"),
+    ]
+    ops = [
+        (3.6, 1.6, "x @ w + b"),
+        (8.1, 1.6, "relu"),
+        (12.6, 1.6, "softmax +\ncross-\nentropy\n(label 1)"),
+    ]
+    for ox, oy, name, value, grad in nodes:
+        box = {"boxstyle": "round", "facecolor": "#f0f0f0"}
+        ax.text(ox, oy + 0.35, f"{name} = {value}", ha="center", fontsize=8, bbox=box)
+        ax.text(ox, oy - 0.35, f"dL/d{name} = {grad}", ha="center", fontsize=8, color=WINDOW_COLOUR)
+    for ox, oy, label_text in ops:
+        circle = {"boxstyle": "circle", "facecolor": "#deebf7"}
+        ax.text(ox, oy, label_text, ha="center", va="center", fontsize=8, bbox=circle)
+    arrows = [
+        ((1.2, 3.1), (3.0, 2.0)),
+        ((2.2, 1.6), (2.9, 1.6)),
+        ((1.0, 0.1), (3.0, 1.2)),
+        ((4.3, 1.6), (5.0, 1.6)),
+        ((7.0, 1.6), (7.7, 1.6)),
+        ((8.5, 1.6), (9.3, 1.6)),
+        ((11.1, 1.6), (11.8, 1.6)),
+        ((13.4, 1.6), (14.5, 1.6)),
+    ]
+    for start, end in arrows:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=12))
+    ax.set_xlim(-2.0, 16.0)
+    ax.set_ylim(-0.9, 4.1)
+    ax.axis("off")
+    ax.set_title(
+        "Forward (black, left to right): each node's value. Backward (red, right to left): "
+        "dL/d(node),\neach op turning the gradient of its output into the gradients of its "
+        "inputs (local derivative x upstream gradient)",
+        fontsize=10,
+    )
+    save(fig, out_dir, "compute_graph.png")
+
+
 # ---- figure 4: the network's shapes ---------------------------------------------------
 def figure_network_shapes(out_dir):
     """Chapter 8: every layer's output shape, from seed_cnn().output_shapes."""
-    model = npcnn.seed_cnn(seed=0)
+    model = npcnn.seed_cnn(seed=0, kernels="ops")  # one entry of model.layers per layer
     names = ["input"] + [layer.name for layer in model.layers]
     shapes = [model.input_shape] + list(model.output_shapes)
     params = [0] + [sum(p.size for p in layer.params) for layer in model.layers]
@@ -474,7 +689,11 @@ def small_model(seed=0):
 
 
 def train_small_model(folder, steps, seed=0):
-    """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss)."""
+    """Train ``small_model`` with the tutorial's loop (Adam 1e-3, batch 50, summed loss).
+
+    Returns the model, its accuracy on 2000 test images and the run's history
+    in ``npcnn train``'s format: every batch loss, and the accuracy on the
+    first 1000 test images every ``steps // 20`` steps."""
     from npcnn.datasets import load_mnist
     from npcnn.train import images_to_inputs, train_step
 
@@ -482,17 +701,28 @@ def train_small_model(folder, steps, seed=0):
     (x_train, y_train), (x_test, y_test) = load_mnist(folder)
     model, optimizer = small_model(seed), npcnn.Adam(1e-3)
     rng = np.random.default_rng(seed)
+    history = {"loss": [], "monitor": [], "monitor_data": "the first 1000 test images"}
+    every = max(steps // 20, 1)
+
+    def accuracy_on(n):
+        probs = model.predict(images_to_inputs(x_test[:n]))
+        return float(np.mean(probs.argmax(axis=1) == y_test[:n]))
+
     start = time.time()
-    for _ in range(steps):
+    history["monitor"].append([0, accuracy_on(1000)])
+    for step in range(1, steps + 1):
         idx = rng.integers(0, len(x_train), 50)  # the tutorial's random batches
-        train_step(model, optimizer, images_to_inputs(x_train[idx]), y_train[idx].astype(np.int64))
-    probs = model.predict(images_to_inputs(x_test[:2000]))
-    accuracy = float(np.mean(probs.argmax(axis=1) == y_test[:2000]))
+        x, labels = images_to_inputs(x_train[idx]), y_train[idx].astype(np.int64)
+        history["loss"].append(float(train_step(model, optimizer, x, labels)))
+        if step % every == 0 or step == steps:
+            history["monitor"].append([step, accuracy_on(1000)])
+    accuracy = accuracy_on(2000)
+    history["eval"], history["eval_data"] = [[steps, accuracy]], "the first 2000 test images"
     print(
         f"trained the small model: {steps} steps in {time.time() - start:.0f} s, "
         f"accuracy on 2000 test images {accuracy:.1%}"
     )
-    return model, accuracy
+    return model, accuracy, history
 
 
 def filters_from_checkpoint(path):
@@ -515,13 +745,16 @@ def filters_from_checkpoint(path):
 
 
 def figure_filters(out_dir, quick, steps, data_dir=None, checkpoint=None):
-    """Chapter 12: the 32 kernels of the first conv layer, before and after training."""
+    """Chapter 12: the 32 kernels of the first conv layer, before and after training.
+
+    Returns the training history when it trained (for ``figure_training_curves``)."""
+    history = None
     initial = small_model().params[0][:, :, 0, :].copy()  # (5, 5, 32): one filter per channel
     folder = None if quick or checkpoint else find_mnist(data_dir)
     if checkpoint:
         rows, title = filters_from_checkpoint(checkpoint)
     elif folder is not None:
-        model, accuracy = train_small_model(folder, steps)
+        model, accuracy, history = train_small_model(folder, steps)
         learned = model.params[0][:, :, 0, :]
         rows = [("Glorot-initialised", initial), (f"after {steps} steps", learned)]
         title = (
@@ -544,6 +777,22 @@ def figure_filters(out_dir, quick, steps, data_dir=None, checkpoint=None):
         axes[2 * r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     fig.suptitle(title + "Red: positive weights, blue: negative.", fontsize=9)
     save(fig, out_dir, "filters.png")
+    return history
+
+
+def figure_training_curves(out_dir, history):
+    """Chapter 12: the small model's loss and accuracy curves, drawn by ``npcnn.plots``."""
+    path = Path(out_dir) / "training_curves.png"
+    if history is not None:
+        from npcnn.plots import plot_training_curves
+
+        plot_training_curves(history, path)
+        print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+        return
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.text(0.5, 0.5, "not trained (--quick, or no MNIST files): no curves", ha="center")
+    ax.axis("off")
+    save(fig, out_dir, "training_curves.png")
 
 
 def main(argv=None):
@@ -563,9 +812,14 @@ def main(argv=None):
     figure_same_vs_valid(args.out)
     figure_maxpool_gradient(args.out)
     figure_conv_backward(args.out)
+    figure_window_taps(args.out)
+    figure_conv_channels(args.out)
+    figure_im2col_col2im(args.out)
+    figure_compute_graph(args.out)
     figure_network_shapes(args.out)
     figure_fast_tier(args.out)
-    figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
+    history = figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
+    figure_training_curves(args.out, history)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,21 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         help="also evaluate on the test set after every epoch",
     )
     t.add_argument(
+        "--monitor-every",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="record the accuracy on a held-out subset every N steps, for the curves "
+        "(default: about 20 times a run with --plots, else never; 0: never)",
+    )
+    t.add_argument(
+        "--monitor-size",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="that subset: the first N test images (default 1000)",
+    )
+    t.add_argument(
         "--save",
         default=None,
         metavar="PATH",

@@ -1,6 +1,8 @@
 """PNG plots for people who would rather look than read (needs matplotlib).
 
-- training curves: the loss of every step (and its running mean), test accuracy;
+- training curves: the loss of every step (and its running mean), and the
+  accuracy on held-out images along the way (``history["monitor"]``, a subset
+  of the test set, named in the legend) and at the evaluations;
 - the learned first-layer filters (32 kernels of 5x5);
 - the first layer's feature maps for one digit;
 - a confusion matrix.
@@ -53,9 +55,16 @@ def plot_training_curves(history, path):
         ax[0].plot(np.arange(window - 1, len(loss)), smooth, label=f"mean of {window}")
     ax[0].set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
     ax[0].legend()
+    curve = np.asarray(history.get("monitor", []), dtype=float).reshape(-1, 2)
+    if len(curve):
+        what = history.get("monitor_data", "a held-out subset")
+        ax[1].plot(curve[:, 0], curve[:, 1], ".-", label=f"along the way: {what}")
     evals = np.asarray(history["eval"], dtype=float).reshape(-1, 2)
-    ax[1].plot(evals[:, 0], evals[:, 1], "o-")
-    ax[1].set(xlabel="step", ylabel="accuracy", title="test accuracy")
+    what = history.get("eval_data", "the test set")
+    ax[1].plot(evals[:, 0], evals[:, 1], "o", ms=7, label=f"evaluation: {what}")
+    ax[1].set(xlabel="step", ylabel="accuracy", title="accuracy on images never trained on")
+    ax[1].set_ylim(0, 1.02)  # the whole range: chance (0.1) looks like chance
+    ax[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

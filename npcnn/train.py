@@ -38,6 +38,7 @@ import numpy as np
 from .backend import to_device, to_numpy
 from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights_for
+from .curves import AccuracyCurve, check_curve_settings
 from .model import seed_cnn
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
@@ -58,6 +59,8 @@ class TrainConfig:
     dtype: str = "float32"
     eval_batch_size: int = 1000
     eval_every_epoch: bool = False
+    monitor_every: int | None = None  # held-out accuracy every N steps: curves.AccuracyCurve
+    monitor_size: int = 1000  # ... on the first N test images
     save: str | None = None
     save_every: int = 1000  # also checkpoint every N steps (0: only at epoch ends, end, Ctrl-C)
     resume: str | None = None
@@ -118,6 +121,7 @@ def check_config(config: TrainConfig) -> None:
     non_negative_int(config.seed, "seed")
     non_negative_int(config.save_every, "save_every")
     check_bool(config.eval_every_epoch, "eval_every_epoch")
+    check_curve_settings(config.monitor_every, config.monitor_size)
     lr = config.learning_rate
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0:
         raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
@@ -345,7 +349,8 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
         f"{config.batch_size} ({total * config.batch_size / len(x_train):.2f} epochs), "
         f"dtype {config.dtype}"
     )
-    _train(run, (x_train, y_train), test, total, steps_per_epoch)
+    curve = AccuracyCurve.start(run, test, total, evaluate)
+    _train(run, (x_train, y_train), test, total, steps_per_epoch, curve)
 
     accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
     evals = run.history["eval"]
@@ -355,7 +360,7 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     return {"history": run.history, "accuracy": accuracy, "confusion": confusion, "steps": run.step}
 
 
-def _train(run: _Run, train, test, total, steps_per_epoch):
+def _train(run: _Run, train, test, total, steps_per_epoch, curve=None):
     """The loop: random batches until ``total`` steps, with progress, evaluation and checkpoints."""
     (x_train, y_train), config, learner = train, run.config, run.learner
     progress = progress_bar(total, f"{learner.name} train", initial=run.step, unit="step")
@@ -371,6 +376,7 @@ def _train(run: _Run, train, test, total, steps_per_epoch):
             recent = run.history["loss"][-100:]
             rate = images_seen / max(progress.format_dict["elapsed"], 1e-9)
             postfix = f"loss {sum(recent) / len(recent):.4f}, {rate:.0f} img/s"
+            postfix += curve.after_step(total) if curve else ""
             progress.set_postfix_str(postfix, refresh=False)
             progress.update()
             if not np.isfinite(loss):

@@ -16,7 +16,9 @@ What is checked, file by file (docs/*.md, and README.md at the root):
 - every relative link points at a file that exists, and a link written
   [`name`](../some/file.py) names a function or class defined in that file;
 - docs/make_figures.py still draws every figure the guide shows (without
-  training), and the committed PNGs exist and stay small.
+  training), and the committed PNGs exist and stay small;
+- every numbered chapter ends with a summary, exercises with folded answers
+  and a link to the next chapter of the index.
 
 ```bash and other ```text blocks (commands that need data or TensorFlow) are
 not run.
@@ -242,3 +244,58 @@ def test_make_figures_draws_every_figure_the_guide_shows(tmp_path):
     for name in shown:
         size = (DOCS / "figures" / name).stat().st_size
         assert size < 150_000, f"docs/figures/{name} is {size} bytes; keep figures small"
+
+
+CHAPTERS = sorted(DOCS.glob("[0-9][0-9]-*.md"))
+# Chapters written and kept by others' hands, not (yet) held to the chapter
+# pattern below: the fast tier's chapter and the write-your-own walkthrough.
+OUTSIDE_THE_PATTERN = {"14-making-it-fast.md", "15-write-your-own.md"}
+EXERCISE = re.compile(r"^\*\*\d+\.\*\*", re.M)
+
+
+def chapter_problems(text: str, name: str, following: str | None) -> list[str]:
+    """A chapter ends with a summary, 2 or more exercises with folded answers
+    (or hints), and a link to the next chapter."""
+    problems = []
+    if "\n## Summary\n" not in text:
+        problems.append(f"{name}: no '## Summary' section")
+    exercises = text.split("\n## Exercises\n", 1)
+    if len(exercises) < 2:
+        problems.append(f"{name}: no '## Exercises' section")
+    else:
+        count = len(EXERCISE.findall(exercises[1]))
+        if count < 2:
+            problems.append(f"{name}: {count} exercise(s); write 2 or 3")
+        if exercises[1].count("<details>") < count - 1:
+            problems.append(f"{name}: exercises without a folded <details> answer")
+        if exercises[1].count("<details>") != exercises[1].count("</details>"):
+            problems.append(f"{name}: unbalanced <details> blocks")
+    if following is not None and f"]({following})" not in text.rsplit("## Exercises", 1)[-1]:
+        problems.append(f"{name}: the end of the chapter does not link to {following}")
+    return problems
+
+
+def test_the_chapter_pattern_check_catches_a_chapter_without_it():
+    good = (
+        "x\n## Summary\n- a\n\n## Exercises\n\n**1.** q\n\n<details>\n<summary>Answer</summary>\n"
+        "a\n</details>\n\n**2.** q\n\n<details>\n<summary>Answer</summary>\na\n</details>\n\n"
+        "Next: [2. B](02-b.md)\n"
+    )
+    assert chapter_problems(good, "good.md", "02-b.md") == []
+    assert chapter_problems(good.replace("## Summary", "## Recap"), "bad.md", "02-b.md")
+    assert chapter_problems(good.replace("**2.**", "2."), "bad.md", "02-b.md")
+    assert chapter_problems(good.replace("</details>", "", 1), "bad.md", "02-b.md")
+    assert chapter_problems(good, "bad.md", "03-c.md")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
+def test_each_chapter_has_a_summary_exercises_and_a_next_link(path):
+    if path.name in OUTSIDE_THE_PATTERN:
+        pytest.skip(f"{path.name} is outside the chapter pattern")
+    index = (DOCS / "README.md").read_text(encoding="utf-8")
+    order = re.findall(r"\]\((\d\d-[\w-]+\.md)\)", index)
+    assert path.name in order, f"{path.name} is not in the guide's index (docs/README.md)"
+    position = order.index(path.name)
+    following = order[position + 1] if position + 1 < len(order) else None
+    problems = chapter_problems(path.read_text(encoding="utf-8"), path.name, following)
+    assert not problems, "\n".join(problems)

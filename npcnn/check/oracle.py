@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from .. import ops
+from ..validation import as_pair
 from .spec import BY_NAME
 
 
@@ -50,7 +51,7 @@ def tensorflow_reference():
         return out.numpy(), tuple(g.numpy() for g in grads)
 
     def pair(v):
-        return list(ops._checks.as_pair(v, "strides"))
+        return list(as_pair(v, "strides"))
 
     def reference(case):
         args, up = case.args, case.upstream

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ops._checks import as_pair
 from ..ops.conv2d import im2col
 from ..ops.crossentropy import EPSILON
 from ..ops.padding import output_hw, padding_amounts
 from ..ops.softmax import softmax
 from ..ops.windows import pad_nhwc, tap_view
+from ..validation import as_pair
 
 
 # ---- conv2d -------------------------------------------------------------------------------

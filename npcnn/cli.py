@@ -8,7 +8,6 @@ twin, so the two can be compared run for run.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -16,6 +15,7 @@ import time
 import numpy as np
 
 from .train import TrainConfig, TrainingDiverged, evaluate, fit, make_numpy_learner
+from .validation import COUNT, RATE, SEED
 
 EXIT_ERROR = 2  # bad arguments (argparse's own code), unreadable files, full disk...
 EXIT_DIVERGED = 3  # the loss became NaN or inf; the last good checkpoint is kept
@@ -25,26 +25,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError, ImportError, MemoryError)
 
 
-# ---- argparse types: every number is checked before any work starts --------------------
-def number_type(parse, accept, expected: str):
-    """An argparse type: ``parse(text)`` (``int`` or ``float``), refused unless
-    ``accept(value)``, with the message "expected <expected>, got '<text>'"."""
-
-    def convert(text: str):
-        try:
-            value = parse(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return convert
-
-
-COUNT = number_type(int, lambda n: n >= 1, "a positive integer")  # steps, batch sizes, limits
-SEED = number_type(int, lambda n: n >= 0, "an integer >= 0")
-RATE = number_type(float, lambda x: math.isfinite(x) and x > 0, "a finite positive number")
+# argparse types (every number is checked before any work starts): npcnn.validation
 
 
 def check_writable_file(path, what: str) -> None:
@@ -150,7 +131,7 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     )
     t.add_argument(
         "--monitor-every",
-        type=non_negative_int,
+        type=SEED,
         default=None,
         metavar="N",
         help="record the accuracy on a held-out subset every N steps, for the curves "
@@ -158,7 +139,7 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     )
     t.add_argument(
         "--monitor-size",
-        type=positive_int,
+        type=COUNT,
         default=1000,
         metavar="N",
         help="that subset: the first N test images (default 1000)",
@@ -173,7 +154,7 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     )
     t.add_argument(
         "--save-every",
-        type=non_negative_int,
+        type=SEED,
         default=TrainConfig.save_every,
         metavar="N",
         help=f"also checkpoint every N steps (default {TrainConfig.save_every}; 0: only at epoch "

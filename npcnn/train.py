@@ -1,7 +1,6 @@
 """Training and evaluation: the tutorial's loop, in NumPy.
 
-The heart of it is :func:`train_step`, five lines that are the whole of
-learning::
+The heart of it is :func:`train_step`, the whole of learning::
 
     probs = model.forward(x)                                  # predict
     loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
@@ -15,8 +14,7 @@ resumption. A run killed outright (SIGKILL, the OOM killer, a power cut)
 resumes from its last checkpoint and ends bit for bit where a run never
 killed ends, having redone at most ``save_every`` steps. ``fit`` drives any
 :class:`Learner` -- an object with ``train_step``, ``predict``,
-``named_params``/``set_weights`` and optimizer state -- so the TensorFlow twin
-(``python -m tfcnn train``) runs through the very same loop.
+``named_params``/``set_weights`` and optimizer state -- so ``python -m tfcnn train`` runs it too.
 
 A run whose loss becomes NaN or inf stops with :class:`TrainingDiverged`
 (a ``FloatingPointError``) and never writes the diverged weights over

@@ -7,6 +7,9 @@ and normalise arguments; the math lives in the op modules.
 
 from __future__ import annotations
 
+import argparse
+import math
+
 import numpy as np
 
 PADDINGS = ("same", "valid")
@@ -121,3 +124,25 @@ def check_dense_args(x, w, b):
         raise ValueError(
             f"b must have shape ({w.shape[1]},) to match w {tuple(w.shape)}, got {tuple(b.shape)}"
         )
+
+
+# ---- argparse types: every number is checked before any work starts --------------------
+def number_type(parse, accept, expected: str):
+    """An argparse type: ``parse(text)`` (``int`` or ``float``), refused unless
+    ``accept(value)``, with the message "expected <expected>, got '<text>'"."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
+
+
+COUNT = number_type(int, lambda n: n >= 1, "a positive integer")  # steps, batch sizes, limits
+SEED = number_type(int, lambda n: n >= 0, "an integer >= 0")
+RATE = number_type(float, lambda x: math.isfinite(x) and x > 0, "a finite positive number")

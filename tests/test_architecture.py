@@ -40,8 +40,9 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     {"backend": (), "validation": (), "atomicwrite": (), "bars": (), "initializers": ()},
     {
         "ops": ("backend", "validation"),
-        "datasets": ("atomicwrite", "bars"),
+        "datasets": ("atomicwrite", "bars", "validation"),
         "checkpoint": ("atomicwrite",),
+        "curves": ("validation",),
     },
     {
         "naive": ("validation", "ops.padding"),
@@ -58,7 +59,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     },
     {
         "train": (
-            *("backend", "validation", "bars", "atomicwrite", "checkpoint", "datasets"),
+            *("backend", "validation", "bars", "atomicwrite", "checkpoint", "curves", "datasets"),
             *("ops", "fast", "layers", "model", "optimizers"),
         ),
     },

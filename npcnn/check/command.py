@@ -13,7 +13,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as npcnn train
 
 def add_parsers(sub) -> None:
     """Add ``check`` and ``exercise`` to the subparsers ``sub`` of ``npcnn``."""
-    from ..cli import non_negative_int, positive_float  # the argparse number types of npcnn
+    from ..validation import RATE, SEED  # the argparse number types of npcnn
 
     names = ", ".join(op.name for op in OPS)
     c = sub.add_parser(
@@ -38,14 +38,14 @@ def add_parsers(sub) -> None:
         help="default: 15 cases per variant of an op (seconds); thorough: 150",
     )
     c.add_argument(
-        "--seed", type=non_negative_int, default=None, help="the random seed of the search"
+        "--seed", type=SEED, default=None, help="the random seed of the search"
     )
     c.add_argument(
         "--replay", default=None, metavar="OP:SEED", help="rerun one failure a report printed"
     )
     c.add_argument(
         "--time-limit",
-        type=positive_float,
+        type=RATE,
         default=2.0,
         metavar="SECONDS",
         help="how long one case (your forward and backward) may take (default 2)",

@@ -1,4 +1,4 @@
-"""npcnn.fast.cuda_kernels without a GPU: it imports without CuPy, and its CUDA
+"""benchmarks/cuda_kernels.py without a GPU: it imports without CuPy, and its CUDA
 source, compiled as plain C++ with a small shim, computes what npcnn.ops computes.
 
 The shim defines ``__global__``/``__device__`` away and makes ``blockIdx``,
@@ -9,7 +9,7 @@ monkeypatched: ``_cupy`` (NumPy stands in for CuPy), ``_check_cupy`` (only
 contiguity is checked) and ``_kernel`` (the shim's function instead of the
 NVRTC-compiled one). So these tests check the kernels' index arithmetic, the
 host code's argument order and the summation order (bit-exact against the
-ops) -- everything but NVRTC and the GPU, which tests/test_gpu_kernels.py does.
+ops) -- everything but NVRTC and the GPU, which tests/benchmarks/test_gpu_kernels.py does.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ def test_module_imports_without_cupy():
         import sys
         sys.modules["cupy"] = None  # any 'import cupy' now raises ImportError
         import npcnn
-        from npcnn.fast import cuda_kernels as ck
+        from benchmarks import cuda_kernels as ck
         assert "npcnn_maxpool_fwd" in ck.CUDA_SOURCE and callable(ck.adam_update_all)
         try:
             ck.bias_relu_forward(None, None)
@@ -45,7 +46,8 @@ def test_module_imports_without_cupy():
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    root = Path(__file__).resolve().parents[2]  # the checkout: benchmarks/ is not installed
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -105,7 +107,7 @@ CXX = shutil.which("g++") or shutil.which("clang++")
 def shim_lib(tmp_path_factory):
     if CXX is None:
         pytest.skip("no C++ compiler to run the CUDA source on the CPU")
-    from npcnn.fast import cuda_kernels as ck
+    from benchmarks import cuda_kernels as ck
 
     d = tmp_path_factory.mktemp("cudashim")
     src, lib = d / "kernels.cpp", d / "kernels.so"
@@ -128,7 +130,7 @@ CT = {
 @pytest.fixture
 def ck(shim_lib, monkeypatch):
     """cuda_kernels with NumPy for CuPy and the shim's functions for the kernels."""
-    from npcnn.fast import cuda_kernels
+    from benchmarks import cuda_kernels
 
     def kernel(name, dtype):
         fn = getattr(shim_lib, f"{name}_{cuda_kernels.CTYPES[np.dtype(dtype)]}")

@@ -1,5 +1,9 @@
 """Fused CUDA kernels for CuPy arrays: one launch where the readable ops use a chain.
 
+They live with the GPU benchmark (the ``kernels`` section of ``python -m
+benchmarks --device gpu`` times them against the ops they replace): npcnn's
+layers do not use them.
+
 On the GPU, npcnn's step at batch 50 is bound by kernel launches (hundreds of
 small CuPy kernels per step), not by arithmetic. Each function here does in
 one launch what a readable op (``npcnn/ops``) does in several, and computes
@@ -50,8 +54,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..ops._checks import as_pair, check_float, check_rank, normalize_padding
-from ..ops.padding import output_hw, padding_amounts
+from npcnn.ops._checks import as_pair, check_float, check_rank, normalize_padding
+from npcnn.ops.padding import output_hw, padding_amounts
 
 BLOCK = 256  # threads per block
 MAX_BLOCKS = 1 << 20  # grid-stride loops cover anything larger

@@ -1,4 +1,4 @@
-"""The fused CUDA kernels (npcnn.fast.cuda_kernels) against npcnn.ops, on a GPU.
+"""The fused CUDA kernels (benchmarks/cuda_kernels.py) against npcnn.ops, on a GPU.
 
 Each kernel performs the same IEEE operations in the same order as the op it
 replaces, compiled with --fmad=false, so it must equal the op *bit for bit*:
@@ -10,7 +10,7 @@ feeds the reference, the comparison uses a derived float32/float64 bound:
 gamma_K = K*u/(1 - K*u), K the number of terms summed per output and u the
 unit roundoff (Higham, Accuracy and Stability of Numerical Algorithms, 3.1).
 
-tests/test_cuda_kernels_import.py runs the same CUDA source on a CPU (compiled
+tests/benchmarks/test_cuda_kernels_import.py runs the same CUDA source on a CPU (compiled
 as C++) without CuPy; this module skips without CuPy or a GPU.
 """
 
@@ -31,7 +31,7 @@ except Exception:  # no driver
 pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is present")
 
 from npcnn import ops  # noqa: E402
-from npcnn.fast import cuda_kernels as ck  # noqa: E402
+from benchmarks import cuda_kernels as ck  # noqa: E402
 from npcnn.ops.conv2d import col2im as ops_col2im  # noqa: E402
 from npcnn.ops.padding import output_hw, padding_amounts  # noqa: E402
 

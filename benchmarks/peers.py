@@ -37,12 +37,14 @@ from .workloads import CONV, DENSE, POOL
 
 INSTALL = "pip install '.[peers]'"
 PEERS = {  # system name: (module, what to install)
-    "torch eager": ("torch", f"{INSTALL} (or pip install torch --index-url "
-                             "https://download.pytorch.org/whl/cpu)"),
+    "torch eager": (
+        "torch",
+        f"{INSTALL} (or pip install torch --index-url https://download.pytorch.org/whl/cpu)",
+    ),
     "torch compile": ("torch", f"{INSTALL}"),
     "jax jit": ("jax", f"{INSTALL} (or pip install jax)"),
     "mygrad": ("mygrad", f"{INSTALL} (or pip install mygrad)"),
-}  # fmt: skip
+}
 LR, BETA_1, BETA_2, EPS = 1e-3, 0.9, 0.999, 1e-7
 
 
@@ -58,15 +60,19 @@ def require(system: str):
     return importlib.import_module(module)
 
 
-def set_threads(threads: int) -> None:
-    """Thread settings every framework reads, to be called before any is imported:
-    BLAS (OpenBLAS, MKL, OpenMP), npcnn's own threads, XLA's CPU thread pool.
-    PyTorch and TensorFlow are set through their APIs when built."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NPCNN_THREADS"):
-        os.environ[var] = str(threads)
+def thread_env(threads: int) -> dict:
+    """Environment variables giving every framework ``threads`` threads, for a child
+    process (they are read when a library loads): BLAS (OpenBLAS, MKL, OpenMP),
+    npcnn's own threads, XLA's CPU thread pool. PyTorch and TensorFlow are also
+    set through their APIs when built."""
+    env = {
+        v: str(threads)
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NPCNN_THREADS")
+    }
     if threads == 1:
         flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    return env
 
 
 def tf_same_pads(size: int, kernel: int, stride: int = 1) -> tuple[int, int]:
@@ -90,12 +96,16 @@ def oihw_to_hwio(w):
 def nhwc_rows_to_nchw(w, shape=(7, 7, 64)):
     """dense1's kernel rows reordered from an NHWC flatten (h, w, c) to NCHW's (c, h, w)."""
     h, wd, c = shape
-    return np.ascontiguousarray(w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(h * wd * c, -1))
+    return np.ascontiguousarray(
+        w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(h * wd * c, -1)
+    )
 
 
 def nchw_rows_to_nhwc(w, shape=(7, 7, 64)):
     h, wd, c = shape
-    return np.ascontiguousarray(w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1))
+    return np.ascontiguousarray(
+        w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
+    )
 
 
 def seed_weights(dtype="float32", seed=0):
@@ -116,9 +126,21 @@ class TorchNet:
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda" if device == "gpu" else "cpu")
+        if device == "gpu":
+            from .gpu import torch_tf32_off
+
+            torch_tf32_off(torch)
         w1, b1, w2, b2, w3, b3, w4, b4 = weights
-        host = [hwio_to_oihw(w1), b1, hwio_to_oihw(w2), b2,
-                np.ascontiguousarray(nhwc_rows_to_nchw(w3).T), b3, np.ascontiguousarray(w4.T), b4]  # fmt: skip
+        host = [
+            hwio_to_oihw(w1),
+            b1,
+            hwio_to_oihw(w2),
+            b2,
+            np.ascontiguousarray(nhwc_rows_to_nchw(w3).T),
+            b3,
+            np.ascontiguousarray(w4.T),
+            b4,
+        ]
         self.params = [torch.tensor(a, device=self.device, requires_grad=True) for a in host]
         self.optimizer = torch.optim.Adam(self.params, lr=LR, betas=(BETA_1, BETA_2), eps=EPS)
         self.logits = self._logits
@@ -170,8 +192,16 @@ class TorchNet:
         loss = self.F.cross_entropy(logits, y, reduction="sum")
         loss.backward()
         g = [p.grad.cpu().numpy() for p in self.params]
-        grads = [oihw_to_hwio(g[0]), g[1], oihw_to_hwio(g[2]), g[3],
-                 nchw_rows_to_nhwc(g[4].T), g[5], np.ascontiguousarray(g[6].T), g[7]]  # fmt: skip
+        grads = [
+            oihw_to_hwio(g[0]),
+            g[1],
+            oihw_to_hwio(g[2]),
+            g[3],
+            nchw_rows_to_nhwc(g[4].T),
+            g[5],
+            np.ascontiguousarray(g[6].T),
+            g[7],
+        ]
         return logits.detach().cpu().numpy(), loss.item(), grads
 
     def sync(self):
@@ -283,9 +313,9 @@ class JaxNet:
 
     def logits_loss_grads(self, images, labels):
         x, y = self.inputs(images, labels)
-        p = self.state[0]
-        loss, g = self.jax.value_and_grad(self.loss_fn)(p, x, y)
-        logits = self._logits(p, x)
+        p, jit = self.state[0], self.jax.jit
+        loss, g = jit(self.jax.value_and_grad(self.loss_fn))(p, x, y)
+        logits = jit(self._logits)(p, x)
         return np.asarray(logits), float(loss), [np.asarray(g[n]) for n in self.names]
 
     def op(self, name, kind, a):
@@ -337,8 +367,16 @@ class MygradNet:
 
         self.mg, self.nnet = mg, nnet
         w1, b1, w2, b2, w3, b3, w4, b4 = weights
-        self.params = [hwio_to_oihw(w1), b1.reshape(1, -1, 1, 1), hwio_to_oihw(w2),
-                       b2.reshape(1, -1, 1, 1), nhwc_rows_to_nchw(w3), b3, w4.copy(), b4.copy()]  # fmt: skip
+        self.params = [
+            hwio_to_oihw(w1),
+            b1.reshape(1, -1, 1, 1),
+            hwio_to_oihw(w2),
+            b2.reshape(1, -1, 1, 1),
+            nhwc_rows_to_nchw(w3),
+            b3,
+            w4.copy(),
+            b4.copy(),
+        ]
         self.params = [np.ascontiguousarray(p) for p in self.params]
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
@@ -358,6 +396,12 @@ class MygradNet:
         zeros = np.zeros((n, c, h, left), x.dtype), np.zeros((n, c, h, right), x.dtype)
         return mg.concatenate([zeros[0], x, zeros[1]], axis=3), 0
 
+    def pool(self, x):
+        """2x2 max-pool, stride 2, 'valid': MyGrad wants the windows to tile the input,
+        so an odd last row and column (which no window covers) are cut off first."""
+        h, w = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+        return self.nnet.max_pool(x[:, :, :h, :w], (2, 2), 2)
+
     def conv(self, x, w, b):
         x, padding = self.pad_same(x, w.shape[-1])
         return self.nnet.conv_nd(x, w, stride=1, padding=padding) + b
@@ -365,8 +409,8 @@ class MygradNet:
     def logits(self, x, params):
         mg, nnet = self.mg, self.nnet
         w1, b1, w2, b2, w3, b3, w4, b4 = params
-        x = nnet.max_pool(nnet.relu(self.conv(x, w1, b1)), (2, 2), 2)
-        x = nnet.max_pool(nnet.relu(self.conv(x, w2, b2)), (2, 2), 2)
+        x = self.pool(nnet.relu(self.conv(x, w1, b1)))
+        x = self.pool(nnet.relu(self.conv(x, w2, b2)))
         x = nnet.relu(mg.matmul(x.reshape(x.shape[0], -1), w3) + b3)
         return mg.matmul(x, w4) + b4
 
@@ -400,8 +444,16 @@ class MygradNet:
 
     def logits_loss_grads(self, images, labels):
         logits, loss, g = self.loss_and_grads(*self.inputs(images, labels))
-        grads = [oihw_to_hwio(g[0]), g[1].reshape(-1), oihw_to_hwio(g[2]), g[3].reshape(-1),
-                 nchw_rows_to_nhwc(g[4]), g[5], g[6], g[7]]  # fmt: skip
+        grads = [
+            oihw_to_hwio(g[0]),
+            g[1].reshape(-1),
+            oihw_to_hwio(g[2]),
+            g[3].reshape(-1),
+            nchw_rows_to_nhwc(g[4]),
+            g[5],
+            g[6],
+            g[7],
+        ]
         return logits.data.copy(), loss.item(), grads
 
     def sync(self):
@@ -419,8 +471,7 @@ class MygradNet:
         elif name in POOL:
             arrays, dy = [nhwc_to_nchw(a["x"])], nhwc_to_nchw(a["dy"])
 
-            def f(x):
-                return nnet.max_pool(x, (2, 2), 2)
+            f = self.pool
 
         elif name in DENSE:
             arrays, dy = [a["x"], a["w"], a["b"]], a["dy"]

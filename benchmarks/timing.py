@@ -142,8 +142,9 @@ def interleaved(cases, rounds, pause=0.1, block_s=0.3, max_reps=10):
     (as many as fill ``block_s``, at most ``max_reps``), and a ``pause`` between
     NumPy cases and the others (names starting with "tf")."""
     group = [
-        Case("", str(name), "", str(name), "tf" if str(name).startswith("tf") else "numpy",
-             0, "", fn)  # fmt: skip
+        Case(
+            "", str(name), "", str(name), "tf" if str(name).startswith("tf") else "numpy", 0, "", fn
+        )  # fmt: skip
         for name, fn in cases.items()
     ]
     settings = Settings(rounds=rounds, block_s=block_s, max_reps=max_reps, pause_s=pause)

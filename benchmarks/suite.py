@@ -60,7 +60,7 @@ MODES = {
     # train/inference: the sweeps; op: batches of the op section (naive: only these);
     # one_core: sections re-run on one core when the run asks for it
     "smoke": dict(
-        train=[], inference=[], op=[2], naive=[2], ops=["conv2", "pool2"],
+        train=[], inference=[], op=[1], naive=[1], ops=["conv2", "pool2"], naive_ops=["pool2"],
         headline_batch=2, headline_inference_batch=4, rounds=2, headline_rounds=2,
         block_s=0.002, warmup=1, matmul=[128], pause_s=0.0, compile=False,
         memory_images=64, memory_batches=[None, 64], memory_systems=["npcnn"],
@@ -126,6 +126,7 @@ class Runner:
             pause_s=self.mode["pause_s"] if config.pause is None else config.pause,
         )
         self.results = []
+        self.failed = {}  # system: why its network failed here
 
     def _limit_blas(self):
         """BLAS threads for the whole run (threadpoolctl; OpenBLAS ignores a late env var)."""
@@ -207,7 +208,10 @@ class Runner:
                 for kind in wl.KINDS:
                     cases = []
                     for system in systems:
-                        if system == "npcnn naive" and n not in self.mode["naive"]:
+                        naive_ops = self.mode.get("naive_ops", wl.NAIVE_OPS)
+                        if system == "npcnn naive" and (
+                            n not in self.mode["naive"] or name not in naive_ops
+                        ):
                             continue
                         made = self.attempt(
                             f"{system} {name} {kind} N={n}",
@@ -235,7 +239,9 @@ class Runner:
             else:
                 made = self.attempt(what, lambda s=system: self._first(
                     self.systems.predict_fn(s, images, dtype)))  # fmt: skip
-            if made is not None:
+            if made is None:
+                self.failed.setdefault(system, self.notes[-1].split(": failed ", 1)[-1])
+            else:
                 fn, sync = made
                 cases.append(self.case(section, "seed cnn", workload, system, n, dtype, fn,
                                        flops, sync))  # fmt: skip
@@ -281,7 +287,7 @@ class Runner:
         self.time(cases)
 
     def adam(self):
-        for dtype in ("float32", "float64"):
+        for dtype in ("float32",) if self.config.mode == "smoke" else ("float32", "float64"):
             net = self.systems.net("npcnn", dtype)
             params = net.model.params
             rng = np.random.default_rng(0)
@@ -503,7 +509,9 @@ def run(config, log=print) -> dict:
         "mode": config.mode,
         "sections": sections,
         "machine": info,
-        "missing": runner.systems.missing,
+        "missing": {**runner.systems.missing, **{
+            s: f"could not run here: {why}" for s, why in runner.failed.items()
+            if not any(r["impl"] == s for r in runner.results)}},  # fmt: skip
         "settings": {**vars(runner.settings), **runner.mode},
         "notes": notes,
         "duration_s": round(time.time() - started, 1),

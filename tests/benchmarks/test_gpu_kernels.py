@@ -30,8 +30,8 @@ except Exception:  # no driver
     HAVE_GPU = False
 pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is present")
 
-from npcnn import ops  # noqa: E402
 from benchmarks import cuda_kernels as ck  # noqa: E402
+from npcnn import ops  # noqa: E402
 from npcnn.ops.conv2d import col2im as ops_col2im  # noqa: E402
 from npcnn.ops.padding import output_hw, padding_amounts  # noqa: E402
 

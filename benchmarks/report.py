@@ -459,8 +459,47 @@ def figure(data, path) -> bool:
     return True
 
 
+def breakdown_figure(data, path) -> bool:
+    """One stacked bar per system: the step's parts, forward dark, backward light."""
+    rows = [r for r in data["results"] if r["section"] == "breakdown"]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r["impl"] for r in rows))
+    parts = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        parts[r["impl"]][r["group"]] += r["median_s"] * 1e3
+    groups = [g for g in dict.fromkeys(r["group"] for r in rows) if g != "step"]
+    tab = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.6 * len(systems)))
+    for row, system in enumerate(systems):
+        left = 0.0
+        for k, group in enumerate(groups):
+            width = parts[system].get(group, 0.0)
+            ax.barh(row, width, left=left, color=tab[k % 20], edgecolor="white",
+                    label=group if row == 0 else None)  # fmt: skip
+            left += width
+        step = parts[system].get("step")
+        if step:
+            ax.text(left + 0.5, row, f"step {step:.1f} ms", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_yticks(range(len(systems)), systems)
+    n = rows[0]["batch"]
+    ax.set_xlabel(f"training step, batch {n}, float32: the parts (ms)")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
 def write(out, plots=True) -> list[str]:
-    """Rebuild ``report.md`` and ``peers.png`` of a results folder from its JSON files."""
+    """Rebuild ``report.md``, ``peers.png`` and ``breakdown.png`` of a results folder
+    from its JSON files."""
     data = load(out)
     if data is None:
         return []
@@ -469,6 +508,8 @@ def write(out, plots=True) -> list[str]:
         f.write(markdown(data))
     if plots and figure(data, os.path.join(out, "peers.png")):
         written.append(os.path.join(out, "peers.png"))
+    if plots and breakdown_figure(data, os.path.join(out, "breakdown.png")):
+        written.append(os.path.join(out, "breakdown.png"))
     return written
 
 

@@ -181,3 +181,20 @@ def test_targets_rows_from_medians():
     assert got["npcnn's step"] == ("1.50x", ">= 1.8x (not met)")
     assert got["float64 / float32 training step"] == ("1.50x", "<= 1.6x (met)")
     assert got["peak memory of predict on 10"][0] == "npcnn 200 MB, TF 800 MB (0.25x)"
+
+
+def test_the_wheel_installs_npcnn_and_tfcnn_but_not_benchmarks():
+    """A top-level package named 'benchmarks' in site-packages would collide with any
+    other project's: pyproject's package discovery leaves it out."""
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    from setuptools import find_packages
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = find_packages(str(root), include=include)
+    assert {"npcnn", "npcnn.fast", "tfcnn"} <= set(packages)
+    assert not [p for p in packages if p.split(".")[0] == "benchmarks"]
+    assert "peers" in config["project"]["optional-dependencies"]

@@ -47,7 +47,9 @@ def annotate(data) -> None:
     cores, same dtype, same device) and data['matmul_peak_gflops'], in place."""
     peaks = matmul_peaks(data["results"])
     device = "cupy" if data["machine"]["device"] == "gpu" else "numpy"
-    data["matmul_peak_gflops"] = {f"{c} cores, {k}": v for (c, k), v in peaks.items()}
+    data["matmul_peak_gflops"] = {
+        f"{'1 core' if c == 'one' else 'all cores'}, {k}": v for (c, k), v in peaks.items()
+    }
     for r in data["results"]:
         peak = peaks.get((r.get("cores", "all"), f"{device} {r['dtype']}"))
         gf = r.get("gflops_per_s")
@@ -192,9 +194,10 @@ def targets_table(data) -> list[str]:
 
 
 def sweep_table(res, section, kind, cores, versions) -> list[str]:
-    rows = [r for r in res if r["section"] == section and r["kind"] == kind
+    """Systems x batch sizes of ``section``, with the headline batch's row added."""
+    rows = [r for r in res if r["section"] in (section, "headline") and r["kind"] == kind
             and r.get("cores", "all") == cores and r["dtype"] == "float32"]  # fmt: skip
-    if not rows:
+    if not any(r["section"] == section for r in rows):
         return []
     batches = sorted({r["batch"] for r in rows})
     systems = [s for s in ORDER if any(r["impl"] == s for r in rows)]
@@ -204,7 +207,7 @@ def sweep_table(res, section, kind, cores, versions) -> list[str]:
     for s in systems:
         cells = []
         for b in batches:
-            r = find(res, section, s, kind, b, cores)
+            r = find(res, section, s, kind, b, cores) or find(res, "headline", s, kind, b, cores)
             cells.append(_step_cell(r) if kind == "train step" else _inference_cell(r))
         lines.append(f"| {label(s, versions)} | " + " | ".join(cells) + " |")
     return lines
@@ -296,7 +299,8 @@ def _isa() -> str:
 def _blas_line(blas):
     if blas.get("source") == "threadpoolctl":
         return ", ".join(f"{p.get('internal_api')} {p.get('version')} "
-                         f"{p.get('architecture')}" for p in blas["pools"]) or "BLAS"  # fmt: skip
+                         f"{p.get('architecture')}" for p in blas["pools"]
+                         if p.get("user_api") == "blas") or "BLAS"  # fmt: skip
     return "BLAS"
 
 
@@ -335,8 +339,9 @@ def load(out) -> dict | None:
     data = dict(parts[-1])
     data["results"] = [r for p in parts for r in p["results"]]
     data["missing"] = {k: v for p in parts for k, v in p.get("missing", {}).items()}
-    data["runs"] = [(p["sections"], p["command"], p["created_utc"], p.get("duration_s"))
-                    for p in parts]  # fmt: skip
+    runs = {(p["command"], p["created_utc"]): (p["sections"], p["command"], p["created_utc"],
+                                                p.get("duration_s")) for p in parts}  # fmt: skip
+    data["runs"] = list(runs.values())
     data["notes"] = list(dict.fromkeys(n for p in parts for n in p.get("notes", [])))
     peaks = {}
     for p in parts:
@@ -450,11 +455,11 @@ def figure(data, path) -> bool:
             ax.set_xlabel(f"training step, batch {n}, ms (less is better)")
         else:
             ax.set_xlabel(f"inference, batch {n}, images/s (more is better)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.suptitle(f"The seed CNN, float32, on {data['machine']['cpu_model']} ({_isa()})",
                  fontsize=10)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True
 

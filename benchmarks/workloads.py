@@ -1,5 +1,5 @@
 """The workloads: every op of the tutorial network, the training step, Adam
-and inference, for npcnn (fast ops and naive loops) and for TensorFlow (eager
+and inference, for npcnn (fast tier and naive loops) and for TensorFlow (eager
 and ``tf.function``), with the FLOPs each one does.
 
 Shapes are the network's (MNIST 28x28x1, batch N)::
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 import npcnn
-from npcnn import naive, ops
+from npcnn import fast, naive
 
 from .checkouts import submodule
 
@@ -118,8 +118,9 @@ def mnist_like_batch(n, dtype, seed=0):
 
 # ---------------------------------------------------------------- npcnn
 def npcnn_op(name, kind, arrays, use_naive=False):
-    """A zero-argument function running npcnn's op (forward, or forward then backward)."""
-    impl = naive if use_naive else ops
+    """A zero-argument function running npcnn's op, forward or forward then backward:
+    the fast tier's (``npcnn.fast``, what the layers run), or the naive loops."""
+    impl = naive if use_naive else fast
     a = arrays
     if name in CONV:
 
@@ -140,31 +141,31 @@ def npcnn_op(name, kind, arrays, use_naive=False):
     elif name in DENSE:
 
         def forward():
-            return ops.dense_forward(a["x"], a["w"], a["b"])
+            return fast.dense_forward(a["x"], a["w"], a["b"])
 
         def backward(cache):
-            return ops.dense_backward(a["dy"], cache)
+            return fast.dense_backward(a["dy"], cache)
 
     elif name == "relu":
 
         def forward():
-            return ops.relu_forward(a["x"])
+            return fast.relu_forward(a["x"])
 
         def backward(cache):
-            return ops.relu_backward(a["dy"], cache)
+            return fast.relu_backward(a["dy"], cache)
 
     elif name == "softmax+loss":
         one = a["x"].dtype.type(1)
 
         def forward():
-            p, softmax_cache = ops.softmax_forward(a["x"])
-            loss, loss_cache = ops.sparse_categorical_crossentropy_forward(p, a["labels"])
+            p, softmax_cache = fast.softmax_forward(a["x"])
+            loss, loss_cache = fast.sparse_categorical_crossentropy_forward(p, a["labels"])
             return loss, (softmax_cache, loss_cache)
 
         def backward(cache):
             softmax_cache, loss_cache = cache
-            dp = ops.sparse_categorical_crossentropy_backward(one, loss_cache)
-            return ops.softmax_backward(dp, softmax_cache)
+            dp = fast.sparse_categorical_crossentropy_backward(one, loss_cache)
+            return fast.softmax_backward(dp, softmax_cache)
 
     else:
         raise ValueError(f"unknown op {name!r}")

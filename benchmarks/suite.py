@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import defaultdict
 
 import numpy as np
@@ -157,8 +158,10 @@ class Runner:
         try:
             return build()
         except Exception as e:  # a framework that cannot do this here: a note, not a crash
-            first = (str(e).strip().splitlines() or [""])[0][:240]
-            self.notes.append(f"{what}: failed ({type(e).__name__}: {first})")
+            lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+            why = " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+            self.notes.append(f"{what}: failed ({type(e).__name__}: {why[:300]})")
+            self.log("".join(traceback.format_exception(e)[-6:]).rstrip())
             self.log(f"note: {self.notes[-1]}")
             return None
 

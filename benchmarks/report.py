@@ -343,10 +343,8 @@ def load(out) -> dict | None:
                                                 p.get("duration_s")) for p in parts}  # fmt: skip
     data["runs"] = list(runs.values())
     data["notes"] = list(dict.fromkeys(n for p in parts for n in p.get("notes", [])))
-    peaks = {}
-    for p in parts:
-        peaks.update(p.get("matmul_peak_gflops", {}))
-    data["matmul_peak_gflops"] = peaks
+    with_peak = [p for p in parts if "matmul" in p["sections"]]  # the latest matmul run
+    data["matmul_peak_gflops"] = with_peak[-1].get("matmul_peak_gflops", {}) if with_peak else {}
     return data
 
 

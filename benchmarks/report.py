@@ -535,7 +535,8 @@ def publish(out, files) -> list[str]:
     data = load(out)
     if data is None:
         raise ValueError(f"{out} holds no results")
-    command = next((cmd for secs, cmd, _, _ in data.get("runs", []) if "headline" in secs), "")
+    runs = sorted(data.get("runs", []), key=lambda run: run[2])  # the latest headline run
+    command = next((cmd for secs, cmd, _, _ in reversed(runs) if "headline" in secs), "")
     machine = machine_lines(data) + [f"- command: `{command}`"]
     blocks = {"peers": "\n".join(peers_table(data)), "machine": "\n".join(machine),
               "targets": "\n".join(targets_table(data))}  # fmt: skip

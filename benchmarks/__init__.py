@@ -1,19 +1,20 @@
-"""Benchmarks: npcnn's NumPy (or CuPy) kernels against TensorFlow's, op by op.
+"""Benchmarks: npcnn against TensorFlow, PyTorch, JAX and MyGrad, on the same work.
 
-Run ``python -m benchmarks --help``. Benchmarks are not tests: the test suite
-only smoke-runs this package at a tiny size (tests/test_benchmarks_smoke.py).
+Run ``python -m benchmarks --help`` from the source tree (this package is not
+installed with npcnn). Benchmarks are not tests: the test suite only
+smoke-runs them at tiny sizes (tests/test_benchmarks_smoke.py).
 
+- ``__main__.py``: the one entry point (sections, systems, cores, output folder);
+- ``suite.py``: the runner, one method per section;
 - ``timing.py``: the stopwatch (warm-up, interleaved rounds, medians, spread);
-- ``workloads.py``: the ops, training step, Adam and inference, their FLOPs;
-- ``machine.py``: what was measured on (CPU, BLAS threads, TF settings, GPU);
-- ``suite.py``: the sections and the groups of compared cases;
-- ``report.py``: GFLOP/s, % of the matmul peak, ratios, Markdown and plots;
-- ``targets.py``: issue 12's targets table (npcnn old and new vs TF, one core
-  and all cores) and the cost against the batch size;
-- ``breakdown.py``: where the training step's time goes, per op, npcnn
-  (before and after) vs TF, and its plot;
-- ``checkouts.py``: another checkout's npcnn loaded beside this one (the "old");
-- ``levers.py``, ``ab_commits.py``: one lever, or two whole commits, old vs new.
+- ``workloads.py``: the network's shapes and FLOP count, inputs, npcnn and TF;
+- ``peers.py``: PyTorch, JAX and MyGrad built from npcnn's weights;
+- ``systems.py``: the registry of systems a workload runs on;
+- ``breakdown.py``, ``memory.py``, ``levers.py``: where the step's time goes,
+  peak memory of inference, the fast tier's levers;
+- ``checkouts.py``: another checkout's npcnn beside this one (``--old``);
+- ``machine.py``: what was measured on; ``report.py``: the report writer;
+- ``gpu.py``, ``cuda_kernels.py``/``.cu``: what only ``--device gpu`` uses.
 """
 
 import npcnn  # noqa: F401, E402 -- first, so that its OPENBLAS_THREAD_TIMEOUT reaches OpenBLAS

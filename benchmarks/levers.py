@@ -1,32 +1,26 @@
-"""Per-lever A/B timings of the fast tier (``python -m benchmarks.levers``).
+"""The fast tier's levers, each timed against what it replaced (the ``levers``
+section): on the seed network's shapes at batch 50, float32 unless said, all
+cores unless said. The first variant of each lever is the baseline its ratio
+is relative to. A lever reaches into ``npcnn.fast``'s internals, so one that
+no longer exists on this code is reported as not measurable, not an error.
 
-Each lever is timed old vs new in interleaved rounds (medians), on the seed
-network's shapes at batch 50, float32 unless said. The fused block's lines run
-with BLAS limited to ``--threads`` threads (default 1); the others as a user
-runs npcnn (all cores), each naming what it switches:
-
+- fused block: Conv2D(relu) + MaxPool2D forward and backward, separate vs fused;
+- threaded im2col + GEMM: BLAS alone vs 2 Python threads x 1 BLAS thread;
 - col2im: the readable tap-by-tap loop vs the fast tier's (kw, C) blocks, on one
-  thread and split over two (``npcnn/fast/threads.py``);
+  thread and on two (``npcnn/fast/threads.py``);
 - threads: the whole training step (float32 and float64) on 1 vs 2 threads;
-- BLAS idle spin: the step in fresh processes with OpenBLAS's idle threads
-  spinning 2**28 cycles (its default) vs 2**16 (what npcnn sets);
 - workspace: the float64 step with the conv layers' reused buffers vs new ones
-  (with a ``predict`` on 1000 images in between, as in the targets run);
+  (with a ``predict`` on 1000 images in between);
 - inference slabs: ``predict`` on 1000 images, im2col in slabs of 64 vs 32;
-- GEMM orientation (not kept): conv2's forward product as ``cols @ w`` vs
+- GEMM orientation: conv2's forward product as ``cols @ w`` vs
   ``(w.T @ cols.T).T``, float32 and float64.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import numpy as np
 
 from npcnn import fast
-
-from .targets import interleaved
 
 BLOCKS = {"conv1 block": ((50, 28, 28, 1), 32), "conv2 block": ((50, 14, 14, 32), 64)}
 
@@ -144,27 +138,6 @@ def predict_case(slab):
     return run
 
 
-def spin_child(rounds):
-    """Median ms of the float32 step in this process (run with an OPENBLAS env)."""
-    return interleaved({"step": step_case("float32")}, rounds)["step"] * 1e3
-
-
-def blas_spin(rounds):
-    """{timeout exponent: median ms} of the step in fresh processes, alternating."""
-    import os
-    import statistics
-    import subprocess
-
-    results = {"28": [], "16": []}
-    for _ in range(max(3, rounds // 3)):
-        for exponent in results:
-            env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT=exponent)
-            cmd = [sys.executable, "-m", "benchmarks.levers", "--spin-child", "20"]
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-            results[exponent].append(float(done.stdout.strip().splitlines()[-1]))
-    return {k: statistics.median(v) for k, v in results.items()}
-
-
 def orientation_cases(dtype):
     """conv2's forward product at batch 50 computed as is and with the operands
     swapped (the transposed product, then a copy back to NHWC's layout)."""
@@ -174,68 +147,27 @@ def orientation_cases(dtype):
     return {"cols @ w": lambda: cols @ w, "(w.T @ cols.T).T": lambda: (w.T @ cols.T).T.copy()}
 
 
-def report(title, med, names):
-    base = med[names[0]]
-    cells = ", ".join(f"{n} {med[n] * 1e3:.2f} ms ({base / med[n]:.2f}x)" for n in names)
-    print(f"{title}: {cells}")
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.levers")
-    p.add_argument("--rounds", type=int, default=9)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--spin-child", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.spin_child:
-        print(spin_child(args.spin_child))
-        return 0
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        for name in BLOCKS:
-            old, new = block_cases(name, args.dtype)
-            med = interleaved({"old": old, "new": new}, args.rounds, pause=0.01)
-            print(
-                f"{name}, fwd+bwd, N=50, {args.dtype}, {args.threads} BLAS thread(s): "
-                f"old {med['old'] * 1e3:.2f} ms, new (fused) {med['new'] * 1e3:.2f} ms, "
-                f"{med['old'] / med['new']:.2f}x"
-            )
-    serial, threaded = threaded_conv2_cases()
-    med = interleaved({"serial": serial, "threaded": threaded}, args.rounds, pause=0.01)
-    print(
-        f"conv2 im2col+GEMM, N=50: BLAS alone {med['serial'] * 1e3:.2f} ms, "
-        f"2 Python threads x 1 BLAS thread {med['threaded'] * 1e3:.2f} ms, "
-        f"{med['serial'] / med['threaded']:.2f}x"
-    )
-    from npcnn.fast import threads
-
-    before = threads.get_threads()
-    med = interleaved(col2im_cases(), args.rounds, pause=0.01)
-    report("conv2 col2im, N=50, all cores", med, ["taps", "blocks 1", "blocks 2"])
-    for dtype in ("float32", "float64"):
-        cases = {"1 thread": step_case(dtype, 1), "2 threads": step_case(dtype, 2)}
-        report(f"training step, {dtype}", interleaved(cases, args.rounds), list(cases))
-    threads.set_threads(before)
-    cases = {"new buffers": step_case("float64", keep_buffers=False), "kept": step_case("float64")}
-    cases["predict in between"] = predict_case(32)  # big arrays come and go, as in targets
-    report(
-        "training step, float64, conv buffers (a predict on 1000 images between the steps)",
-        interleaved(cases, args.rounds),
-        ["new buffers", "kept"],
-    )
-    cases = {"slabs of 64": predict_case(64), "slabs of 32": predict_case(32)}
-    report("predict, 1000 images", interleaved(cases, args.rounds), list(cases))
-    for dtype in ("float32", "float64"):
-        cases = orientation_cases(dtype)
-        report(f"conv2 forward product, {dtype}", interleaved(cases, args.rounds), list(cases))
-    spin = blas_spin(args.rounds)
-    print(
-        "training step, fresh processes, OpenBLAS idle threads spinning 2**28 cycles "
-        f"{spin['28']:.2f} ms, 2**16 {spin['16']:.2f} ms ({spin['28'] / spin['16']:.2f}x)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def levers() -> dict:
+    """{lever: builder}; ``builder()`` gives {variant: fn}, the baseline first."""
+    blocks = {f"fused {name}, fwd+bwd": (lambda name=name: dict(zip(("separate", "fused"),
+              block_cases(name)))) for name in BLOCKS}  # fmt: skip
+    return {
+        **blocks,
+        "conv2 im2col+GEMM on 2 Python threads x 1 BLAS thread": lambda: dict(
+            zip(("BLAS alone", "threaded"), threaded_conv2_cases())
+        ),
+        "conv2 col2im by (kw, C) blocks": col2im_cases,
+        "training step on 2 threads, float32": lambda: {
+            "1 thread": step_case("float32", 1), "2 threads": step_case("float32", 2)},
+        "training step on 2 threads, float64": lambda: {
+            "1 thread": step_case("float64", 1), "2 threads": step_case("float64", 2)},
+        "conv buffers kept, float64 step (a predict between steps)": lambda: {
+            "new buffers": step_case("float64", keep_buffers=False),
+            "kept": step_case("float64"),
+            "predict in between": predict_case(32),
+        },
+        "predict in slabs of 32 images": lambda: {
+            "slabs of 64": predict_case(64), "slabs of 32": predict_case(32)},
+        "conv2 forward product transposed, float32": lambda: orientation_cases("float32"),
+        "conv2 forward product transposed, float64": lambda: orientation_cases("float64"),
+    }  # fmt: skip

@@ -1,362 +1,556 @@
-"""Turn the measurements into numbers a reader compares: GFLOP/s, % of the
-measured matmul peak, npcnn/TF time ratios; then the Markdown report and PNG plots."""
+"""The one report writer: GFLOP/s as % of the matmul peak of the same run, ratios,
+the Markdown report of a results folder, its figures, and the tables published
+into README.md and benchmarks/RESULTS.md.
+
+A results folder holds one JSON file per section (the latest run of each), so
+running one section refreshes its part and the report is rebuilt from them all.
+"""
 
 from __future__ import annotations
 
-import itertools
+import glob
+import json
+import os
+import re
 from collections import defaultdict
 
+from .workloads import forward_flops, train_flops
 
+ORDER = ["npcnn", "npcnn old", "npcnn naive", "tf eager", "tf function", "torch eager",
+         "torch compile", "jax jit", "mygrad"]  # fmt: skip
+FRAMEWORKS = ["tf function", "torch eager", "torch compile", "jax jit"]  # "the fastest framework"
+TARGETS = {  # what the fast tier aims at: (comparison, bound)
+    "step": ("<=", 1.0),
+    "step one": ("<=", 1.0),
+    "inference": (">=", 0.9),
+    "inference one": (">=", 0.9),
+    "peak": (">=", 50.0),
+    "speedup": (">=", 1.8),
+    "f64": ("<=", 1.6),
+    "memory": ("<=", 1.0),
+}
+
+
+# ---------------------------------------------------------------- numbers
 def matmul_peaks(results) -> dict:
-    """{impl/dtype: best median GFLOP/s over the matmul sizes}, e.g. 'numpy float32'."""
+    """{(cores, 'numpy float32'): best median GFLOP/s over the matmul sizes}."""
     peaks = {}
     for r in results:
         if r["section"] == "matmul":
-            key = f"{r['impl']} {r['dtype']}"
+            key = (r.get("cores", "all"), f"{r['impl']} {r['dtype']}")
             peaks[key] = max(peaks.get(key, 0.0), r["gflops_per_s"])
     return peaks
 
 
-def _peak_for(row, peaks, machine):
-    """The peak a row is compared with: the CPU's NumPy GEMM, or the GPU's CuPy GEMM
-    (TF32 when the row ran TF on the GPU with TF32 on)."""
-    dtype = row["dtype"]
-    if row["impl"] == "cupy tf32":  # the TF32 matmul row is compared with itself
-        return peaks.get(f"cupy tf32 {dtype}")
-    if row["family"] == "cupy" or "(gpu)" in row["impl"]:
-        tf32 = (
-            "(gpu)" in row["impl"] and machine.get("tensorflow", {}).get("tf32_enabled")
-        ) and dtype == "float32"
-        return peaks.get(f"cupy tf32 {dtype}" if tf32 else f"cupy {dtype}")
-    return peaks.get(f"numpy {dtype}")
-
-
 def annotate(data) -> None:
-    """Add pct_of_peak and ratio_vs_* fields to every result row, in place."""
-    results, machine = data["results"], data["machine"]
-    peaks = matmul_peaks(results)
-    data["matmul_peak_gflops"] = peaks
-    groups = defaultdict(list)
+    """Add pct_of_peak to every row with GFLOP/s (against the peak measured on the same
+    cores, same dtype, same device) and data['matmul_peak_gflops'], in place."""
+    peaks = matmul_peaks(data["results"])
+    device = "cupy" if data["machine"]["device"] == "gpu" else "numpy"
+    data["matmul_peak_gflops"] = {
+        f"{'1 core' if c == 'one' else 'all cores'}, {k}": v for (c, k), v in peaks.items()
+    }
+    for r in data["results"]:
+        peak = peaks.get((r.get("cores", "all"), f"{device} {r['dtype']}"))
+        gf = r.get("gflops_per_s")
+        r["pct_of_peak"] = 100.0 * gf / peak if gf and peak else None
+
+
+def find(results, section, impl, kind=None, batch=None, cores="all", dtype="float32"):
     for r in results:
-        groups[(r["section"], r["name"], r["kind"], r["batch"], r["dtype"])].append(r)
-        peak = _peak_for(r, peaks, machine)
-        r["pct_of_peak"] = 100.0 * r["gflops_per_s"] / peak if r["gflops_per_s"] and peak else None
-    for rows in groups.values():
-        others = {r["impl"]: r for r in rows}
-        for r in rows:
-            if r["impl"].startswith("npcnn"):
-                r["ratios"] = {
-                    f"{r['impl']} / {o}": r["median_s"] / row["median_s"]
-                    for o, row in others.items()
-                    if o != r["impl"] and not o.startswith("npcnn naive")
-                }
-                if r["impl"] == "npcnn naive":
-                    fast = [x for x in rows if x["impl"] in ("npcnn", "npcnn (cupy)")]
-                    if fast:
-                        r["speedup_of_fast"] = r["median_s"] / fast[0]["median_s"]
-
-
-def _fmt_ms(s):
-    return f"{s * 1e3:.3f}" if s < 0.1 else f"{s * 1e3:.1f}"
-
-
-def _row_cells(r):
-    spread = f"{_fmt_ms(r['min_s'])}-{_fmt_ms(r['max_s'])}"
-    gf = f"{r['gflops_per_s']:.1f}" if r.get("gflops_per_s") else "-"
-    pct = f"{r['pct_of_peak']:.0f}%" if r.get("pct_of_peak") else "-"
-    ratios = "; ".join(f"{k.split(' / ')[1]}: {v:.2f}x" for k, v in r.get("ratios", {}).items())
-    if "speedup_of_fast" in r:
-        ratios = f"fast is {r['speedup_of_fast']:.0f}x faster"
-    return [
-        r["name"],
-        r["kind"],
-        str(r["batch"]),
-        r["dtype"],
-        r["impl"],
-        _fmt_ms(r["median_s"]),
-        spread,
-        gf,
-        pct,
-        ratios or "-",
-    ]
-
-
-# the TF rows an inference headline compares with (the fastest of them counts)
-TF_INFERENCE = ("tf eager", "tf function", "tf function chunked")
-
-
-HEADER = [
-    "what",
-    "kind",
-    "N",
-    "dtype",
-    "impl",
-    "median ms",
-    "min-max ms",
-    "GFLOP/s",
-    "% peak",
-    "npcnn time / other",
-]
-
-
-def _table(rows) -> list[str]:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(_row_cells(r)) + " |" for r in rows]
-    return lines
-
-
-def _find(results, section, kind, impl, batch=None, dtype="float32"):
-    for r in results:
-        if (
-            r["section"] == section
-            and r["kind"] == kind
-            and r["impl"] == impl
-            and r["dtype"] == dtype
-            and (batch is None or r["batch"] == batch)
-        ):
+        if (r["section"] == section and r["impl"] == impl and r.get("cores", "all") == cores
+                and r["dtype"] == dtype and (kind is None or r["kind"] == kind)
+                and (batch is None or r["batch"] == batch)):  # fmt: skip
             return r
     return None
 
 
-def targets(data) -> list[str]:
-    """The issue's targets, checked against the headline rows (when present)."""
+def fastest(results, section, kind, cores, systems=FRAMEWORKS):
+    rows = [find(results, section, s, kind, cores=cores) for s in systems]
+    rows = [r for r in rows if r]
+    return min(rows, key=lambda r: r["median_s"]) if rows else None
+
+
+def label(system, versions) -> str:
+    v = versions or {}
+    names = {
+        "npcnn": "npcnn (fast tier)",
+        "npcnn old": "npcnn (other checkout)",
+        "tf eager": f"TensorFlow {v.get('tensorflow', '')} eager",
+        "tf function": f"TensorFlow {v.get('tensorflow', '')} `tf.function`",
+        "torch eager": f"PyTorch {v.get('torch', '')} eager",
+        "torch compile": f"PyTorch {v.get('torch', '')} `torch.compile`",
+        "jax jit": f"JAX {v.get('jax', '')} `jit`",
+        "mygrad": f"MyGrad {v.get('mygrad', '')}",
+    }
+    return re.sub(r"\s+", " ", names.get(system, system))
+
+
+def _ms(s):
+    return "-" if s is None else (f"{s * 1e3:.3f}" if s < 0.01 else f"{s * 1e3:.1f}")
+
+
+def _pct(r):
+    return f" ({r['pct_of_peak']:.0f}%)" if r and r.get("pct_of_peak") else ""
+
+
+def _step_cell(r):
+    return "-" if r is None else f"{_ms(r['median_s'])} ms{_pct(r)}"
+
+
+def _inference_cell(r):
+    return "-" if r is None else f"{r['batch'] / r['median_s']:,.0f} img/s{_pct(r)}"
+
+
+# ---------------------------------------------------------------- tables
+def peers_table(data) -> list[str]:
+    """Every system: step (headline batch) and inference, all cores and one core,
+    % of the matmul peak of the same cores in brackets; a missing system says why."""
     res = data["results"]
-    out = []
-    npi = "npcnn (cupy)" if data["machine"]["device"] == "gpu" else "npcnn"
-    tag = " (gpu)" if data["machine"]["device"] == "gpu" else ""
-    step = _find(res, "headline", "train step", npi)
-    tf_fn = _find(res, "headline", "train step", "tf function" + tag)
-    tf_eager = _find(res, "headline", "train step", "tf eager" + tag)
-    if step and tf_fn:
-        r = step["median_s"] / tf_fn["median_s"]
-        out.append(
-            f"train step (N={step['batch']}): npcnn / tf.function = {r:.2f}x "
-            f"(target <= 1.5x: {'met' if r <= 1.5 else 'NOT met'})"
-        )
-    if step and tf_eager:
-        r = step["median_s"] / tf_eager["median_s"]
-        out.append(
-            f"train step (N={step['batch']}): npcnn / TF eager = {r:.2f}x "
-            f"(target < 1: {'met' if r < 1 else 'NOT met'})"
-        )
-    inf = _find(res, "headline", "inference", npi)
-    tf_inf = [r for r in (_find(res, "headline", "inference", i + tag) for i in TF_INFERENCE) if r]
-    if inf and tf_inf:
-        best = min(tf_inf, key=lambda r: r["median_s"])
-        ips, tips = inf["batch"] / inf["median_s"], best["batch"] / best["median_s"]
-        out.append(
-            f"inference (N={inf['batch']}): npcnn {ips:,.0f} images/s, TF ({best['impl']}) "
-            f"{tips:,.0f} images/s = {ips / tips:.2f} of TF (target >= 0.5: "
-            f"{'met' if ips / tips >= 0.5 else 'NOT met'})"
-        )
-    f32 = _find(
-        res,
-        "train step",
-        "train step",
-        npi,
-        dtype="float32",
-        batch=data["settings"].get("headline_batch"),
-    )
-    f64 = _find(res, "train step", "train step", npi, dtype="float64")
+    versions = data["machine"].get("peers", {})
+    threads = data["machine"].get("threads", "all")
+    step_n = next((r["batch"] for r in res if r["section"] == "headline"
+                   and r["kind"] == "train step"), 50)  # fmt: skip
+    inf_n = next((r["batch"] for r in res if r["section"] == "headline"
+                  and r["kind"] == "inference"), 1000)  # fmt: skip
+    lines = [
+        f"| system | step, batch {step_n}, {threads} cores | step, 1 core | inference, "
+        f"batch {inf_n}, {threads} cores | inference, 1 core |",
+        "|---|---|---|---|---|",
+    ]
+    seen = {r["impl"] for r in res if r["section"] == "headline"}
+    for system in [s for s in ORDER if s in seen]:
+        cells = [
+            _step_cell(find(res, "headline", system, "train step", cores="all")),
+            _step_cell(find(res, "headline", system, "train step", cores="one")),
+            _inference_cell(find(res, "headline", system, "inference", cores="all")),
+            _inference_cell(find(res, "headline", system, "inference", cores="one")),
+        ]
+        lines.append(f"| {label(system, versions)} | " + " | ".join(cells) + " |")
+    for system, reason in data.get("missing", {}).items():
+        lines.append(f"| {system} | no rows: {reason} | | | |")
+    return lines
+
+
+def targets_rows(data) -> list[tuple[str, str, str]]:
+    """(what, measured, target) for each target that the results can answer."""
+    res, rows = data["results"], []
+    versions = data["machine"].get("peers", {})
+
+    def check(key, value):
+        op, bound = TARGETS[key]
+        met = value <= bound if op == "<=" else value >= bound
+        return f"{op} {bound:g}{'%' if key == 'peak' else 'x'} ({'met' if met else 'not met'})"
+
+    for kind, key in (("train step", "step"), ("inference", "inference")):
+        for cores, suffix in (("all", ""), ("one", " one")):
+            npc = find(res, "headline", "npcnn", kind, cores=cores)
+            best = fastest(res, "headline", kind, cores)
+            if not (npc and best):
+                continue
+            # step: time ratio (< 1: npcnn faster); inference: throughput ratio (> 1: faster)
+            ratio = (npc["median_s"] / best["median_s"] if kind == "train step"
+                     else best["median_s"] / npc["median_s"])  # fmt: skip
+            what = (f"{kind}, batch {npc['batch']}, npcnn vs the fastest framework "
+                    f"({label(best['impl'], versions)}), "
+                    f"{'one core' if cores == 'one' else 'all cores'}"
+                    f"{' (time)' if kind == 'train step' else ' (throughput)'}")  # fmt: skip
+            rows.append((what, f"{ratio:.2f}x", check(key + suffix, ratio)))
+    npc = find(res, "headline", "npcnn", "train step")
+    if npc and npc.get("pct_of_peak"):
+        rows.append(("training step as % of the measured matmul peak (all cores)",
+                     f"{npc['pct_of_peak']:.0f}%", check("peak", npc["pct_of_peak"])))  # fmt: skip
+    one = find(res, "headline", "npcnn", "train step", cores="one")
+    if npc and one:
+        speedup = one["median_s"] / npc["median_s"]
+        rows.append((f"npcnn's step, one core -> {npc.get('threads', 'all')} cores",
+                     f"{speedup:.2f}x", check("speedup", speedup)))  # fmt: skip
+    f32 = find(res, "float64", "npcnn", dtype="float32")
+    f64 = find(res, "float64", "npcnn", dtype="float64")
     if f32 and f64:
         r = f64["median_s"] / f32["median_s"]
-        out.append(
-            f"float64 / float32 train step (N={f64['batch']}): {r:.2f}x "
-            f"(target <= 3x: {'met' if r <= 3 else 'NOT met'})"
-        )
-    gemms = [r for r in res if r["section"] == "conv gemm" and r.get("pct_of_peak")]
-    if gemms:
-        out.append(
-            "conv GEMMs: "
-            + ", ".join(f"{r['name']} {r['kind']}: {r['pct_of_peak']:.0f}%" for r in gemms)
-            + " of the measured matmul peak"
-        )
-    return out
+        rows.append(("float64 / float32 training step", f"{r:.2f}x", check("f64", r)))
+    mem = defaultdict(dict)
+    for r in res:
+        if r["section"] == "memory":
+            mem[str(r["batch_size"])][r["impl"]] = r
+    for size, pair in mem.items():
+        if "npcnn" in pair and "tf predict" in pair:
+            a, b = pair["npcnn"]["peak_bytes"], pair["tf predict"]["peak_bytes"]
+            n = pair["npcnn"]["batch"]
+            rows.append((f"peak memory of predict on {n:,} images, batch_size={size}",
+                         f"npcnn {a / 1e6:,.0f} MB, TF {b / 1e6:,.0f} MB ({a / max(b, 1):.2f}x)",
+                         check("memory", a / max(b, 1))))  # fmt: skip
+    return rows
 
 
-def markdown(data) -> str:
-    m = data["machine"]
-    res = data["results"]
-    lines = [
-        "# npcnn vs TensorFlow benchmarks",
-        "",
-        f"Command: `{data['command']}`  ",
-        f"Created {data['created_utc']}, {data['duration_s']} s.",
-        "",
-        "## Machine",
-        "",
-        f"- device: {m['device']}; CPU: {m['cpu_model']}, {m['logical_cpus']} logical CPUs; "
-        f"load average (1, 5, 15 min) at start {m.get('load_average_at_start')}, "
-        f"at end {data.get('load_average_at_end')}",
-        f"- Python {m['python']}, NumPy {m['numpy_version']}; BLAS: {_blas_line(m['blas'])}",
+def targets_table(data) -> list[str]:
+    rows = targets_rows(data)
+    if not rows:
+        return []
+    return ["| what | measured | target |", "|---|---|---|"] + [
+        f"| {a} | {b} | {c} |" for a, b, c in rows
     ]
-    tfi = m["tensorflow"]
-    if tfi.get("available"):
+
+
+def sweep_table(res, section, kind, cores, versions) -> list[str]:
+    """Systems x batch sizes of ``section``, with the headline batch's row added."""
+    rows = [r for r in res if r["section"] in (section, "headline") and r["kind"] == kind
+            and r.get("cores", "all") == cores and r["dtype"] == "float32"]  # fmt: skip
+    if not any(r["section"] == section for r in rows):
+        return []
+    batches = sorted({r["batch"] for r in rows})
+    systems = [s for s in ORDER if any(r["impl"] == s for r in rows)]
+    unit = "ms per step" if kind == "train step" else "images/s"
+    lines = [f"| {unit}, {cores} cores | " + " | ".join(f"N={b}" for b in batches) + " |",
+             "|---|" + "---|" * len(batches)]  # fmt: skip
+    for s in systems:
+        cells = []
+        for b in batches:
+            r = find(res, section, s, kind, b, cores) or find(res, "headline", s, kind, b, cores)
+            cells.append(_step_cell(r) if kind == "train step" else _inference_cell(r))
+        lines.append(f"| {label(s, versions)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def ops_table(res, versions) -> list[str]:
+    rows = [r for r in res if r["section"] == "op"]
+    if not rows:
+        return []
+    systems = [s for s in ORDER if any(r["impl"] == s for r in rows)]
+    lines = ["| op | kind | N | " + " | ".join(label(s, versions) for s in systems) + " |",
+             "|---|---|---|" + "---|" * len(systems)]  # fmt: skip
+    keys = list(dict.fromkeys((r["name"], r["kind"], r["batch"]) for r in rows))
+    for name, kind, n in keys:
+        cells = []
+        for s in systems:
+            r = next((x for x in rows if (x["name"], x["kind"], x["batch"], x["impl"])
+                      == (name, kind, n, s)), None)  # fmt: skip
+            cells.append("-" if r is None else f"{_ms(r['median_s'])}{_pct(r)}")
+        lines.append(f"| {name} | {kind} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def generic_table(rows) -> list[str]:
+    lines = ["| what | kind | N | dtype | system | cores | median ms | min-max ms | GFLOP/s "
+             "| % peak |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        gf = f"{r['gflops_per_s']:.1f}" if r.get("gflops_per_s") else "-"
+        pct = f"{r['pct_of_peak']:.0f}%" if r.get("pct_of_peak") else "-"
         lines.append(
-            f"- TensorFlow {tfi['version']}; oneDNN: {tfi['TF_ENABLE_ONEDNN_OPTS']}; "
-            f"TF32: {tfi.get('tf32_enabled')}; intra/inter-op threads "
-            f"{tfi['intra_op_threads']}/{tfi['inter_op_threads']} (0 = all cores); "
-            f"GPUs seen by TF: {tfi['gpus'] or 'none'}"
+            f"| {r['name']} | {r['kind']} | {r['batch']} | {r['dtype']} | {r['impl']} | "
+            f"{r.get('cores', 'all')} | {_ms(r['median_s'])} | {_ms(r['min_s'])}-"
+            f"{_ms(r['max_s'])} | {gf} | {pct} |"
         )
-    else:
-        lines.append("- TensorFlow: not available")
+    return lines
+
+
+def breakdown_table(res) -> list[str]:
+    rows = [r for r in res if r["section"] == "breakdown"]
+    if not rows:
+        return []
+    systems = list(dict.fromkeys(r["impl"] for r in rows))
+    groups = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        groups[r["group"]][r["impl"]] += r["median_s"]
+    lines = ["| part of the step | " + " | ".join(f"{s} ms" for s in systems) + " |",
+             "|---|" + "---|" * len(systems)]  # fmt: skip
+    step = groups.pop("step", {})
+    other = {s: step[s] - sum(per.get(s, 0.0) for per in groups.values()) for s in step}
+    for group, per in [*groups.items(), ("other", other), ("step", step)]:
+        lines.append(f"| {group} | " + " | ".join(
+            f"{per[s] * 1e3:.2f}" if s in per else "-" for s in systems) + " |")  # fmt: skip
+    return lines
+
+
+def machine_lines(data) -> list[str]:
+    m = data["machine"]
+    peaks = data.get("matmul_peak_gflops", {})
+    lines = [
+        f"- CPU: {m['cpu_model']}, {m['logical_cpus']} logical CPUs ({_isa()}), "
+        f"{m.get('threads')} threads on all cores; load average at start "
+        f"{_load(m.get('load_average_at_start'))}, at end {_load(data.get('load_average_at_end'))}",
+        f"- Python {m['python']}, NumPy {m['numpy_version']} ({_blas_line(m['blas'])}); "
+        + ", ".join(f"{k} {v}" for k, v in m.get("peers", {}).items()),
+    ]
+    if peaks:
+        lines.append("- matmul peak (best median over sizes, same run): "
+                     + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))  # fmt: skip
     if "gpu" in m:
         g = m["gpu"]
-        lines.append(
-            f"- GPU: {g['name']} (cc {g['compute_capability']}, {g['memory_gib']} GiB), "
-            f"nvidia-smi: {g.get('nvidia_smi')}; CUDA driver API {g['cuda_driver_api_version']}, "
-            f"runtime {g['cuda_runtime_version']}, cuDNN {g.get('cudnn_version')}, "
-            f"CuPy {g['cupy_version']}, CUPY_TF32={g['CUPY_TF32']}"
-        )
-    s = data["settings"]
-    lines += [
-        f"- timing: {s['warmup']} warm-up calls, {s['rounds']} interleaved rounds per group "
-        f"(headline {s['headline_rounds']}), each round ~{s['block_s']} s of calls, "
-        f"{s['pause_s']} s pause between NumPy and TF; medians, min-max over rounds",
-        "- matmul peak (best median over sizes): "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in data["matmul_peak_gflops"].items()),
-    ]
-    for note in data["notes"]:
-        lines.append(f"- note: {note}")
-    lines += [
-        "",
-        "Ratios are times: npcnn / other, so below 1 means npcnn is faster. GFLOP/s only for",
-        "the GEMM-bound rows (conv, dense, whole network); pooling, ReLU, softmax and Adam are",
-        "memory-bound. Training FLOPs: forward + dW + dX of every layer except conv1's dX",
-        "(82.1 MFLOP per image); inference: 27.8 MFLOP per image.",
-        "",
-    ]
-    tlines = targets(data)
-    if tlines:
-        lines += ["## Targets", ""] + [f"- {t}" for t in tlines] + [""]
-    titles = {
-        "headline": "Headline: training step and inference",
-        "matmul": "Matmul peak",
-        "conv gemm": "The convolutions' GEMMs alone",
-        "train step": "Training step vs batch size",
-        "adam": "Adam update (all parameters)",
-        "inference": "Inference vs batch size",
-        "op": "Per op",
-    }
-    for section, title in titles.items():
-        rows = [r for r in res if r["section"] == section]
-        if rows:
-            lines += [f"## {title}", ""] + _table(rows) + [""]
-        if section == "inference" or section == "headline":
-            inf = [r for r in rows if r["kind"] == "inference"]
-            if inf:
-                lines += [
-                    "Images per second: "
-                    + ", ".join(
-                        f"{r['impl']} N={r['batch']}: {r['batch'] / r['median_s']:,.0f}"
-                        for r in inf
-                    ),
-                    "",
-                ]
-    return "\n".join(lines) + "\n"
+        lines.append(f"- GPU: {g['name']} ({g['memory_gib']} GiB), CUDA runtime "
+                     f"{g['cuda_runtime_version']}, CuPy {g['cupy_version']}")  # fmt: skip
+    return lines
+
+
+def _load(avg):
+    return "-" if not avg else "/".join(f"{x:.2f}" for x in avg)
+
+
+def _isa() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return "?"
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
 
 
 def _blas_line(blas):
     if blas.get("source") == "threadpoolctl":
-        return (
-            ", ".join(
-                f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, "
-                f"{p.get('architecture')})"
-                for p in blas["pools"]
-            )
-            or "none found"
-        )
-    return str(blas)
+        return ", ".join(f"{p.get('internal_api')} {p.get('version')} "
+                         f"{p.get('architecture')}" for p in blas["pools"]
+                         if p.get("user_api") == "blas") or "BLAS"  # fmt: skip
+    return "BLAS"
 
 
-def plots(data, out_dir) -> list[str]:
-    """PNG plots; returns the files written ([] with a note when matplotlib is missing)."""
+# ---------------------------------------------------------------- the folder
+def section_file(out, section) -> str:
+    return os.path.join(out, section.replace(" ", "-") + ".json")
+
+
+def save(data, out) -> list[str]:
+    """One JSON per section of this run (rows of both core settings), replacing the
+    previous run's file of that section; returns the paths written."""
+    os.makedirs(out, exist_ok=True)
+    written = []
+    for section in data["sections"]:
+        part = {k: v for k, v in data.items() if k != "results"}
+        part["results"] = [r for r in data["results"] if r["section"] == section]
+        path = section_file(out, section)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(part, f, indent=1, default=str)
+        os.replace(tmp, path)  # a crash never leaves half a file
+        written.append(path)
+    return written
+
+
+def load(out) -> dict | None:
+    """Every section file of a results folder merged into one data dict (machine and
+    settings from the newest), or None when the folder holds none."""
+    parts = []
+    for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+        with open(path) as f:
+            parts.append(json.load(f))
+    if not parts:
+        return None
+    parts.sort(key=lambda p: p["created_utc"])
+    data = dict(parts[-1])
+    data["results"] = [r for p in parts for r in p["results"]]
+    data["missing"] = {k: v for p in parts for k, v in p.get("missing", {}).items()}
+    runs = {(p["command"], p["created_utc"]): (p["sections"], p["command"], p["created_utc"],
+                                                p.get("duration_s")) for p in parts}  # fmt: skip
+    data["runs"] = list(runs.values())
+    data["notes"] = list(dict.fromkeys(n for p in parts for n in p.get("notes", [])))
+    with_peak = [p for p in parts if "matmul" in p["sections"]]  # the latest matmul run
+    data["matmul_peak_gflops"] = with_peak[-1].get("matmul_peak_gflops", {}) if with_peak else {}
+    return data
+
+
+def markdown(data) -> str:
+    res = data["results"]
+    versions = data["machine"].get("peers", {})
+    lines = ["# Benchmark results", "", "Machine:", "", *machine_lines(data), "", "Runs:", ""]
+    lines += [f"- `{cmd}` ({created}, {dur} s): {', '.join(secs)}"
+              for secs, cmd, created, dur in data.get("runs", [])]  # fmt: skip
+    lines += ["", "Medians of interleaved rounds; % of the matmul peak measured in the same run "
+              "on the same cores in brackets. One core: `taskset -c 0`, one thread everywhere.",
+              ""]  # fmt: skip
+    blocks = [
+        ("Every system: training step and inference", peers_table(data)
+         if any(r["section"] == "headline" for r in res) else []),
+        ("Targets", targets_table(data)),
+        ("Training step vs batch size", sweep_table(res, "train step", "train step", "all",
+                                                    versions)),
+        ("Training step vs batch size, one core",
+         sweep_table(res, "train step", "train step", "one", versions)),
+        ("Inference vs batch size", sweep_table(res, "inference", "inference", "all", versions)),
+        ("Inference vs batch size, one core",
+         sweep_table(res, "inference", "inference", "one", versions)),
+        ("Per op (ms)", ops_table(res, versions)),
+        ("Where the training step's time goes (batch 50, medians)", breakdown_table(res)),
+    ]  # fmt: skip
+    for title, table in blocks:
+        if table:
+            lines += [f"## {title}", "", *table, ""]
+    titles = {"matmul": "Matmul peak", "conv gemm": "The convolutions' GEMMs alone",
+              "float64": "float64 and float32 step", "adam": "Adam update (all parameters)",
+              "kernels": "Fused CUDA kernels"}  # fmt: skip
+    for section, title in titles.items():
+        rows = [r for r in res if r["section"] == section]
+        if rows:
+            lines += [f"## {title}", "", *generic_table(rows), ""]
+    mem = [r for r in res if r["section"] == "memory"]
+    if mem:
+        lines += ["## Peak memory of predict", "", "| system | images | batch_size | peak MB |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['impl']} | {r['batch']:,} | {r['batch_size']} | "
+                  f"{r['peak_bytes'] / 1e6:,.0f} |" for r in mem] + [""]  # fmt: skip
+    lev = [r for r in res if r["section"] == "levers"]
+    if lev:
+        lines += ["## Levers", "", "| lever | variant | median ms | gain |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['impl']} | {_ms(r['median_s'])} | {r['gain']:.2f}x |"
+                  for r in lev] + [""]  # fmt: skip
+    if data.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def figure(data, path) -> bool:
+    """Step time and inference throughput per system, all cores and one core, with
+    what the matmul peak would give as a line; False without matplotlib or rows."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        data["notes"].append("plots skipped: matplotlib is not installed")
-        return []
+        return False
     res = data["results"]
-    written = []
+    head = [r for r in res if r["section"] == "headline"]
+    if not head:
+        return False
+    versions = data["machine"].get("peers", {})
+    systems = [s for s in ORDER if any(r["impl"] == s for r in head)]
+    peaks = matmul_peaks(res)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(systems) + 2.2))
+    for ax, kind in zip(axes, ("train step", "inference")):
+        for k, (cores, color) in enumerate((("all", "tab:blue"), ("one", "tab:orange"))):
+            vals = []
+            for s in systems:
+                r = find(res, "headline", s, kind, cores=cores)
+                if r is None:
+                    vals.append(0)
+                elif kind == "train step":
+                    vals.append(r["median_s"] * 1e3)
+                else:
+                    vals.append(r["batch"] / r["median_s"])
+            n = next((r["batch"] for r in head if r["kind"] == kind), 0)
+            what = "cores" if cores == "all" else "core"
+            count = data["machine"].get("threads") if cores == "all" else 1
+            ys = [i + (k - 0.5) * 0.38 for i in range(len(systems))]
+            ax.barh(ys, vals, 0.38, color=color, label=f"{count} {what}")
+            for y, v in zip(ys, vals):
+                if v:
+                    ax.text(v, y, f" {v:,.0f}" if v >= 100 else f" {v:.1f}", va="center",
+                            fontsize=7)  # fmt: skip
+            peak = peaks.get((cores, "numpy float32"))
+            if peak:  # the time (throughput) the network would take (reach) at the peak
+                x = (train_flops(n) / (peak * 1e9) * 1e3 if kind == "train step"
+                     else peak * 1e9 / forward_flops(1))  # fmt: skip
+                ax.axvline(
+                    x,
+                    color=color,
+                    ls="--",
+                    lw=1,
+                    label=f"at the matmul peak, {count} {what} ({peak:.0f} GFLOP/s)",
+                )
+        ax.set_yticks(range(len(systems)), [label(s, versions).replace("`", "")
+                                            for s in systems], fontsize=8)  # fmt: skip
+        ax.invert_yaxis()
+        if kind == "train step":
+            ax.set_xlabel(f"training step, batch {n}, ms (less is better)")
+        else:
+            ax.set_xlabel(f"inference, batch {n}, images/s (more is better)")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    fig.suptitle(f"The seed CNN, float32, on {data['machine']['cpu_model']} ({_isa()})",
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
 
-    # 1. per-op time ratio npcnn / TF at the headline batch
-    ops = [
-        r
-        for r in res
-        if r["section"] == "op"
-        and r["impl"].startswith("npcnn")
-        and r["impl"] != "npcnn naive"
-        and r.get("ratios")
-    ]
-    batches = sorted({r["batch"] for r in ops})
-    if ops:
-        want = data["settings"].get("headline_batch")
-        batch = want if want in batches else batches[-1]
-        ops = [r for r in ops if r["batch"] == batch]
-        others = sorted({k.split(" / ")[1] for r in ops for k in r["ratios"]})
-        fig, ax = plt.subplots(figsize=(11, 4.5))
-        width = 0.8 / max(len(others), 1)
-        labels = [f"{r['name']}\n{r['kind'].replace('forward+backward', 'fwd+bwd')}" for r in ops]
-        for k, other in enumerate(others):
-            vals = [r["ratios"].get(f"{r['impl']} / {other}", float("nan")) for r in ops]
-            ax.bar([i + k * width for i in range(len(ops))], vals, width, label=f"vs {other}")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_xticks([i + width * (len(others) - 1) / 2 for i in range(len(ops))])
-        ax.set_xticklabels(labels, fontsize=7)
-        ax.set_ylabel("time ratio npcnn / TF (log; < 1: npcnn faster)")
-        ax.set_title(f"Per-op time ratio, batch {batch}, float32")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = f"{out_dir}/op_ratios.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
 
-    # 2. time vs batch size: forward+backward of each op, train step, inference
-    panels = [
-        ("op", name, "forward+backward")
-        for name in dict.fromkeys(r["name"] for r in res if r["section"] == "op")
-    ]
-    panels += [("train step", "seed cnn", "train step"), ("inference", "seed cnn", "inference")]
-    panels = [p for p in panels if any(r["section"] == p[0] and r["name"] == p[1] for r in res)]
-    if panels:
-        cols = 4
-        nrows = (len(panels) + cols - 1) // cols
-        fig, axes = plt.subplots(nrows, cols, figsize=(14, 3.2 * nrows), squeeze=False)
-        # one colour per implementation in every panel
-        colors, palette = {}, itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-        for ax, (section, name, kind) in zip(axes.flat, panels):
-            rows = [
-                r
-                for r in res
-                if r["section"] == section
-                and r["name"] == name
-                and r["kind"] == kind
-                and r["dtype"] == "float32"
-            ]
-            for impl in dict.fromkeys(r["impl"] for r in rows):
-                pts = sorted((r["batch"], r["median_s"] * 1e3) for r in rows if r["impl"] == impl)
-                x, y = [p[0] for p in pts], [p[1] for p in pts]
-                if impl not in colors:
-                    colors[impl] = next(palette)
-                ax.plot(x, y, "o-", ms=3, label=impl, color=colors[impl])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{name} {kind}", fontsize=9)
-            ax.set_xlabel("batch size", fontsize=8)
-            ax.set_ylabel("ms", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
-        for ax in list(axes.flat)[len(panels) :]:
-            ax.axis("off")
-        fig.suptitle("Time vs batch size (median, float32)")
-        fig.tight_layout()
-        path = f"{out_dir}/time_vs_batch.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+def breakdown_figure(data, path) -> bool:
+    """One stacked bar per system: the step's parts, forward dark, backward light."""
+    rows = [r for r in data["results"] if r["section"] == "breakdown"]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(r["impl"] for r in rows))
+    parts = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        parts[r["impl"]][r["group"]] += r["median_s"] * 1e3
+    groups = [g for g in dict.fromkeys(r["group"] for r in rows) if g != "step"]
+    tab = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.6 * len(systems)))
+    for row, system in enumerate(systems):
+        left = 0.0
+        for k, group in enumerate(groups):
+            width = parts[system].get(group, 0.0)
+            ax.barh(row, width, left=left, color=tab[k % 20], edgecolor="white",
+                    label=group if row == 0 else None)  # fmt: skip
+            left += width
+        step = parts[system].get("step")
+        if step:
+            ax.text(left + 0.5, row, f"step {step:.1f} ms", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_yticks(range(len(systems)), systems)
+    n = rows[0]["batch"]
+    ax.set_xlabel(f"training step, batch {n}, float32: the parts (ms)")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def write(out, plots=True) -> list[str]:
+    """Rebuild ``report.md``, ``peers.png`` and ``breakdown.png`` of a results folder
+    from its JSON files."""
+    data = load(out)
+    if data is None:
+        return []
+    written = [os.path.join(out, "report.md")]
+    with open(written[0], "w") as f:
+        f.write(markdown(data))
+    if plots and figure(data, os.path.join(out, "peers.png")):
+        written.append(os.path.join(out, "peers.png"))
+    if plots and breakdown_figure(data, os.path.join(out, "breakdown.png")):
+        written.append(os.path.join(out, "breakdown.png"))
     return written
+
+
+# ---------------------------------------------------------------- publishing
+BEGIN, END = "<!-- benchmarks: {name} -->", "<!-- /benchmarks: {name} -->"
+
+
+def replace_block(text, name, body) -> str:
+    """``text`` with what lies between the markers of block ``name`` replaced by ``body``."""
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no block {begin} ... {end}")
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+
+
+def publish(out, files) -> list[str]:
+    """Rewrite the marked blocks of ``files`` (README.md, RESULTS.md) from the results
+    folder ``out``: 'peers' (the table), 'machine' and 'targets'. Returns the files changed."""
+    data = load(out)
+    if data is None:
+        raise ValueError(f"{out} holds no results")
+    runs = sorted(data.get("runs", []), key=lambda run: run[2])  # the latest headline run
+    command = next((cmd for secs, cmd, _, _ in reversed(runs) if "headline" in secs), "")
+    machine = machine_lines(data) + [f"- command: `{command}`"]
+    blocks = {"peers": "\n".join(peers_table(data)), "machine": "\n".join(machine),
+              "targets": "\n".join(targets_table(data))}  # fmt: skip
+    changed = []
+    for path in files:
+        with open(path) as f:
+            text = f.read()
+        new = text
+        for name, body in blocks.items():
+            if BEGIN.format(name=name) in new:
+                new = replace_block(new, name, body)
+        if new != text:
+            with open(path + ".tmp", "w") as f:
+                f.write(new)
+            os.replace(path + ".tmp", path)
+            changed.append(path)
+    return changed

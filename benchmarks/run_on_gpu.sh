@@ -5,8 +5,8 @@
 #
 #   bash benchmarks/run_on_gpu.sh OUT_DIR [MNIST_DIR] [BENCH_MODE]
 #
-# OUT_DIR gets gpu_log.txt (everything printed), peers/ (peers.json, peers.md, peers.png:
-# npcnn vs PyTorch and JAX, the issue's targets first) and bench/ (JSON, Markdown, PNGs).
+# OUT_DIR gets gpu_log.txt (everything printed) and bench/ (one JSON per section, report.md,
+# peers.png: npcnn on CuPy vs PyTorch and JAX on the card, the fused kernels, the suite).
 # MNIST_DIR, a folder with the four MNIST *-ubyte.gz files, enables the training run.
 # Meant to finish in under 10 minutes: every step has a time limit, and a step that
 # would start after TOTAL_S (default 540 s) is skipped and says so.
@@ -41,13 +41,12 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under a time limit, unless time
 '| CUDA runtime', cupy.cuda.runtime.runtimeGetVersion(), '| driver', cupy.cuda.runtime.driverGetVersion())"
   python3 -c "import torch; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0))" 2>&1 | tail -1
   python3 -c "import jax; print('jax', jax.__version__, '|', jax.devices())" 2>&1 | tail -1
-  step "fused CUDA kernels (npcnn.fast.cuda_kernels) vs npcnn.ops, on CuPy and on the CPU shim" 150 \
-    python3 -m pytest tests/test_gpu_kernels.py tests/test_cuda_kernels_import.py -q -p no:cacheprovider -rs
+  step "fused CUDA kernels (benchmarks/cuda_kernels.py) vs npcnn.ops, on CuPy and on the CPU shim" 150 \
+    python3 -m pytest tests/benchmarks/test_gpu_kernels.py tests/benchmarks/test_cuda_kernels_import.py -q -p no:cacheprovider -rs
   step "GPU parity tests (npcnn on CuPy vs npcnn on NumPy)" 90 \
     python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider -rs
-  # the peers get a soft budget (no new group after it) inside a hard limit
-  step "npcnn vs PyTorch and JAX: python -m benchmarks.gpu_peers" 330 \
-    python3 -m benchmarks.gpu_peers --out "$out/peers" --budget-s "${PEERS_BUDGET_S:-240}"
+  step "npcnn vs PyTorch and JAX on the card, the fused kernels" 330 \
+    python3 -m benchmarks --device gpu --mode "$mode" --sections peers,kernels --out "$out/bench"
   if [ -n "$data" ]; then
     export TIMEFORMAT="wall time of the training command: %R s"
     step "the tutorial's training on the GPU: npcnn train --device gpu" 120 \
@@ -55,7 +54,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under a time limit, unless time
     rm -f "$out/gpu_seed_cnn.npz"
   fi
   step "python -m benchmarks --device gpu --mode $mode" 150 \
-    python3 -m benchmarks --device gpu --mode "$mode" --out "$out/bench"
+    python3 -m benchmarks --device gpu --mode "$mode" --sections "conv gemm,float64,adam" --out "$out/bench"
   echo "== done in ${SECONDS}s"
   date -u
 } 2>&1 | tee "$out/gpu_log.txt"

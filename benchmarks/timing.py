@@ -7,9 +7,9 @@ rotated order), and so on, so that a burst of noise from other processes hits
 all of them alike instead of spoiling one. Each case reports the median time
 per call over the rounds and the spread (min, quartiles, max).
 
-Between a NumPy case and a TensorFlow case we pause (``pause_s``): OpenBLAS's
-threads keep spinning for a while after a GEMM, and TensorFlow's thread pool
-does the same, so back-to-back runs would steal each other's cores.
+Between cases of two frameworks we pause (``pause_s``): OpenBLAS's threads
+keep spinning for a while after a GEMM, and TensorFlow's, PyTorch's and XLA's
+thread pools do the same, so back-to-back runs would steal each other's cores.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ class Case:
 
     ``fn()`` runs it once; ``sync()`` (optional) waits until the device has
     finished (CuPy and TF on a GPU return before the kernels are done).
-    ``family`` is 'numpy', 'cupy' or 'tf': we pause when it changes.
+    ``family`` is 'numpy', 'cupy', 'tf', 'torch' or 'jax': we pause when it
+    changes (every framework's thread pool spins a while after its work).
     ``flops`` (per call) gives GFLOP/s; None for memory-bound ops.
     """
 
-    section: str  # 'op', 'train step', 'adam', 'inference', 'matmul'
+    section: str  # 'op', 'train step', 'adam', 'inference', 'headline', 'matmul', ...
     name: str  # e.g. 'conv2'
     kind: str  # 'forward', 'forward+backward', 'step', ...
-    impl: str  # 'npcnn', 'npcnn naive', 'tf eager', 'tf function', ...
+    impl: str  # the system: 'npcnn', 'tf function', 'torch eager', 'jax jit', ...
     family: str
     batch: int
     dtype: str
@@ -43,10 +44,12 @@ class Case:
     sync: Callable[[], object] | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
+    cores: str = "all"  # 'all' (every core this process may use) or 'one'
+    threads: int = 0  # the thread count every framework was given
 
     def key(self) -> tuple:
         """Cases with the same key are compared with each other."""
-        return (self.section, self.name, self.kind, self.batch, self.dtype)
+        return (self.section, self.name, self.kind, self.batch, self.dtype, self.cores)
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Settings:
     warmup: int = 2  # untimed calls first (tf.function traces on the first call)
     block_s: float = 0.1  # each round times enough calls to last about this long
     max_reps: int = 1000
-    pause_s: float = 0.15  # between NumPy and TF cases
+    pause_s: float = 0.15  # between cases of different families
 
 
 def _run_block(case: Case, reps: int) -> float:
@@ -85,7 +88,7 @@ def time_group(cases: list[Case], settings: Settings, log=print) -> list[dict]:
             case.fn()
         one = max(_run_block(case, 1), 1e-7)
         reps[id(case)] = max(1, min(settings.max_reps, math.ceil(settings.block_s / one)))
-        time.sleep(settings.pause_s if case.family == "tf" else 0)
+        time.sleep(settings.pause_s if case.family != "numpy" else 0)
 
     samples = {id(case): [] for case in cases}
     previous_family = None
@@ -120,6 +123,8 @@ def time_group(cases: list[Case], settings: Settings, log=print) -> list[dict]:
             "flops": case.flops,
             "gflops_per_s": case.flops / median / 1e9 if case.flops else None,
             "note": case.note,
+            "cores": case.cores,
+            "threads": case.threads,
             **case.extra,
         }
         results.append(row)
@@ -129,3 +134,19 @@ def time_group(cases: list[Case], settings: Settings, log=print) -> list[dict]:
             f"[{s[0] * 1e3:.3f} .. {s[-1] * 1e3:.3f}]"
         )
     return results
+
+
+def interleaved(cases, rounds, pause=0.1, block_s=0.3, max_reps=10):
+    """{name: median seconds per call} of ``cases`` ({name: fn}) on this stopwatch:
+    warm-up, interleaved rounds in rotated order, each a block of back-to-back calls
+    (as many as fill ``block_s``, at most ``max_reps``), and a ``pause`` between
+    NumPy cases and the others (names starting with "tf")."""
+    group = [
+        Case(
+            "", str(name), "", str(name), "tf" if str(name).startswith("tf") else "numpy", 0, "", fn
+        )  # fmt: skip
+        for name, fn in cases.items()
+    ]
+    settings = Settings(rounds=rounds, block_s=block_s, max_reps=max_reps, pause_s=pause)
+    rows = time_group(group, settings, log=lambda *args: None)
+    return {name: row["median_s"] for name, row in zip(cases, rows)}

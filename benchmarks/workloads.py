@@ -1,5 +1,5 @@
 """The workloads: every op of the tutorial network, the training step, Adam
-and inference, for npcnn (fast ops and naive loops) and for TensorFlow (eager
+and inference, for npcnn (fast tier and naive loops) and for TensorFlow (eager
 and ``tf.function``), with the FLOPs each one does.
 
 Shapes are the network's (MNIST 28x28x1, batch N)::
@@ -25,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 import npcnn
-from npcnn import naive, ops
+from npcnn import fast, naive
+
+from .checkouts import submodule
 
 CONV = {  # name: (H, W, Cin, Cout), 5x5 kernels, 'same'
     "conv1": (28, 28, 1, 32),
@@ -68,8 +70,7 @@ def forward_flops(n):
 
 def train_flops(n):
     """One training step: forward, then dW and dX of every layer, except conv1's dX
-    (the gradient of the input images, which TF does not compute): 82.1 MFLOP per
-    image. npcnn's Sequential does compute conv1's dX (1.25 MFLOP per image more)."""
+    (the gradient of the images, which no system computes): 82.1 MFLOP per image."""
     return 3 * forward_flops(n) - conv_flops("conv1", n)
 
 
@@ -117,8 +118,9 @@ def mnist_like_batch(n, dtype, seed=0):
 
 # ---------------------------------------------------------------- npcnn
 def npcnn_op(name, kind, arrays, use_naive=False):
-    """A zero-argument function running npcnn's op (forward, or forward then backward)."""
-    impl = naive if use_naive else ops
+    """A zero-argument function running npcnn's op, forward or forward then backward:
+    the fast tier's (``npcnn.fast``, what the layers run), or the naive loops."""
+    impl = naive if use_naive else fast
     a = arrays
     if name in CONV:
 
@@ -139,31 +141,31 @@ def npcnn_op(name, kind, arrays, use_naive=False):
     elif name in DENSE:
 
         def forward():
-            return ops.dense_forward(a["x"], a["w"], a["b"])
+            return fast.dense_forward(a["x"], a["w"], a["b"])
 
         def backward(cache):
-            return ops.dense_backward(a["dy"], cache)
+            return fast.dense_backward(a["dy"], cache)
 
     elif name == "relu":
 
         def forward():
-            return ops.relu_forward(a["x"])
+            return fast.relu_forward(a["x"])
 
         def backward(cache):
-            return ops.relu_backward(a["dy"], cache)
+            return fast.relu_backward(a["dy"], cache)
 
     elif name == "softmax+loss":
         one = a["x"].dtype.type(1)
 
         def forward():
-            p, softmax_cache = ops.softmax_forward(a["x"])
-            loss, loss_cache = ops.sparse_categorical_crossentropy_forward(p, a["labels"])
+            p, softmax_cache = fast.softmax_forward(a["x"])
+            loss, loss_cache = fast.sparse_categorical_crossentropy_forward(p, a["labels"])
             return loss, (softmax_cache, loss_cache)
 
         def backward(cache):
             softmax_cache, loss_cache = cache
-            dp = ops.sparse_categorical_crossentropy_backward(one, loss_cache)
-            return ops.softmax_backward(dp, softmax_cache)
+            dp = fast.sparse_categorical_crossentropy_backward(one, loss_cache)
+            return fast.softmax_backward(dp, softmax_cache)
 
     else:
         raise ValueError(f"unknown op {name!r}")
@@ -179,24 +181,21 @@ def npcnn_op(name, kind, arrays, use_naive=False):
 
 
 class NpcnnNetwork:
-    """The seed network with Adam, on NumPy or CuPy arrays."""
+    """The seed network with Adam through npcnn's public API (``seed_cnn``, ``Adam``,
+    ``npcnn.train.train_step``, ``Sequential.predict``), on NumPy or CuPy arrays.
+    ``package`` is npcnn, or another checkout's npcnn (``checkouts.py``)."""
 
-    def __init__(self, dtype, xp=np, seed=0):
-        self.model = npcnn.seed_cnn(seed=seed, dtype=dtype)
+    def __init__(self, dtype, xp=np, seed=0, package=npcnn):
+        self.model = package.seed_cnn(seed=seed, dtype=dtype)
         if xp is not np:
             self.model.to(xp)
-        self.optimizer = npcnn.Adam(1e-3)
-        self.xp = xp
-        self.one = np.dtype(dtype).type(1)
+        self.optimizer = package.Adam(1e-3)
+        self._train_step = submodule(package, "train").train_step
 
     def train_step(self, images, labels):
-        """Forward, tutorial loss (sum of Keras's cross-entropy on the probabilities),
-        backward, Adam. Returns the loss before the update."""
-        probs = self.model.forward(images)
-        loss, cache = ops.sparse_categorical_crossentropy_forward(probs, labels)
-        self.model.backward(ops.sparse_categorical_crossentropy_backward(self.one, cache), False)
-        self.optimizer.apply_gradients(zip(self.model.grads, self.model.params))
-        return loss
+        """Forward, the tutorial's loss (the sum of Keras's cross-entropy on the
+        probabilities), backward without the images' gradient, Adam."""
+        return self._train_step(self.model, self.optimizer, images, labels)
 
     def predict(self, images):
         """``Sequential.predict``: the forward pass in the model's default chunks
@@ -274,9 +273,6 @@ def tf_op(tf, name, kind, arrays, compiled):
     return tf.function(run) if compiled else run
 
 
-INFERENCE_CHUNK = 128  # images per call in TfNetwork.predict_chunked (npcnn's CPU default)
-
-
 class TfNetwork:
     """The seed network in Keras with keras.optimizers.Adam: the tutorial's step."""
 
@@ -304,10 +300,3 @@ class TfNetwork:
 
     def predict(self, images):
         return self.model(images, training=False)
-
-    def predict_chunked(self, images, chunk=INFERENCE_CHUNK):
-        """The compiled forward pass in chunks of ``chunk`` images, as npcnn's
-        ``predict`` runs on the CPU: TF gets the same chance to stay in cache."""
-        n = int(images.shape[0])
-        outs = [self.predict_function(images[i : i + chunk]) for i in range(0, n, chunk)]
-        return self.tf.concat(outs, axis=0) if outs else self.predict_function(images)

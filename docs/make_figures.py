@@ -552,9 +552,9 @@ def figure_network_shapes(out_dir):
 def conv2_backward_timeline():
     """Measured ms of conv2's backward pieces at batch 50: the two matrix products,
     and col2im on one thread and on two (``benchmarks.levers``' col2im cases), all
-    timed in the same interleaved rounds (``benchmarks.targets.interleaved``)."""
+    timed in the same interleaved rounds (``benchmarks.timing.interleaved``)."""
     from benchmarks.levers import col2im_cases
-    from benchmarks.targets import interleaved
+    from benchmarks.timing import interleaved
     from npcnn.fast import threads
 
     rng = np.random.default_rng(0)

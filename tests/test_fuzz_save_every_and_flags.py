@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from test_flags import FLAGS, NONE_MEANS_AUTO, call_flag
-from test_fuzz import ANY_TEXT as ANY_CLI_TEXT
-from test_fuzz import fuzz as fuzz_settings
 
 import npcnn.train
 from npcnn import Adam, Dense, Flatten, Sequential, Softmax
 from npcnn.checkpoint import load_checkpoint
 from npcnn.cli import build_parser
 from npcnn.train import NumpyLearner, TrainConfig, check_config, fit
+
+from .helpers import fuzz as fuzz_settings
+from .test_cli import ANY_TEXT as ANY_CLI_TEXT
+from .test_flags import FLAGS, NONE_MEANS_AUTO, call_flag
 
 EXAMPLES = {
     "cli_save_every": 100,
@@ -40,8 +41,8 @@ EXAMPLES = {
 
 
 def fuzz(name):
-    """The suite's fuzz settings (``test_fuzz.fuzz``) with this file's example counts."""
-    return settings(fuzz_settings("cli_runs"), max_examples=EXAMPLES[name])
+    """The suite's fuzz settings (``tests.helpers.fuzz``) with this file's example counts."""
+    return fuzz_settings(EXAMPLES[name])
 
 
 ANY_TEXT = ANY_CLI_TEXT | st.sampled_from(["0", "-0", "00"])

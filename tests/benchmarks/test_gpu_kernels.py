@@ -16,19 +16,12 @@ as C++) without CuPy; this module skips without CuPy or a GPU.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("CUPY_TF32", "0")
+from tests.helpers import cupy_on_a_gpu
 
-cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'npcnn[gpu]')")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # no driver
-    HAVE_GPU = False
-pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="CuPy is installed but no GPU is present")
+cupy = cupy_on_a_gpu()  # skips the module without CuPy or a GPU; TF32 off
 
 from benchmarks import cuda_kernels as ck  # noqa: E402
 from npcnn import ops  # noqa: E402

@@ -14,11 +14,18 @@ numbers); ``Sequential(..., kernels="ops")`` sets it for every layer.
 from __future__ import annotations
 
 import math
+import re
 
 from . import fast, ops
 from .initializers import glorot_uniform, zeros
 from .ops.padding import output_hw
-from .validation import as_pair, check_bool, normalize_padding, positive_int
+from .validation import (
+    as_pair,
+    check_bool,
+    check_unique_names,
+    normalize_padding,
+    positive_int,
+)
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
 ACTIVATIONS = ("relu", "softmax")
@@ -29,6 +36,39 @@ def kernels_module(kernels):
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be 'fast' or 'ops', got {kernels!r}")
     return KERNELS[kernels]
+
+
+def snake_case(class_name: str) -> str:
+    """Keras's automatic layer-name prefix: 'Conv2D' -> 'conv2d', 'MaxPooling2D' ->
+    'max_pooling2d', 'ReLU' -> 're_lu' (``keras.src.utils.naming.to_snake_case``)."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def number_names(layers) -> None:
+    """Give each unnamed layer of one model a name unique in it, numbered as Keras does.
+
+    Per prefix, in order: ``conv2d``, ``conv2d_1``, ``conv2d_2``, ...; a name a
+    layer was given (``name=``) is kept, and the numbering skips it. Two layers
+    given the same name raise ``ValueError`` naming it, before any layer is
+    renamed: parameters are stored by name, so a shared name would lose one.
+    """
+    given = [layer.name for layer in layers if not layer.auto_named]
+    check_unique_names(given, "layer names")  # before any layer is renamed
+    taken, counts = set(given), {}
+    for layer in layers:
+        if not layer.auto_named:
+            continue
+        prefix = snake_case(layer.keras_class_name or type(layer).__name__)
+        while True:
+            n = counts.get(prefix, 0)
+            counts[prefix] = n + 1
+            name = prefix if n == 0 else f"{prefix}_{n}"
+            if name not in taken:
+                break
+        layer.name = name
+        taken.add(name)
 
 
 def _check_activation(activation):
@@ -45,11 +85,13 @@ class Layer:
     """Base class: no parameters, output shape = input shape."""
 
     param_names: tuple[str, ...] = ()  # names of ``params``, in order (e.g. kernel, bias)
+    keras_class_name: str | None = None  # the Keras class, where its name differs from ours
 
     def __init__(self, name: str | None = None):
-        if name is not None and not isinstance(name, str):
-            raise ValueError(f"name must be a str or None, got {name!r}")
-        self.name = name or type(self).__name__.lower()
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(f"name must be None or a non-empty str without '/', got {name!r}")
+        self.auto_named = name is None  # Sequential numbers it: conv2d, conv2d_1, ...
+        self.name = name or snake_case(self.keras_class_name or type(self).__name__)
         self.kernels = fast  # the ops module; Sequential(kernels=...) may set npcnn.ops
         self.params: list = []
         self.grads: list = []
@@ -171,6 +213,8 @@ class Dense(_WithActivation):
 
 class MaxPool2D(Layer):
     """Max-pooling, ``keras.layers.MaxPool2D`` (strides=None means pool_size)."""
+
+    keras_class_name = "MaxPooling2D"  # unnamed ones are max_pooling2d, max_pooling2d_1, ...
 
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
         super().__init__(name)

@@ -12,7 +12,16 @@ import numpy as np
 
 from . import fast
 from .backend import get_array_module, to_device, to_numpy
-from .layers import Conv2D, Dense, Layer, MaxPool2D, Reshape, Softmax, kernels_module
+from .layers import (
+    Conv2D,
+    Dense,
+    Layer,
+    MaxPool2D,
+    Reshape,
+    Softmax,
+    kernels_module,
+    number_names,
+)
 from .validation import check_bool, positive_int
 
 
@@ -59,6 +68,11 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise ValueError(f"layers[{i}] is not an npcnn layer: {layer!r}")
+            if any(layer is other for other in layers[:i]):
+                raise ValueError(
+                    f"layers[{i}] ({layer.name}) is listed twice; a layer belongs to one place "
+                    "in a model: create another one"
+                )
         module = kernels_module(kernels)
         try:
             self.dtype = np.dtype(dtype)
@@ -69,6 +83,7 @@ class Sequential:
         if not (seed is None or isinstance(seed, np.random.Generator)):
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise ValueError(f"seed must be None, an int >= 0 or a Generator, got {seed!r}")
+        number_names(layers)  # conv2d, conv2d_1, ... as Keras; refuses a repeated name
         self.layers = layers
         self.kernels = kernels
         for layer in self.layers:

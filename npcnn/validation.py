@@ -146,3 +146,18 @@ def number_type(parse, accept, expected: str):
 COUNT = number_type(int, lambda n: n >= 1, "a positive integer")  # steps, batch sizes, limits
 SEED = number_type(int, lambda n: n >= 0, "an integer >= 0")
 RATE = number_type(float, lambda x: math.isfinite(x) and x > 0, "a finite positive number")
+
+
+def check_unique_names(names, what) -> None:
+    """Raise ``ValueError`` naming every name that occurs more than once in ``names``."""
+    seen, repeated = set(), []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise ValueError(
+            f"{what} must be unique, but {', '.join(map(repr, repeated))} occurs more than "
+            "once: weights are stored by name, so one of them would be lost; give each layer "
+            "its own name= (or none: unnamed layers are numbered conv2d, conv2d_1, ...)"
+        )

@@ -6,7 +6,7 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
 0. ``backend``, ``validation``, ``atomicwrite``, ``bars``, ``initializers``:
    import nothing of npcnn.
 1. ``ops`` (the readable reference) on backend and validation; ``datasets`` on
-   atomicwrite and bars; ``checkpoint`` on atomicwrite.
+   atomicwrite and bars; ``checkpoint`` on atomicwrite and validation.
 2. ``naive`` (the loops) on validation and ``ops.padding`` only, standing alone;
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
 3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
@@ -41,7 +41,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     {
         "ops": ("backend", "validation"),
         "datasets": ("atomicwrite", "bars", "validation"),
-        "checkpoint": ("atomicwrite",),
+        "checkpoint": ("atomicwrite", "validation"),
         "curves": ("validation",),
     },
     {

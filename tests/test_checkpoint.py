@@ -57,6 +57,6 @@ def test_a_damaged_checkpoint_is_a_value_error(data, small_checkpoint):
             out = load_checkpoint(name)
         except ValueError:
             return
-        assert set(out) == {"weights", "optimizer", "rng", "meta"}
+        assert set(out) == {"weights", "optimizer", "rng", "meta", "architecture"}
     finally:
         os.unlink(name)

@@ -1,27 +1,38 @@
-"""``python -m benchmarks``: time npcnn against TensorFlow, PyTorch, JAX and MyGrad.
+"""``python -m benchmarks``: time npcnn against TensorFlow, PyTorch, JAX and MyGrad,
+each system in a process of its own.
 
 Examples::
 
-    python -m benchmarks --sections peers --mode smoke    # every system, under a minute
-    python -m benchmarks --sections peers,targets --publish   # README/RESULTS.md tables
-    python -m benchmarks --sections breakdown --old ../npcnn-other   # another checkout too
-    python -m benchmarks --device gpu --sections peers,kernels       # npcnn on CuPy
+    python -m benchmarks --mode smoke --sections matmul,headline   # under a minute
+    python -m benchmarks --mode quick --sections matmul,headline --cores both
+    python -m benchmarks --systems npcnn,tf-function,torch-eager --sections headline
+    python -m benchmarks --mode quick --sections targets --cores all,one,busy --publish
+    python -m benchmarks --old ../npcnn-other --systems npcnn --sections headline
+    python -m benchmarks --device gpu --sections matmul,headline,kernels   # npcnn on CuPy
 
-Results go to one folder per machine (default ``benchmarks/results/<cpu>-<isa>-<n>cpu``),
-one JSON file per section holding its latest run, with ``report.md`` and the
-figure ``peers.png`` rebuilt from them all.
+Results go to one folder per machine type (``benchmarks/results/<cpu>-<vector
+width>-<n>cpu``), one JSON file per section holding its latest run, with
+``report.md`` and the figure ``peers.png`` rebuilt from them all. ``--publish``
+then rewrites the tables and the figure links of README.md, benchmarks/RESULTS.md
+and the guide's chapter 14, and refuses when the machine was busy (the 1-minute
+load average above 0.5 before the run, or the matmul peak moving more than 10%
+between the start and the end); ``--force`` publishes anyway and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md",
+             ROOT / "docs" / "14-making-it-fast.md"]  # fmt: skip
+REFUSED = 3  # the exit status of a --publish that a busy machine refused
 
 
 def _ints(text):
@@ -32,18 +43,17 @@ def _names(text):
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def machine_folder() -> str:
-    """benchmarks/results/<cpu model>-<isa>-<n>cpu: one folder per machine."""
-    from .machine import _cpu_model
-    from .report import _isa
-
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{_cpu_model()} {_isa()}".lower()).strip("-")
-    return str(ROOT / "benchmarks" / "results" / f"{slug}-{os.cpu_count()}cpu")
+def _cores(text):
+    cores = [c for n in _names(text) for c in (["all", "one"] if n == "both" else [n])]
+    bad = [c for c in cores if c not in ("all", "one", "busy")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown core setting {bad}; choose all, one, busy, both")
+    return list(dict.fromkeys(cores))
 
 
 def parse_args(argv=None):
-    from .suite import MODES, PRESETS, SECTIONS
-    from .systems import FAMILY
+    from .suite import MODES, PRESETS, SECTIONS, expand
+    from .systems import SYSTEMS, is_plugin
 
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -62,29 +72,28 @@ def parse_args(argv=None):
         type=_names,
         default=None,
         help=f"comma-separated: {', '.join(SECTIONS)}; or {', '.join(PRESETS)} "
-        "(default: everything but levers and kernels)",
+        "(default: all but kernels)",
     )
     p.add_argument(
         "--systems",
         type=_names,
         default=None,
-        help=f"comma-separated subset of: {', '.join(FAMILY)} (default: all but "
-        "'npcnn old', which --old adds)",
+        help=f"comma-separated subset of: {', '.join(SYSTEMS)}, or module:factory "
+        "(default: all but npcnn-old, which --old adds, and numpy)",
     )
     p.add_argument(
         "--cores",
-        choices=["all", "both"],
-        default=None,
-        help="both: also re-run under taskset -c 0 with one thread everywhere "
-        "(default for peers, targets and a run of everything, except in smoke "
-        "mode); for one core only: taskset -c 0 python -m benchmarks --threads 1",
+        type=_cores,
+        default=["all"],
+        help="comma-separated: all (every CPU this process may use), one (each "
+        "worker under taskset -c 0 with one thread), busy (all cores with a "
+        "CPU-burning process on one: the step), both (all,one); default all",
     )
     p.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="threads for every framework (default: the CPUs this process may "
-        "use, so taskset is respected)",
+        help="threads on all cores (default: the CPUs this process may use)",
     )
     p.add_argument(
         "--device",
@@ -92,9 +101,7 @@ def parse_args(argv=None):
         default="cpu",
         help="gpu: npcnn on CuPy, the peers on the card",
     )
-    p.add_argument(
-        "--old", default=None, help="another npcnn checkout, timed as 'npcnn old' beside this one"
-    )
+    p.add_argument("--old", default=None, help="another npcnn checkout, timed as npcnn-old")
     p.add_argument(
         "--batch-sizes",
         type=_ints,
@@ -108,26 +115,30 @@ def parse_args(argv=None):
         "--pause",
         type=float,
         default=None,
-        help="seconds between cases of two frameworks (default 0.15)",
+        help="seconds between two systems' blocks (default 0.15)",
     )
-    p.add_argument("--out", default=None, help="results folder (default: one per machine)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds a worker may take to answer before it counts as hung",
+    )
+    p.add_argument("--out", default=None, help="results folder (default: one per machine type)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
         "--publish",
         action="store_true",
-        help="then rewrite the tables in README.md and benchmarks/RESULTS.md",
+        help="then rewrite the tables and figures of README.md, RESULTS.md, ch. 14",
     )
-    p.add_argument("--one-core-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--force", action="store_true", help="publish even from a busy machine")
     args = p.parse_args(argv)  # fmt: skip
-    from .suite import expand
-
     try:
         expand(args.sections or [])
     except ValueError as e:
         p.error(f"{e}; choose from {', '.join(SECTIONS + list(PRESETS))}")
-    bad = [s for s in args.systems or [] if s not in FAMILY]
+    bad = [s for s in args.systems or [] if s not in SYSTEMS and not is_plugin(s)]
     if bad:
-        p.error(f"unknown systems {bad}; choose from {', '.join(FAMILY)}")
+        p.error(f"unknown systems {bad}; choose from {', '.join(SYSTEMS)}")
     return args
 
 
@@ -136,36 +147,44 @@ def main(argv=None) -> int:
     args.command = "python -m benchmarks " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
-    from . import report
-    from .gpu import NoGpuError
+    from . import machine, report
     from .suite import run
 
-    try:
-        data = run(args)
-    except NoGpuError as e:
-        print(f"error: {e}", file=sys.stderr)
+    if args.device == "gpu" and importlib.util.find_spec("cupy") is None:
+        print("error: --device gpu needs CuPy (pip install 'npcnn[gpu]', i.e. cupy-cuda12x)",
+              file=sys.stderr)  # fmt: skip
         return 2
-    if args.one_core_child:  # rows for the parent process, which merges them
-        import json
 
-        with open(args.one_core_child, "w") as f:
-            json.dump(data, f, default=str)
-        return 0
+    if args.publish and not args.force:
+        before = machine.busy_reasons({"load_average_at_start": machine.load_average()})
+        if before:
+            print(f"refusing to publish: {before[0]}; wait for a quiet machine, or --force",
+                  file=sys.stderr)  # fmt: skip
+            return REFUSED
+    data = run(args)
+    busy = machine.busy_reasons(data["machine"])
+    refused = args.publish and busy and not args.force
+    if args.publish and busy and args.force:
+        data["machine"]["forced"] = busy
     report.annotate(data)
-    out = args.out or machine_folder()
-    written = report.save(data, out)
-    written += report.write(out, plots=not args.no_plots)
+    out = args.out or str(ROOT / "benchmarks" / "results" / machine.folder_name())
+    if refused:  # the published folder keeps its figures; this run's go elsewhere
+        out = tempfile.mkdtemp(prefix="npcnn-benchmarks-refused-")
+    written = report.save(data, out) + report.write(out, plots=not args.no_plots)
     print()
     for system, reason in data["missing"].items():
         print(f"{system}: no rows: {reason}")
     if any(r["section"] == "headline" for r in data["results"]):
         print("\n".join(report.peers_table(data)))
         print("\n".join(report.targets_table(data)))
-    if args.publish:
-        files = [str(ROOT / "README.md"), str(ROOT / "benchmarks" / "RESULTS.md")]
-        changed = report.publish(out, files)
-        print("published into " + (", ".join(changed) or "nothing (no marked blocks changed)"))
     print("wrote " + ", ".join(os.path.relpath(p) for p in written))
+    if refused:
+        print(f"refusing to publish: {'; '.join(busy)}; --force publishes anyway",
+              file=sys.stderr)  # fmt: skip
+        return REFUSED
+    if args.publish:
+        changed = report.publish(out, [str(p) for p in PUBLISHED if p.exists()])
+        print("published into " + (", ".join(changed) or "nothing (no marked blocks changed)"))
     return 0
 
 

@@ -1,15 +1,17 @@
-"""What the numbers were measured on: CPU, BLAS and its threads, library
-versions, TensorFlow's settings (oneDNN, TF32, devices) and the GPU."""
+"""What the numbers were measured on, and whether it was quiet: CPU model and
+vector extensions, BLAS and its kernel, versions, the load average, the matmul
+peak at the start and at the end of the run; the folder of a machine type."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -20,7 +22,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _blas_info() -> dict:
+def blas_info() -> dict:
     """BLAS library and thread count: threadpoolctl if present, else NumPy's build config."""
     import numpy as np
 
@@ -36,32 +38,6 @@ def _blas_info() -> dict:
         return {"source": "numpy.show_config", "blas": config.get("Build Dependencies", {})}
     except TypeError:  # NumPy < 1.25 has no mode='dicts'
         return {"source": "unknown"}
-
-
-def tf_info(tf) -> dict:
-    """TensorFlow's version and the settings that change its speed."""
-    if tf is None:
-        return {"available": False}
-    info = {
-        "available": True,
-        "version": tf.__version__,
-        # oneDNN is on by default for x86 Linux builds since TF 2.9 unless this is "0"
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (default: on)"),
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-    }
-    try:
-        info["tf32_enabled"] = bool(tf.config.experimental.tensor_float_32_execution_enabled())
-    except AttributeError:
-        info["tf32_enabled"] = None
-    try:
-        build = tf.sysconfig.get_build_info()
-        info["cuda_version"] = build.get("cuda_version")
-        info["cudnn_version"] = build.get("cudnn_version")
-    except Exception:  # CPU builds have no such keys on some versions
-        pass
-    return info
 
 
 def gpu_info(cupy) -> dict:
@@ -98,20 +74,80 @@ def gpu_info(cupy) -> dict:
     return info
 
 
-def machine_info(device: str, tf=None, cupy=None) -> dict:
-    import numpy as np
+VECTOR = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_tile", "AMX")]
+MAX_LOAD = 0.5  # 1-minute load average above which --publish refuses
+MAX_PEAK_DRIFT = 0.10  # start and end matmul peaks further apart than this: refused
 
-    info = {
+
+def vector_extensions() -> list[str]:
+    """The vector extensions in /proc/cpuinfo's flags: AVX2, AVX-512, AMX."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return []
+    return [name for flag, name in VECTOR if flag in flags]
+
+
+def vector_width() -> str:
+    ext = vector_extensions()
+    return "avx512" if "AVX-512" in ext else "avx2" if "AVX2" in ext else "novec"
+
+
+def folder_name() -> str:
+    """<cpu model>-<widest vector extension>-<n>cpu, e.g. amd-epyc-avx512-2cpu."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{cpu_model()} {vector_width()}".lower()).strip("-")
+    return f"{slug}-{affinity_cpus()}cpu"
+
+
+def affinity_cpus() -> int:
+    """The CPUs this process may run on (``taskset`` and cgroups respected)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average():
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def versions() -> dict:
+    """The installed frameworks' versions, read without importing them."""
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("numpy", "scipy", "tensorflow", "torch", "jax", "jaxlib", "mygrad", "cupy"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine_info(device: str) -> dict:
+    """What the coordinator knows without importing a framework."""
+    return {
         "device": device,
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu_model": _cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "numpy_version": np.__version__,
-        "blas": _blas_info(),
-        "tensorflow": tf_info(tf),
+        "cpu_model": cpu_model(),
+        "vector": ", ".join(vector_extensions()) or "no AVX2",
+        "logical_cpus": affinity_cpus(),
+        "load_average_at_start": load_average(),
+        "versions": versions(),
     }
-    if cupy is not None:
-        info["gpu"] = gpu_info(cupy)
-    return info
+
+
+def busy_reasons(info) -> list[str]:
+    """Why this run's machine was too busy to publish from ([] when quiet)."""
+    reasons = []
+    load = (info.get("load_average_at_start") or [0.0])[0]
+    if load > MAX_LOAD:
+        reasons.append(f"the 1-minute load average was {load:.2f} before the run "
+                       f"(more than {MAX_LOAD})")  # fmt: skip
+    start, end = info.get("peak_start_gflops"), info.get("peak_end_gflops")
+    if start and end and abs(end - start) > MAX_PEAK_DRIFT * max(start, end):
+        reasons.append(f"the matmul peak moved from {start:.0f} to {end:.0f} GFLOP/s during "
+                       f"the run (more than {MAX_PEAK_DRIFT:.0%})")  # fmt: skip
+    return reasons

@@ -26,25 +26,14 @@ message says how to install it.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
-import os
 import time
 
 import numpy as np
 
 from .workloads import CONV, DENSE, POOL
 
-INSTALL = "pip install '.[peers]'"
-PEERS = {  # system name: (module, what to install)
-    "torch eager": (
-        "torch",
-        f"{INSTALL} (or pip install torch --index-url https://download.pytorch.org/whl/cpu)",
-    ),
-    "torch compile": ("torch", f"{INSTALL}"),
-    "jax jit": ("jax", f"{INSTALL} (or pip install jax)"),
-    "mygrad": ("mygrad", f"{INSTALL} (or pip install mygrad)"),
-}
 LR, BETA_1, BETA_2, EPS = 1e-3, 0.9, 0.999, 1e-7
 
 
@@ -54,25 +43,12 @@ class Missing(RuntimeError):
 
 def require(system: str):
     """Import the peer's framework, or raise :class:`Missing` saying how to install it."""
-    module, install = PEERS[system]
-    if importlib.util.find_spec(module) is None:
-        raise Missing(f"{module} is not installed: {install}")
-    return importlib.import_module(module)
+    from .systems import SYSTEMS, missing
 
-
-def thread_env(threads: int) -> dict:
-    """Environment variables giving every framework ``threads`` threads, for a child
-    process (they are read when a library loads): BLAS (OpenBLAS, MKL, OpenMP),
-    npcnn's own threads, XLA's CPU thread pool. PyTorch and TensorFlow are also
-    set through their APIs when built."""
-    env = {
-        v: str(threads)
-        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NPCNN_THREADS")
-    }
-    if threads == 1:
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
-    return env
+    why = missing(system)
+    if why:
+        raise Missing(why)
+    return importlib.import_module(SYSTEMS[system][0])
 
 
 def tf_same_pads(size: int, kernel: int, stride: int = 1) -> tuple[int, int]:
@@ -121,10 +97,8 @@ class TorchNet:
     the forward pass through ``torch.compile``."""
 
     def __init__(self, weights, threads=None, compiled=False, device="cpu"):
-        torch = require("torch compile" if compiled else "torch eager")
+        torch = require("torch-compile" if compiled else "torch-eager")
         self.torch, self.F = torch, torch.nn.functional
-        if threads:
-            torch.set_num_threads(threads)
         self.device = torch.device("cuda" if device == "gpu" else "cpu")
         if device == "gpu":
             from .gpu import torch_tf32_off
@@ -251,7 +225,7 @@ class JaxNet:
     Adam written out in ``jnp`` inside the jitted step."""
 
     def __init__(self, weights, threads=None):
-        jax = require("jax jit")
+        jax = require("jax-jit")
         jax.config.update("jax_default_matmul_precision", "highest")
         self.jax, jnp, lax = jax, jax.numpy, jax.lax
         names = ["w1", "b1", "w2", "b2", "w3", "b3", "w4", "b4"]
@@ -505,9 +479,9 @@ class MygradNet:
 
 
 BUILDERS = {
-    "torch eager": lambda w, threads, device: TorchNet(w, threads, False, device),
-    "torch compile": lambda w, threads, device: TorchNet(w, threads, True, device),
-    "jax jit": lambda w, threads, device: JaxNet(w, threads),
+    "torch-eager": lambda w, threads, device: TorchNet(w, threads, False, device),
+    "torch-compile": lambda w, threads, device: TorchNet(w, threads, True, device),
+    "jax-jit": lambda w, threads, device: JaxNet(w, threads),
     "mygrad": lambda w, threads, device: MygradNet(w, threads),
 }
 
@@ -517,7 +491,7 @@ def build(system, weights, threads=None, device="cpu"):
     :class:`Missing` when it cannot run here."""
     if device == "gpu" and system == "mygrad":
         raise Missing("MyGrad runs on NumPy only")
-    if device == "gpu" and system == "jax jit":
+    if device == "gpu" and system == "jax-jit":
         jax = require(system)
         if jax.default_backend() != "gpu":
             raise Missing(f"JAX's backend is {jax.default_backend()}, not gpu")

@@ -54,7 +54,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run it under a time limit, unless time
     rm -f "$out/gpu_seed_cnn.npz"
   fi
   step "python -m benchmarks --device gpu --mode $mode" 150 \
-    python3 -m benchmarks --device gpu --mode "$mode" --sections "conv gemm,float64,adam" --out "$out/bench"
+    python3 -m benchmarks --device gpu --mode "$mode" --sections "float64,adam" --out "$out/bench"
   echo "== done in ${SECONDS}s"
   date -u
 } 2>&1 | tee "$out/gpu_log.txt"

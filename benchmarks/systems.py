@@ -1,197 +1,190 @@
-"""The systems a workload runs on, one registry: npcnn (and another checkout of it),
-npcnn's naive loops, TensorFlow eager and ``tf.function``, PyTorch eager and
-``torch.compile``, JAX ``jit``, MyGrad; npcnn on CuPy with ``--device gpu``.
+"""The systems, one registry: what each one is, what it needs, how many threads it
+gets (the one place that sets them), and, inside its worker process, the
+zero-argument functions it runs for each case.
 
-Each system is built once per dtype from the same npcnn weights and hands out
-zero-argument functions for the workloads (``workloads.py``): a training step,
-an inference, an op. A system that cannot run here is not an error: it is
-listed in :attr:`Systems.missing` with the reason and how to install it, and
-the report prints that as its row.
+A system runs alone in its worker (``worker.py``): npcnn's tiers (the fast tier,
+the readable ops, the naive loops; another checkout's with ``--old``; on CuPy
+with ``--device gpu``), TensorFlow eager and ``tf.function``, PyTorch eager and
+``torch.compile``, JAX ``jit``, MyGrad, and ``numpy`` (the matmul peak). A
+system may also be named ``package.module:factory``: ``factory(threads, device)``
+returns an object with ``case(spec) -> (fn, sync)``, run like the others (the
+tests' crashing and hanging systems are such).
+
+A case is a dict: ``section``, ``name``, ``kind`` ('train step', 'inference',
+'forward', 'forward+backward', 'update', 'matmul', 'call'), ``batch``, ``dtype``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 
-import numpy as np
-
-from . import peers
-from . import workloads as wl
-
-# name: family (cases of different families are separated by a pause, timing.py)
-FAMILY = {
-    "npcnn": "numpy",
-    "npcnn old": "numpy",
-    "npcnn naive": "numpy",
-    "tf eager": "tf",
-    "tf function": "tf",
-    "torch eager": "torch",
-    "torch compile": "torch",
-    "jax jit": "jax",
-    "mygrad": "numpy",
+INSTALL = "pip install '.[peers]'"
+SYSTEMS = {  # name: (the module it imports, how to install it)
+    "npcnn": ("numpy", ""),
+    "npcnn-ops": ("numpy", ""),
+    "npcnn-naive": ("numpy", ""),
+    "npcnn-old": ("numpy", ""),
+    "tf-eager": ("tensorflow", "pip install '.[tf]'"),
+    "tf-function": ("tensorflow", "pip install '.[tf]'"),
+    "torch-eager": ("torch", f"{INSTALL} (or pip install torch)"),
+    "torch-compile": ("torch", INSTALL),
+    "jax-jit": ("jax", f"{INSTALL} (or pip install jax)"),
+    "mygrad": ("mygrad", f"{INSTALL} (or pip install mygrad)"),
+    "numpy": ("numpy", ""),
 }
-NETWORK_SYSTEMS = [s for s in FAMILY if s != "npcnn naive"]  # train step and inference
-DEFAULT = [s for s in FAMILY if s != "npcnn old"]
+NETWORKS = [s for s in SYSTEMS if s not in ("npcnn-naive", "numpy")]  # train step, inference
+DEFAULT = [s for s in SYSTEMS if s not in ("npcnn-old", "numpy")]
+GPU_ONLY_CPU = {"npcnn-naive", "npcnn-ops", "mygrad"}  # no rows with --device gpu
 PEER_CHUNK = 128  # MyGrad's inference runs in chunks of this many images, as npcnn's predict
 
 
-def affinity_cpus() -> int:
-    """The CPUs this process may run on (``taskset`` and cgroups respected)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+class NotApplicable(Exception):
+    """The system has no such case (an op of a whole-network system, say): no row."""
 
 
-class Systems:
-    """The systems asked for that can run here, built lazily, one network per dtype."""
+def is_plugin(name: str) -> bool:
+    return ":" in name
 
-    def __init__(self, wanted, threads, device="cpu", xp=np, old=None, compile_ok=True):
-        self.threads, self.device, self.xp = threads, device, xp
-        self.wanted = list(wanted)
-        self.missing: dict[str, str] = {}  # system: why it has no rows
-        self.tf = None
-        self.old = None
-        if device == "gpu":
-            self.wanted = [s for s in self.wanted if s not in ("npcnn naive", "mygrad")]
-        if "npcnn old" in self.wanted and old is None:
-            self.wanted.remove("npcnn old")
-        if old is not None:
-            from .checkouts import load_checkout
 
-            self.old = load_checkout(old)
-            if "npcnn old" not in self.wanted:
-                self.wanted.insert(1, "npcnn old")
-        if {"tf eager", "tf function"} & set(self.wanted):
-            self.tf = self._load_tf()
-        for system in ("torch eager", "torch compile", "jax jit", "mygrad"):
-            if system in self.wanted:
-                try:
-                    peers.require(system)
-                except peers.Missing as e:
-                    self._drop(system, str(e))
-        if "torch compile" in self.wanted and not compile_ok:
-            self._drop("torch compile", "skipped in smoke mode (compiling takes about a minute)")
-        self._nets = {}
+def missing(name: str, device: str = "cpu") -> str:
+    """Why ``name`` cannot run here ('' when it can), without importing anything."""
+    if is_plugin(name):
+        return ""
+    if device == "gpu" and name in GPU_ONLY_CPU:
+        return "runs on the CPU only"
+    module, install = SYSTEMS[name]
+    if importlib.util.find_spec(module) is None:
+        return f"{module} is not installed: {install}"
+    return ""
 
-    def _drop(self, system, reason):
-        self.wanted.remove(system)
-        self.missing[system] = reason
 
-    def _load_tf(self):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import tensorflow as tf
-        except ImportError as e:
-            for s in ("tf eager", "tf function"):
-                if s in self.wanted:
-                    self._drop(s, f"TensorFlow is not installed ({e}): pip install '.[tf]'")
-            return None
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(self.threads)
-        except RuntimeError:  # TF already initialised: its settings stay
-            pass
-        self.tf_device = "/GPU:0" if self.device == "gpu" else "/CPU:0"
-        if self.device == "gpu" and not tf.config.list_physical_devices("GPU"):
-            for s in ("tf eager", "tf function"):
-                if s in self.wanted:
-                    self._drop(s, "TensorFlow sees no GPU")
-        return tf
+def thread_env(threads: int) -> dict:
+    """Environment variables giving a worker's framework ``threads`` threads; they are
+    read when a library loads, so they are set before the worker starts: BLAS
+    (OpenBLAS, MKL, OpenMP), npcnn's own threads, XLA's CPU thread pool, and
+    OpenBLAS's idle threads put to sleep early (npcnn's own setting, for all)."""
+    env = {v: str(threads) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                      "MKL_NUM_THREADS", "NPCNN_THREADS")}  # fmt: skip
+    env["OPENBLAS_THREAD_TIMEOUT"] = "16"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if threads == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    return env
 
-    def has(self, system) -> bool:
-        return system in self.wanted
 
-    def network_systems(self):
-        return [s for s in self.wanted if s in NETWORK_SYSTEMS]
+def apply_threads(framework, name: str, threads: int) -> None:
+    """What the environment cannot set: TensorFlow's and PyTorch's pools, by their API."""
+    if name.startswith("tf-"):
+        framework.config.threading.set_intra_op_parallelism_threads(threads)
+        framework.config.threading.set_inter_op_parallelism_threads(threads)
+    elif name.startswith("torch-"):
+        framework.set_num_threads(threads)
+        framework.set_num_interop_threads(threads)
 
-    # ------------------------------------------------------------ networks
-    def net(self, system, dtype):
-        """The system's seed network for ``dtype`` (built once, from npcnn's seed-0 weights)."""
-        key = (system, dtype)
-        if key not in self._nets:
-            if system == "npcnn":
-                self._nets[key] = wl.NpcnnNetwork(dtype, self.xp)
-            elif system == "npcnn old":
-                self._nets[key] = wl.NpcnnNetwork(dtype, np, package=self.old)
-            elif system in ("tf eager", "tf function"):
-                with self.tf.device(self.tf_device):
-                    net = wl.TfNetwork(self.tf, dtype)
-                net.model.set_weights(peers.seed_weights(dtype))
-                self._nets[("tf eager", dtype)] = self._nets[("tf function", dtype)] = net
+
+def make(name: str, threads: int, device: str = "cpu"):
+    """The system ``name`` in this (worker) process."""
+    if is_plugin(name):
+        module, factory = name.split(":", 1)
+        return getattr(importlib.import_module(module), factory)(threads, device)
+    return System(name, threads, device)
+
+
+class System:
+    """One registry system: its networks (one per dtype, from npcnn's seed-0 weights)
+    and its functions for each case."""
+
+    def __init__(self, name, threads, device="cpu"):
+        import numpy as np
+
+        self.name, self.threads, self.device = name, threads, device
+        self.xp, self.nets, self.framework = np, {}, None
+        if name == "npcnn" and device == "gpu":
+            from .gpu import load_cupy
+
+            self.xp = load_cupy()
+        module = SYSTEMS[name][0]
+        if module not in ("numpy", "mygrad"):
+            self.framework = importlib.import_module(module)
+            apply_threads(self.framework, name, threads)
+
+    def info(self) -> dict:
+        from .machine import blas_info
+
+        info = {"blas": blas_info()}
+        if self.name.startswith("npcnn"):
+            import npcnn
+
+            info["npcnn"] = os.path.dirname(npcnn.__file__)
+            info["npcnn_threads"] = npcnn.fast.threads.get_threads()
+        if self.framework is not None:
+            info["version"] = self.framework.__version__
+        if self.xp.__name__ == "cupy":
+            from .machine import gpu_info
+
+            info["gpu"] = gpu_info(self.xp)
+        return info
+
+    def net(self, dtype):
+        from . import peers
+        from . import workloads as wl
+
+        if dtype not in self.nets:
+            if self.name.startswith("npcnn"):
+                kernels = "ops" if self.name == "npcnn-ops" else "fast"
+                self.nets[dtype] = wl.NpcnnNetwork(dtype, self.xp, kernels=kernels)
+            elif self.name.startswith("tf-"):
+                tf = self.framework
+                with tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0"):
+                    self.nets[dtype] = wl.TfNetwork(tf, dtype)
+                self.nets[dtype].model.set_weights(peers.seed_weights(dtype))
             else:
-                self._nets[key] = peers.build(
-                    system, peers.seed_weights(dtype), self.threads, self.device
-                )
-        return self._nets[key]
+                self.nets[dtype] = peers.build(self.name, peers.seed_weights(dtype), self.threads,
+                                               self.device)  # fmt: skip
+        return self.nets[dtype]
 
-    def train_fn(self, system, images, labels, dtype):
-        """(fn, sync): one training step of ``system`` on this batch."""
-        net = self.net(system, dtype)
-        if system.startswith("npcnn"):
-            x, y = self.to_xp(system, images), self.to_xp(system, labels)
-            return (lambda: net.train_step(x, y)), self.sync_fn(system)
-        if system.startswith("tf"):
-            tf = self.tf
-            with tf.device(self.tf_device):
-                x, y = tf.constant(images), tf.constant(labels)
-            step = net.train_step_function if system == "tf function" else net.train_step
-            return self._on_tf_device(lambda: step(x, y)), self.sync_fn(system)
-        x, y = net.inputs(images, labels)
-        return (lambda: net.train_step(x, y)), net.sync
-
-    def predict_fn(self, system, images, dtype):
-        """(fn, sync): inference (probabilities) of ``system`` on this batch."""
-        net = self.net(system, dtype)
-        if system.startswith("npcnn"):
-            x = self.to_xp(system, images)
-            return (lambda: net.predict(x)), self.sync_fn(system)
-        if system.startswith("tf"):
-            with self.tf.device(self.tf_device):
-                x = self.tf.constant(images)
-            run = net.predict_function if system == "tf function" else net.predict
-            return self._on_tf_device(lambda: run(x)), self.sync_fn(system)
-        if system == "mygrad":  # whole batches of 1000 would need GBs for its im2col
-            x = net.inputs(images)
-            chunks = range(0, len(x), PEER_CHUNK)
-            return (lambda: [net.predict(x[i : i + PEER_CHUNK]) for i in chunks]), net.sync
-        x = net.inputs(images)
-        return (lambda: net.predict(x)), net.sync
-
-    def op_fn(self, system, name, kind, arrays):
-        """(fn, sync) running one op, or None where the system has no such op."""
-        if system == "npcnn":
-            dev = {k: self.to_xp(system, v) for k, v in arrays.items()}
-            return wl.npcnn_op(name, kind, dev), self.sync_fn(system)
-        if system == "npcnn naive":
-            if name not in wl.NAIVE_OPS:
-                return None
-            return wl.npcnn_op(name, kind, arrays, use_naive=True), None
-        if system in ("tf eager", "tf function"):
-            with self.tf.device(self.tf_device):
-                fn = wl.tf_op(self.tf, name, kind, arrays, system == "tf function")
-            return self._on_tf_device(fn), self.sync_fn(system)
-        if system in ("torch eager", "jax jit", "mygrad"):
-            net = self.net(system, "float32")
-            return net.op(name, kind, arrays), net.sync
-        return None  # torch.compile and another checkout: whole networks only
-
-    # ------------------------------------------------------------ helpers
-    def to_xp(self, system, a):
-        return a if system != "npcnn" or self.xp is np else self.xp.asarray(a)
-
-    def sync_fn(self, system):
-        if self.xp is not np and system == "npcnn":
+    def sync(self):
+        """A function waiting for the device (CuPy, TF and the peers' GPUs are asynchronous)."""
+        if self.xp.__name__ == "cupy":
             return self.xp.cuda.Device().synchronize
-        if self.tf is not None and system.startswith("tf") and self.device == "gpu":
-            return getattr(self.tf.test.experimental, "sync_devices", None)
+        if self.name.startswith("tf-") and self.device == "gpu":
+            return getattr(self.framework.test.experimental, "sync_devices", None)
         return None
 
-    def _on_tf_device(self, fn):
-        tf, dev = self.tf, self.tf_device
+    def case(self, spec):
+        """(fn, sync) running ``spec`` once; raises :class:`NotApplicable`."""
+        kind = spec["kind"]
+        if kind in ("train step", "inference"):
+            if self.name not in NETWORKS:
+                raise NotApplicable(self.name)
+            return self.network(kind, spec["batch"], spec["dtype"])
+        from . import cases
 
-        def run():
-            with tf.device(dev):
-                return fn()
+        return cases.other(self, spec)
 
-        return run
+    def network(self, kind, n, dtype):
+        from . import workloads as wl
+
+        images, labels = wl.mnist_like_batch(n, dtype)
+        net = self.net(dtype)
+        if self.name.startswith("npcnn"):
+            x, y = self.xp.asarray(images), self.xp.asarray(labels)
+            step, run = (lambda: net.train_step(x, y)), (lambda: net.predict(x))
+        elif self.name.startswith("tf-"):
+            tf = self.framework
+            x, y = tf.constant(images), tf.constant(labels)
+            compiled = self.name == "tf-function"
+            train = net.train_step_function if compiled else net.train_step
+            predict = net.predict_function if compiled else net.predict
+            step, run = (lambda: train(x, y)), (lambda: predict(x))
+        else:
+            x, y = net.inputs(images, labels)
+            step, run = (lambda: net.train_step(x, y)), (lambda: net.predict(x))
+            if self.name == "mygrad":  # whole batches of 1000 need GBs for its im2col
+                chunks = range(0, len(x), PEER_CHUNK)
+                run = lambda: [net.predict(x[i : i + PEER_CHUNK]) for i in chunks]  # noqa: E731
+            return (step if kind == "train step" else run), net.sync
+        return (step if kind == "train step" else run), self.sync()

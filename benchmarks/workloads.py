@@ -27,8 +27,6 @@ import numpy as np
 import npcnn
 from npcnn import fast, naive
 
-from .checkouts import submodule
-
 CONV = {  # name: (H, W, Cin, Cout), 5x5 kernels, 'same'
     "conv1": (28, 28, 1, 32),
     "conv2": (14, 14, 32, 64),
@@ -182,15 +180,17 @@ def npcnn_op(name, kind, arrays, use_naive=False):
 
 class NpcnnNetwork:
     """The seed network with Adam through npcnn's public API (``seed_cnn``, ``Adam``,
-    ``npcnn.train.train_step``, ``Sequential.predict``), on NumPy or CuPy arrays.
-    ``package`` is npcnn, or another checkout's npcnn (``checkouts.py``)."""
+    ``npcnn.train.train_step``, ``Sequential.predict``), on NumPy or CuPy arrays;
+    ``kernels``: 'fast' (the fast tier) or 'ops' (the readable ops)."""
 
-    def __init__(self, dtype, xp=np, seed=0, package=npcnn):
-        self.model = package.seed_cnn(seed=seed, dtype=dtype)
+    def __init__(self, dtype, xp=np, seed=0, kernels="fast"):
+        from npcnn.train import train_step
+
+        self.model = npcnn.seed_cnn(seed=seed, dtype=dtype, kernels=kernels)
         if xp is not np:
             self.model.to(xp)
-        self.optimizer = package.Adam(1e-3)
-        self._train_step = submodule(package, "train").train_step
+        self.optimizer = npcnn.Adam(1e-3)
+        self._train_step = train_step
 
     def train_step(self, images, labels):
         """Forward, the tutorial's loss (the sum of Keras's cross-entropy on the

@@ -549,31 +549,46 @@ def figure_network_shapes(out_dir):
 
 
 # ---- figure 5: the fast tier (chapter 14) ------------------------------------------------
-def conv2_backward_timeline():
+def conv2_backward_timeline(rounds=5, block_s=0.05):
     """Measured ms of conv2's backward pieces at batch 50: the two matrix products,
-    and col2im on one thread and on two (``benchmarks.levers``' col2im cases), all
-    timed in the same interleaved rounds (``benchmarks.timing.interleaved``)."""
-    from benchmarks.levers import col2im_cases
-    from benchmarks.timing import interleaved
+    and col2im on one thread and on two, each the median of ``rounds`` rounds
+    interleaved (every piece once per round, a block of calls filling ``block_s``)."""
     from npcnn.fast import threads
+    from npcnn.fast.conv2d import col2im as fast_col2im
 
     rng = np.random.default_rng(0)
     cols = rng.standard_normal((50 * 14 * 14, 5 * 5 * 32)).astype(np.float32)
     weights = rng.standard_normal((5 * 5 * 32, 64)).astype(np.float32)
     dy = rng.standard_normal((50 * 14 * 14, 64)).astype(np.float32)
-    col2im = col2im_cases()
+    dcols = rng.standard_normal((50, 14, 14, 5, 5, 32)).astype(np.float32)
+
+    def col2im_on(count):
+        def run():
+            threads.set_threads(count)
+            fast_col2im(dcols, (50, 18, 18, 32), (5, 5), (1, 1), (14, 14))
+
+        return run
+
     cases = {
         "dW = cols.T @ dy": lambda: cols.T @ dy,
         "dcols = dy @ W.T": lambda: dy @ weights.T,
-        "col2im, 1 thread(s)": col2im["blocks 1"],
-        "col2im, 2 thread(s)": col2im["blocks 2"],
+        "col2im, 1 thread(s)": col2im_on(1),
+        "col2im, 2 thread(s)": col2im_on(2),
     }
-    before = threads.get_threads()
+    before, samples = threads.get_threads(), {name: [] for name in cases}
     try:
-        medians = interleaved(cases, rounds=5, pause=0.01, block_s=0.05)
+        for fn in cases.values():  # warm up
+            fn()
+        for _ in range(rounds):
+            for name, fn in cases.items():
+                calls, start = 0, time.perf_counter()
+                while time.perf_counter() - start < block_s:
+                    fn()
+                    calls += 1
+                samples[name].append((time.perf_counter() - start) / calls)
     finally:
         threads.set_threads(before)
-    return {name: seconds * 1e3 for name, seconds in medians.items()}
+    return {name: float(np.median(s)) * 1e3 for name, s in samples.items()}
 
 
 def figure_fast_tier(out_dir):

@@ -1,11 +1,13 @@
 """Smoke tests of ``python -m benchmarks`` (benchmarks are not tests: no timing is checked).
 
-Each runs the one entry point in-process at the smoke mode's tiny sizes on npcnn
-alone (a few seconds), and checks what a user gets: one JSON file per section
-in the results folder, the Markdown report rebuilt from them, the figure, the
-rows asked for, a row saying how to install a peer that is missing, exit 0.
-The peers themselves (PyTorch, JAX, MyGrad) are smoke-run in
-tests/benchmarks/test_peers_smoke.py, TensorFlow there too.
+Each runs the one entry point in-process at the smoke mode's tiny sizes on npcnn's
+tiers (seconds), every system in a worker process of its own, and checks what a
+user gets: one JSON file per section, the machine block (CPU, vector extensions,
+BLAS, load and matmul peak before and after), the Markdown report and the figure,
+the rows asked for on each core setting, a row saying how to install a missing
+peer, a row saying how a crashing, hanging or failing system ended, and
+``--publish`` refusing a busy machine. The frameworks themselves are smoke-run in
+tests/benchmarks/test_peers_smoke.py.
 """
 
 from __future__ import annotations
@@ -16,58 +18,60 @@ import sys
 
 import pytest
 
-from benchmarks import report
+from benchmarks import __main__ as entry
+from benchmarks import machine, report, suite
 from benchmarks.__main__ import main
 
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
-NUMPY_ONLY = "npcnn,npcnn naive"
+FAKES = "tests.benchmarks.fakes"
+SMOKE = ["--mode", "smoke", "--no-plots"]
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    args = ["--mode", "smoke", "--systems", NUMPY_ONLY, "--out", str(out)]
-    assert main([*args, "--sections", "matmul,op,headline,float64,breakdown"]) == 0
+    args = ["--mode", "smoke", "--systems", "npcnn,npcnn-ops,npcnn-naive", "--out", str(out)]
+    sections = "matmul,op,headline,float64,adam"
+    assert main([*args, "--sections", sections, "--cores", "all,one,busy"]) == 0
     return out, report.load(str(out))
 
 
-def test_one_json_per_section_with_machine_and_rows(smoke_run):
+def test_one_json_per_section_with_the_machine(smoke_run):
     out, data = smoke_run
     names = sorted(p.name for p in out.glob("*.json"))
-    assert names == ["breakdown.json", "float64.json", "headline.json", "matmul.json", "op.json"]
-    part = json.loads((out / "headline.json").read_text())
-    assert part["machine"]["cpu_model"] and part["machine"]["threads"] >= 1
-    assert {r["section"] for r in part["results"]} == {"headline"}
+    assert names == ["adam.json", "float64.json", "headline.json", "matmul.json", "op.json"]
+    m = json.loads((out / "headline.json").read_text())["machine"]
+    assert m["cpu_model"] and m["logical_cpus"] >= 1 and "vector" in m
+    assert len(m["load_average_at_start"]) == 3 and len(m["load_average_at_end"]) == 3
+    assert m["peak_start_gflops"] > 0 and m["peak_end_gflops"] > 0
+    assert m["numpy_worker"]["blas"]["pools"], "threadpoolctl's BLAS pools, with the kernel"
+    assert m["versions"]["numpy"]
     for r in data["results"]:
-        if "min_s" in r:
-            assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"], r
+        assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"], r
 
 
-def test_rows_cover_the_systems_and_the_roofline(smoke_run):
+def test_rows_cover_the_systems_the_cores_and_the_roofline(smoke_run):
     _, data = smoke_run
     res = data["results"]
-    assert {r["impl"] for r in res if r["section"] == "op"} == {"npcnn", "npcnn naive"}
+    assert {r["impl"] for r in res if r["section"] == "op"} == {"npcnn", "npcnn-naive"}
+    for cores, kinds in (("all", {"train step", "inference"}), ("one", {"train step",
+                         "inference"}), ("busy", {"train step"})):  # fmt: skip
+        head = [r for r in res if r["section"] == "headline" and r["cores"] == cores]
+        assert {r["kind"] for r in head} == kinds and {r["impl"] for r in head} == {
+            "npcnn", "npcnn-ops"}, cores  # fmt: skip
+    assert {r["threads"] for r in res if r["cores"] == "one"} == {1}
     step = report.find(res, "headline", "npcnn", "train step")
     assert step["gflops_per_s"] > 0 and step["pct_of_peak"] > 0  # against the same run's peak
-    assert {r["kind"] for r in res if r["section"] == "headline"} == {"train step", "inference"}
     assert {r["dtype"] for r in res if r["section"] == "float64"} == {"float32", "float64"}
-
-
-def test_breakdown_times_every_layer_of_the_model(smoke_run):
-    import npcnn
-
-    _, data = smoke_run
-    parts = {r["name"] for r in data["results"] if r["section"] == "breakdown"}
-    for layer in npcnn.seed_cnn().layers:
-        assert {f"{layer.name} forward", f"{layer.name} backward"} <= parts
-    assert {"loss forward+backward", "Adam update", "step"} <= parts
+    assert report.find(res, "adam", "npcnn", "update", batch=0)["median_s"] > 0
 
 
 def test_report_and_figure_are_written(smoke_run):
     out, data = smoke_run
     md = (out / "report.md").read_text()
     assert "## Every system: training step and inference" in md
-    assert "| npcnn (fast tier) |" in md and "## Where the training step's time goes" in md
+    assert "| npcnn (fast tier) |" in md and "+ 1 CPU-burning process |" in md
+    assert "- CPU: " in md and "at the start" in md and "kernel " in md
     assert "## Targets" in md and "float64 / float32 training step" in md
     if HAVE_MPL:
         assert (out / "peers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -78,71 +82,144 @@ def test_a_second_section_run_keeps_the_first_ones(smoke_run, tmp_path):
     out, _ = smoke_run
     for path in out.glob("*.json"):
         (tmp_path / path.name).write_text(path.read_text())
-    args = ["--mode", "smoke", "--systems", "npcnn", "--out", str(tmp_path), "--no-plots"]
-    assert main([*args, "--sections", "conv gemm"]) == 0
+    assert main([*SMOKE, "--systems", "npcnn", "--out", str(tmp_path), "--sections", "adam"]) == 0
     sections = {r["section"] for r in report.load(str(tmp_path))["results"]}
-    assert {"conv gemm", "headline", "op", "matmul"} <= sections
+    assert {"adam", "headline", "op", "matmul"} <= sections
+
+
+def test_a_crashing_a_hanging_and_a_failing_system_are_rows(tmp_path):
+    """A worker killed by SIGSEGV, one that never answers, one whose case raises: each
+    is a row saying what happened, npcnn's rows are there, the report is written."""
+    systems = f"npcnn,{FAKES}:segfault,{FAKES}:hang,{FAKES}:raises"
+    args = [*SMOKE, "--sections", "headline", "--systems", systems, "--timeout", "4"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    res = report.load(str(tmp_path))["results"]
+    for kind in ("train step", "inference"):
+        assert report.find(res, "headline", "npcnn", kind)["median_s"] > 0
+        why = {r["impl"].split(":")[-1]: r.get("error", "") for r in res if r["kind"] == kind}
+        assert why["segfault"].startswith("crashed (signal SIGSEGV; log: "), why
+        assert why["hang"].startswith("hung: no answer in 4 s (killed; log: "), why
+        assert why["raises"] == "MemoryError: Unable to allocate 7.5 GiB for an array", why
+    log = why["segfault"].split("log: ")[1].rstrip(")")
+    assert open(log).read() is not None
+    md = (tmp_path / "report.md").read_text()
+    assert "| tests.benchmarks.fakes:segfault | crashed (signal SIGSEGV" in md
 
 
 def test_missing_peers_are_rows_saying_how_to_install_them(tmp_path, monkeypatch, capsys):
     for module in ("torch", "jax", "mygrad"):
-        monkeypatch.setitem(sys.modules, module, None)  # import now fails, as if absent
-    systems = "npcnn,torch eager,torch compile,jax jit,mygrad"
-    args = ["--mode", "smoke", "--sections", "headline", "--systems", systems]
-    assert main([*args, "--out", str(tmp_path), "--no-plots"]) == 0
+        monkeypatch.setitem(sys.modules, module, None)  # find_spec now finds nothing
+    systems = "npcnn,torch-eager,jax-jit,mygrad"
+    assert main([*SMOKE, "--sections", "headline", "--systems", systems, "--out",
+                 str(tmp_path)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    for system in ("torch eager", "jax jit", "mygrad"):
+    for system in ("torch-eager", "jax-jit", "mygrad"):
         assert f"{system}: no rows:" in printed
-    assert "pip install '.[peers]'" in printed
     md = (tmp_path / "report.md").read_text()
     assert "| mygrad | no rows: mygrad is not installed: pip install '.[peers]'" in md
 
 
-def test_unknown_section_or_system_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--sections", "nonsense"])
-    assert e.value.code == 2 and "unknown section 'nonsense'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--systems", "caffe"])
+def test_unknown_section_system_or_cores_is_a_usage_error(capsys):
+    for args in (["--sections", "nonsense"], ["--systems", "caffe"], ["--cores", "many"]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2
+    assert "unknown section 'nonsense'" in capsys.readouterr().err
 
 
 def test_gpu_without_cupy_fails_clearly(tmp_path, capsys):
     if importlib.util.find_spec("cupy") is not None:
         pytest.skip("CuPy is installed: --device gpu would run")
-    assert main(["--device", "gpu", "--mode", "smoke", "--out", str(tmp_path)]) == 2
+    assert main(["--device", "gpu", *SMOKE, "--out", str(tmp_path)]) == 2
     assert "needs CuPy" in capsys.readouterr().err
 
 
 def test_another_checkout_is_timed_beside_npcnn(tmp_path):
-    """--old loads a checkout's npcnn under another name (here this very checkout)
-    and times it as 'npcnn old' in the same rounds."""
+    """--old runs a checkout's npcnn (here this very one) in a worker of its own as
+    npcnn-old, in the same rounds."""
     from pathlib import Path
 
-    import npcnn
-    from benchmarks.checkouts import load_checkout
-
-    root = Path(npcnn.__file__).resolve().parent.parent
-    args = ["--mode", "smoke", "--sections", "headline", "--systems", "npcnn", "--no-plots"]
-    assert main([*args, "--old", str(root), "--out", str(tmp_path)]) == 0
+    root = Path(entry.ROOT)
+    args = [*SMOKE, "--sections", "headline", "--systems", "npcnn", "--old", str(root)]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     impls = {r["impl"] for r in report.load(str(tmp_path))["results"]}
-    assert impls == {"npcnn", "npcnn old"}
-    other = sys.modules["npcnn_old"]
-    assert other is not npcnn and other.seed_cnn().layers[0].__class__ is not npcnn.Conv2D
-    with pytest.raises(FileNotFoundError, match="not an npcnn checkout"):
-        load_checkout(tmp_path, name="npcnn_nowhere")
+    assert impls == {"npcnn", "npcnn-old"}
 
 
-def test_publish_rewrites_only_the_marked_blocks(smoke_run, tmp_path):
-    out, _ = smoke_run
-    doc = tmp_path / "README.md"
-    doc.write_text(
-        "# Title\n\n<!-- benchmarks: peers -->\nold table\n<!-- /benchmarks: peers -->\n\n"
-        "kept\n<!-- benchmarks: machine -->\n<!-- /benchmarks: machine -->\n"
+# ---------------------------------------------------------------- publishing
+MARKED = """# Title
+
+<!-- benchmarks: peers -->
+old table
+<!-- /benchmarks: peers -->
+<!-- benchmarks: figure -->
+<!-- /benchmarks: figure -->
+kept
+<!-- benchmarks: machine -->
+<!-- /benchmarks: machine -->
+"""
+
+
+@pytest.fixture
+def documents(tmp_path, monkeypatch):
+    """Copies of the published files, marked as the real ones are, in their place."""
+    (tmp_path / "docs").mkdir()
+    paths = [tmp_path / "README.md", tmp_path / "RESULTS.md", tmp_path / "docs" / "ch14.md"]
+    for path in paths:
+        path.write_text(MARKED)
+    monkeypatch.setattr(entry, "PUBLISHED", paths)
+    return paths
+
+
+def publish(tmp_path, *extra):
+    args = [*SMOKE, "--sections", "matmul,headline", "--systems", "npcnn", "--publish", *extra]
+    return main([*args, "--out", str(tmp_path / "results")])
+
+
+def test_publish_refuses_a_busy_machine(documents, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(machine, "load_average", lambda: [3.07, 6.6, 6.79])
+    before = [p.read_text() for p in documents]
+    assert publish(tmp_path) == entry.REFUSED
+    err = capsys.readouterr().err
+    assert "refusing to publish: the 1-minute load average was 3.07 before the run" in err
+    assert [p.read_text() for p in documents] == before
+    assert not (tmp_path / "results").exists()
+
+
+def test_publish_refuses_when_the_peak_moved(monkeypatch):
+    moved = {"load_average_at_start": [0.1, 0.2, 0.2], "peak_start_gflops": 185.0,
+             "peak_end_gflops": 36.0}  # fmt: skip
+    reasons = machine.busy_reasons(moved)
+    assert reasons == ["the matmul peak moved from 185 to 36 GFLOP/s during the run "
+                       "(more than 10%)"]  # fmt: skip
+    quiet = {"load_average_at_start": [0.4], "peak_start_gflops": 185, "peak_end_gflops": 170}
+    assert machine.busy_reasons(quiet) == []
+
+
+def test_publish_on_a_quiet_machine_rewrites_tables_figure_and_machine(
+    documents, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(machine, "load_average", lambda: [0.05, 0.1, 0.2])
+    monkeypatch.setattr(suite.Coordinator, "peak", lambda self: 185.0)
+    assert publish(tmp_path) == 0
+    readme, results, chapter = (p.read_text() for p in documents)
+    assert "old table" not in readme and "| npcnn (fast tier) |" in readme
+    assert "(results/peers.png)" in readme and "(../results/peers.png)" in chapter
+    assert readme.startswith("# Title\n") and "\nkept\n" in readme
+    assert "- CPU: " in results and "at the start 185 GFLOP/s" in results
+    assert "--force" not in results
+
+
+def test_publish_with_force_says_so(documents, tmp_path, monkeypatch):
+    monkeypatch.setattr(machine, "load_average", lambda: [2.5, 2.0, 2.0])
+    monkeypatch.setattr(suite.Coordinator, "peak", lambda self: 185.0)
+    assert publish(tmp_path, "--force") == 0
+    assert "- published with --force on a busy machine: the 1-minute load average was 2.50" in (
+        documents[1].read_text()
     )
-    assert report.publish(str(out), [str(doc)]) == [str(doc)]
-    text = doc.read_text()
-    assert "old table" not in text and "| npcnn (fast tier) |" in text
-    assert text.startswith("# Title\n") and "\nkept\n" in text and "- CPU: " in text
+
+
+def test_replace_block_needs_its_markers():
     with pytest.raises(ValueError, match="no block"):
         report.replace_block("nothing marked", "peers", "x")
 
@@ -157,24 +234,25 @@ def test_targets_rows_from_medians():
 
     results = [
         row("headline", "npcnn", "train step", 0.06, pct_of_peak=30.0, threads=2),
-        row("headline", "tf function", "train step", 0.05),
-        row("headline", "torch eager", "train step", 0.04),
+        row("headline", "tf-function", "train step", 0.05),
+        row("headline", "torch-eager", "train step", 0.04),
+        row("headline", "torch-compile", "train step", None, error="crashed (signal SIGSEGV)"),
         row("headline", "npcnn", "train step", 0.09, cores="one"),
-        row("headline", "jax jit", "train step", 0.10, cores="one"),
+        row("headline", "jax-jit", "train step", 0.10, cores="one"),
         row("headline", "npcnn", "inference", 0.4, batch=1000),
-        row("headline", "jax jit", "inference", 0.2, batch=1000),
+        row("headline", "jax-jit", "inference", 0.2, batch=1000),
         row("float64", "npcnn", "train step", 0.06),
         row("float64", "npcnn", "train step", 0.09, dtype="float64"),
         {"section": "memory", "impl": "npcnn", "batch": 10000, "batch_size": 1000,
          "peak_bytes": 2e8, "dtype": "float32"},
-        {"section": "memory", "impl": "tf predict", "batch": 10000, "batch_size": 1000,
+        {"section": "memory", "impl": "tf-function", "batch": 10000, "batch_size": 1000,
          "peak_bytes": 8e8, "dtype": "float32"},
     ]  # fmt: skip
-    rows = report.targets_rows({"results": results, "machine": {"peers": {"torch": "2.13"}}})
+    rows = report.targets_rows({"results": results, "machine": {"versions": {"torch": "2.14"}}})
     got = {what.split(",")[0] + (" one" if "one core (" in what else ""): (v, t)
            for what, v, t in rows}  # fmt: skip
     assert got["train step"] == ("1.50x", "<= 1x (not met)")
-    assert "PyTorch 2.13 eager" in rows[0][0]
+    assert "PyTorch 2.14 eager" in rows[0][0]
     assert got["train step one"] == ("0.90x", "<= 1x (met)")
     assert got["inference"] == ("0.50x", ">= 0.9x (not met)")
     assert got["training step as % of the measured matmul peak (all cores)"][0] == "30%"

@@ -7,11 +7,16 @@ max|npcnn| per array (times the cancellation factor of dL/dlogits, 1 to 10 here)
 
 'same' padding is checked where TensorFlow's split matters (an even kernel: the
 odd extra row and column go to the bottom and right) and max-pooling at its
-shapes, op by op against npcnn.ops. A peer that is not installed skips, naming
-the extra that installs it.
+shapes, op by op against npcnn.ops. Each peer computes in a process of its own
+(spawned: no framework is ever loaded beside another, and none in pytest's), and
+hands its arrays back. A peer that is not installed skips, naming the extra that
+installs it.
 """
 
 from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -21,17 +26,70 @@ from benchmarks import peers
 from npcnn import ops
 from parity_tests.tolerances import assert_within, rounding_bound
 
-SYSTEMS = ["torch eager", "jax jit", "mygrad"]
+SYSTEMS = ["torch-eager", "jax-jit", "mygrad"]
 LONGEST_SUM = 7 * 7 * 64  # dense1's input: the longest reduction in the network
 PARAMS = [f"{layer}/{kind}" for layer in ("conv1", "conv2", "dense1", "dense2")
           for kind in ("kernel", "bias")]  # fmt: skip
+CONV_CASES = [(7, 4), (6, 5), (28, 5)]  # (size, kernel)
+POOL_SIZES = [28, 7]
 
 
-def built(system, weights):
-    try:
-        return peers.build(system, weights)
-    except peers.Missing as e:
-        pytest.skip(f"{system}: {e}")
+def conv_arrays(size, kernel):
+    rng = np.random.default_rng(size)
+    return {
+        "x": rng.standard_normal((2, size, size, 3)).astype(np.float32),
+        "w": rng.standard_normal((kernel, kernel, 3, 4)).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+        "dy": rng.standard_normal((2, size, size, 4)).astype(np.float32),
+    }
+
+
+def pool_arrays(size):
+    x = np.random.default_rng(size).standard_normal((2, size, size, 3)).astype(np.float32)
+    return {"x": x, "dy": np.ones((2, size // 2, size // 2, 3), np.float32)}
+
+
+def nhwc(system, out):
+    """A peer op's output as an NHWC NumPy array."""
+    if system == "torch-eager":
+        return out.detach().numpy().transpose(0, 2, 3, 1)
+    if system == "mygrad":
+        return np.asarray(out.data).transpose(0, 2, 3, 1)
+    return np.asarray(out)
+
+
+def peer_outputs(system, weights, images, labels):
+    """In the peer's own process: its logits, loss and gradients on the batch, its
+    'same' convolutions and its max-pools, as NumPy arrays."""
+    weights = [np.array(w) for w in weights]  # arrays owning their memory, as MyGrad needs
+    images, labels = np.array(images), np.array(labels)
+    net = peers.build(system, weights)
+    return {
+        "network": net.logits_loss_grads(images, labels),
+        "conv": [nhwc(system, net.op("conv1", "forward", conv_arrays(*c))()) for c in CONV_CASES],
+        "pool": [nhwc(system, net.op("pool1", "forward", pool_arrays(n))()) for n in POOL_SIZES],
+    }
+
+
+@pytest.fixture(scope="module")
+def outputs(reference):
+    """{system: peer_outputs(...)}, each computed in a spawned process; None: missing."""
+    weights, images, labels = reference[:3]
+    got = {}
+    for system in SYSTEMS:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            try:
+                got[system] = pool.submit(peer_outputs, system, weights, images, labels).result()
+            except peers.Missing as e:
+                got[system] = str(e)
+    return got
+
+
+def of(outputs, system):
+    if isinstance(outputs[system], str):
+        pytest.skip(f"{system}: {outputs[system]}")
+    return outputs[system]
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +132,9 @@ def within_scale(actual, expected, k, what, factor=1.0):
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_logits_loss_and_gradients_equal_npcnns(reference, system):
+def test_logits_loss_and_gradients_equal_npcnns(reference, outputs, system):
     weights, images, labels, logits, loss, grads = reference
-    net = built(system, weights)
-    p_logits, p_loss, p_grads = net.logits_loss_grads(images, labels)
+    p_logits, p_loss, p_grads = of(outputs, system)["network"]
     within_scale(p_logits, logits, LONGEST_SUM, f"{system} logits")
     within_scale(np.float32(p_loss), loss, LONGEST_SUM, f"{system} loss")
     assert len(p_grads) == len(grads) == 8
@@ -87,29 +144,14 @@ def test_logits_loss_and_gradients_equal_npcnns(reference, system):
                      factor)  # fmt: skip
 
 
-def nhwc(system, out):
-    """A peer op's output as an NHWC NumPy array."""
-    if system == "torch eager":
-        return out.detach().numpy().transpose(0, 2, 3, 1)
-    if system == "mygrad":
-        return np.asarray(out.data).transpose(0, 2, 3, 1)
-    return np.asarray(out)
-
-
 @pytest.mark.parametrize("system", SYSTEMS)
-@pytest.mark.parametrize("size,kernel", [(7, 4), (6, 5), (28, 5)])
-def test_same_padding_puts_the_odd_row_and_column_at_the_bottom_right(system, size, kernel):
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_same_padding_puts_the_odd_row_and_column_at_the_bottom_right(outputs, system, case):
     """An even kernel pads one more zero after than before: a peer that splits
     'same' padding the other way (or symmetrically) differs by whole products."""
-    rng = np.random.default_rng(size)
-    a = {
-        "x": rng.standard_normal((2, size, size, 3)).astype(np.float32),
-        "w": rng.standard_normal((kernel, kernel, 3, 4)).astype(np.float32),
-        "b": rng.standard_normal(4).astype(np.float32),
-        "dy": rng.standard_normal((2, size, size, 4)).astype(np.float32),
-    }
-    net = built(system, peers.seed_weights())
-    out = nhwc(system, net.op("conv1", "forward", a)())
+    size, kernel = CONV_CASES[case]
+    a = conv_arrays(size, kernel)
+    out = of(outputs, system)["conv"][case]
     expected, _ = ops.conv2d_forward(a["x"], a["w"], a["b"], 1, "same")
     magnitude, _ = ops.conv2d_forward(np.abs(a["x"]), np.abs(a["w"]), np.abs(a["b"]), 1, "same")
     bound = rounding_bound(magnitude, kernel * kernel * 3 + 1, "float32")
@@ -117,13 +159,10 @@ def test_same_padding_puts_the_odd_row_and_column_at_the_bottom_right(system, si
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-@pytest.mark.parametrize("size", [28, 7])
-def test_max_pool_is_2x2_stride_2_valid(system, size):
-    x = np.random.default_rng(size).standard_normal((2, size, size, 3)).astype(np.float32)
-    net = built(system, peers.seed_weights())
-    dy = np.ones((2, size // 2, size // 2, 3), np.float32)
-    out = nhwc(system, net.op("pool1", "forward", {"x": x, "dy": dy})())
-    expected, _ = ops.maxpool2d_forward(x, 2, 2, "valid")
+@pytest.mark.parametrize("case", range(len(POOL_SIZES)))
+def test_max_pool_is_2x2_stride_2_valid(outputs, system, case):
+    out = of(outputs, system)["pool"][case]
+    expected, _ = ops.maxpool2d_forward(pool_arrays(POOL_SIZES[case])["x"], 2, 2, "valid")
     np.testing.assert_array_equal(out, expected)
 
 

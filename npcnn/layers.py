@@ -157,7 +157,6 @@ class Conv2D(_WithActivation):
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.strides = as_pair(strides, "strides")
         self.padding = normalize_padding(padding)
-        self.workspace = {}  # buffers the fast tier's fused block reuses from step to step
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 3:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fast
 from .backend import get_array_module, to_device, to_numpy
+from .fast.blocks import ConvReluPool
+from .fast.parallel import DataParallel
 from .layers import (
     Conv2D,
     Dense,
@@ -23,6 +24,8 @@ from .layers import (
     number_names,
 )
 from .validation import check_bool, positive_int
+
+INFERENCE_CHUNK = 32  # images per chunk in predict, on the CPU (speed only)
 
 
 def as_batch(x, dtype, name="x"):
@@ -91,6 +94,8 @@ class Sequential:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.input_shape = None
         self.output_shapes = []
+        # the fast tier runs the layers as blocks, on parts of the batch on every core
+        self.parallel = DataParallel(self.layers, fast_blocks) if kernels == "fast" else None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -129,6 +134,17 @@ class Sequential:
         ``x`` is cast to the model's dtype, as Keras casts inputs; see
         :func:`as_batch` for what it may be (an array or a list of numbers).
         """
+        x = self._batch(x)
+        if self.parallel is not None:  # the fast tier: npcnn/fast/parallel.py
+            return self.parallel.forward(x)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def _batch(self, x):
+        """``x`` as a batch of the model's dtype and input shape (built on first use)."""
         x = as_batch(x, self.dtype)
         if not self.built:
             self.build(x.shape[1:])
@@ -137,35 +153,7 @@ class Sequential:
                 f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(x.shape)}"
             )
-        if self._fused_blocks():  # the fast tier fuses Conv2D(relu) + MaxPool2D
-            return self._forward_fused(x)
-        for layer in self.layers:
-            x = layer.forward(x)
         return x
-
-    def _forward_fused(self, x):
-        """``forward`` with each Conv2D(relu) + MaxPool2D pair run as one block
-        (``npcnn/fast/fused.py``: conv -> pool -> bias -> ReLU, same numbers)."""
-        fused = self._fused_blocks()
-        for i, layer in enumerate(self.layers):
-            if i in fused:
-                x = fused_forward(layer, self.layers[i + 1], x)
-            elif i - 1 not in fused:
-                x = layer.forward(x)
-        return x
-
-    def _fused_blocks(self):
-        """Indexes of the Conv2D(relu) layers followed by a MaxPool2D, on the fast tier."""
-        if self.kernels != "fast":
-            return set()
-        pairs = zip(self.layers, self.layers[1:])
-        return {
-            i
-            for i, (a, b) in enumerate(pairs)
-            if isinstance(a, Conv2D) and a.activation == "relu" and isinstance(b, MaxPool2D)
-        }
-
-    __call__ = forward
 
     def backward(self, dy, need_dx=True):
         """Back-propagate dL/dy through the layers in reverse; fill ``grads``; return dL/dx.
@@ -174,36 +162,30 @@ class Sequential:
         training needs no gradient for the images, and TensorFlow skips it too.
         """
         need_dx = check_bool(need_dx, "need_dx")
-        if self._fused_blocks():
-            return self._backward_fused(dy, need_dx)
+        if self.parallel is not None:
+            return self.parallel.backward(dy, need_dx)
         for i in reversed(range(len(self.layers))):
             dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
-        return dy
-
-    def _backward_fused(self, dy, need_dx):
-        fused = self._fused_blocks()
-        for i in reversed(range(len(self.layers))):
-            if i in fused:
-                dy = fused_backward(self.layers[i], dy, need_dx=need_dx or i > 0)
-            elif i - 1 not in fused:
-                dy = self.layers[i].backward(dy, need_dx=need_dx or i > 0)
         return dy
 
     def predict(self, x, batch_size=None):
         """The forward pass over ``x`` in chunks of ``batch_size`` examples, concatenated.
 
-        Chunks bound the memory, and on a CPU they are also faster: 128 images
-        at a time keep every layer's arrays small enough to stay in cache and
-        to be reused by the memory allocator, where 1000 images at once need
-        fresh pages for 100 MB of conv1 output alone (1.1-1.5x faster and much
-        steadier on a 2-core CPU, benchmarks/RESULTS.md). A GPU wants big launches
-        instead, so None means 128 examples with NumPy arrays and 1024 with CuPy.
+        Chunks bound the memory, and on a CPU they are also faster: a few dozen
+        images at a time keep every layer's arrays small enough to stay in cache
+        and to be reused by the memory allocator, where 1000 images at once need
+        fresh pages for 100 MB of conv1 output alone. The fast tier shares the
+        chunks out over the threads and keeps nothing for a backward pass. A GPU
+        wants big launches instead, so None means ``INFERENCE_CHUNK`` examples
+        with NumPy arrays and 1024 with CuPy.
         """
-        x = as_batch(x, self.dtype)
+        x = self._batch(x)
         xp = get_array_module(x)
         if batch_size is None:
-            batch_size = 128 if xp is np else 1024
+            batch_size = INFERENCE_CHUNK if xp is np else 1024
         step = positive_int(batch_size, "batch_size")
+        if self.parallel is not None:
+            return self.parallel.predict(x, step)
         outs = [self.forward(x[i : i + step]) for i in range(0, len(x), step)]
         if not outs:
             return self.forward(x)
@@ -275,7 +257,8 @@ class Sequential:
         for layer in self.layers:
             layer.params = [to_device(to_numpy(p), xp) for p in layer.params]
             layer.grads = []
-            getattr(layer, "workspace", {}).clear()  # the fast tier's buffers, on the old device
+        if self.parallel is not None:  # its buffers are on the old device
+            self.parallel = DataParallel(self.layers, fast_blocks)
         return self
 
     def count_params(self) -> int:
@@ -298,22 +281,21 @@ class Sequential:
         return text
 
 
-def fused_forward(conv, pool, x):
-    """Conv2D(relu) then MaxPool2D through the fast tier's fused block; the cache
-    lives on the conv layer (the pool layer keeps none)."""
-    kernel, bias = conv.params
-    y, conv.cache = fast.conv2d_relu_maxpool2d_forward(
-        x, kernel, bias, conv.strides, conv.padding, pool.pool_size, pool.strides, pool.padding,
-        workspace=conv.workspace,
-    )  # fmt: skip
-    pool.cache = None
-    return y
-
-
-def fused_backward(conv, dy, need_dx):
-    dx, dw, db = fast.conv2d_relu_maxpool2d_backward(dy, conv.cache, need_dx)
-    conv.grads = [dw, db]
-    return dx
+def fast_blocks(layers) -> list:
+    """The blocks the fast tier runs ``layers`` as, chosen from their classes and
+    arguments: each ``Conv2D(activation="relu")`` followed by a ``MaxPool2D`` as one
+    :class:`~npcnn.fast.blocks.ConvReluPool` (conv -> pool -> bias -> ReLU, the
+    same numbers), every other layer as itself."""
+    blocks, i = [], 0
+    while i < len(layers):
+        layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        if type(layer) is Conv2D and layer.activation == "relu" and type(after) is MaxPool2D:
+            blocks.append(ConvReluPool(layer, after))
+            i += 2
+        else:
+            blocks.append(layer)
+            i += 1
+    return blocks
 
 
 def seed_cnn(seed=None, dtype="float32", kernels="fast") -> Sequential:

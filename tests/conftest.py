@@ -37,3 +37,14 @@ def distinct(rng):
         return (rng.permutation(size).reshape(shape) * 0.01 - 0.005 * size).astype(dtype)
 
     return draw
+
+
+@pytest.fixture
+def blas_on_one_thread():
+    """BLAS on one thread for the whole test, as the fast tier runs it inside its
+    parts: a matrix product split over several BLAS threads may round differently,
+    so a bit-for-bit comparison of the two tiers needs both on one thread."""
+    from npcnn.fast.threads import blas_on_one_thread as one_thread
+
+    with one_thread():
+        yield

@@ -7,7 +7,10 @@
   forward and backward, including windows with ties, all-negative windows and
   ties that only appear after rounding ``z + b``;
 - the whole network on ``kernels="fast"`` (which uses the fused block) equals
-  ``kernels="ops"``: same output, same gradients.
+  ``kernels="ops"``: same output, same gradients, on a batch of one part; on a
+  batch of several parts (data parallelism, ``npcnn/fast/parallel.py``) the
+  gradients are the ops' gradients of each part, summed part by part, and
+  within 1e-10 relative of the whole batch's in float64.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npcnn import fast, naive, ops
-from npcnn.model import seed_cnn
+from npcnn.model import fast_blocks, seed_cnn
 from npcnn.ops.padding import output_hw
 
 settings.register_profile("fast_tier", deadline=None, derandomize=True, max_examples=40)
@@ -138,7 +141,7 @@ def test_fused_block_all_negative_windows_get_no_gradient():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_seed_cnn_fast_equals_ops(dtype, need_dx):
+def test_seed_cnn_fast_equals_ops(dtype, need_dx, blas_on_one_thread):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 28, 28, 1)).astype(dtype)
     a, b = (
@@ -148,7 +151,9 @@ def test_seed_cnn_fast_equals_ops(dtype, need_dx):
     weights = [p + rng.standard_normal(p.shape).astype(dtype) * 0.05 for p in a.params]
     a.set_weights(weights)
     b.set_weights(weights)
-    assert a._fused_blocks() == {0, 2} and b._fused_blocks() == set()
+    blocks = fast_blocks(a.layers)  # conv+pool pairs fused, the rest as they are
+    assert [type(block).__name__ for block in blocks[:3]] == ["ConvReluPool"] * 2 + ["Reshape"]
+    assert b.parallel is None  # the readable tier: the plain loop over the layers
     ya, yb = a.forward(x), b.forward(x)
     same_bits(ya, yb)
     dy = rng.standard_normal(ya.shape).astype(dtype)
@@ -173,3 +178,39 @@ def test_fast_padding_equals_the_readable_one(dtype, n, value):
         got, want = fast_pad(x, pads, value), readable_pad(x, pads, value)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def close_in_float64(got, want):
+    """Within 1e-10 of the array's largest magnitude: the fast tier's rule in float64."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_seed_cnn_on_several_parts_is_the_ops_on_each_part(dtype, blas_on_one_thread):
+    """A batch of 50 runs as two parts of 25 (``parallel.part_cuts``): its output
+    and dx are the ops' on each part, concatenated, and each weight gradient is
+    the ops' gradient of part 0 plus that of part 1, bit for bit. Against the
+    whole batch at once only the order of the sums differs (a matrix product may
+    round a row differently among another number of rows): within 1e-10 in float64."""
+    from npcnn.fast.parallel import part_cuts
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((50, 28, 28, 1)).astype(dtype)
+    a, b = seed_cnn(seed=2, dtype=dtype), seed_cnn(seed=2, dtype=dtype, kernels="ops")
+    assert part_cuts(50) == [0, 25, 50]
+    y = a.forward(x)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = a.backward(dy)
+    parts = []
+    for lo, hi in [(0, 25), (25, 50)]:
+        y_part = b.forward(x[lo:hi])
+        parts.append((y_part, b.backward(dy[lo:hi]), [g.copy() for g in b.grads]))
+    same_bits(y, np.concatenate([parts[0][0], parts[1][0]]))
+    same_bits(dx, np.concatenate([parts[0][1], parts[1][1]]))
+    for g, g0, g1 in zip(a.grads, parts[0][2], parts[1][2]):
+        same_bits(g, g0 + g1)
+    if dtype == np.float64:
+        close_in_float64(y, b.forward(x))
+        close_in_float64(dx, b.backward(dy))
+        for g, g_whole in zip(a.grads, b.grads):
+            close_in_float64(g, g_whole)

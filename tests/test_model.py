@@ -101,7 +101,7 @@ def test_seed_cnn_forward_gives_probabilities(model, rng):
     assert np.all(probs > 0)
 
 
-def test_seed_cnn_forward_equals_composed_ops(model, rng):
+def test_seed_cnn_forward_equals_composed_ops(model, rng, blas_on_one_thread):
     """The model is nothing but the ops in order (a hand-written forward pass)."""
     x = rng.uniform(0, 1, size=(2, 28, 28, 1)).astype(np.float32)
     k1, b1, k2, b2, w3, b3, w4, b4 = model.params
@@ -278,12 +278,12 @@ def test_backward_can_skip_the_need_dx():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype):
+def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype, blas_on_one_thread):
     """seed_cnn on the readable ops and on the fast tier, trained 20 Adam steps on
-    the same batches: the same weights, bit for bit. (At batches under the fast
-    tier's slab size every GEMM has the same shape in both tiers, and every
-    other trick repeats the same operations in the same order, so there is no
-    rounding difference to bound.)"""
+    the same batches: the same weights, bit for bit. (A batch of 8 is one part of
+    the fast tier's data parallelism, so every GEMM has the same shape in both
+    tiers, BLAS runs on one thread in both, and every other trick repeats the same
+    operations in the same order: there is no rounding difference to bound.)"""
     from npcnn.train import train_step
 
     rng = np.random.default_rng(5)

@@ -218,15 +218,16 @@ def test_fused_routing_keeps_inf_and_nan_where_the_composition_puts_them(monkeyp
     np.testing.assert_array_equal(bits(got), bits(want))
 
 
-def test_a_layer_reuses_its_workspace_and_its_gradients_stay_right():
-    """The fused block writes im2col's matrix and dcols into the conv layer's own
-    buffers, step after step (no fresh pages per step), and the numbers are
-    those of the same calls without a workspace."""
+def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
+    """The fused block writes im2col's matrix and dcols into its own buffers, step
+    after step (no fresh pages per step), and the numbers are those of the same
+    calls without a workspace."""
     rng = np.random.default_rng(7)
     model = npcnn.seed_cnn(seed=2, dtype="float64")
-    x, labels = rng.random((2, 20, 28, 28, 1)), rng.integers(0, 10, (2, 20))
+    x, labels = rng.random((2, 20, 28, 28, 1)), rng.integers(0, 10, (2, 20))  # one part
     train_step(model, npcnn.Adam(1e-3), x[0], labels[0])
-    conv1, conv2 = model.layers[0], model.layers[2]
+    _, blocks = model.parallel.replica(0)
+    conv1, conv2 = blocks[0].conv, blocks[1]
     buffers = {name: id(a) for name, a in conv2.workspace.items()}
     assert set(buffers) == {"cols", "dcols"}
     probs = model.forward(x[1])
@@ -235,7 +236,7 @@ def test_a_layer_reuses_its_workspace_and_its_gradients_stay_right():
     assert {name: id(a) for name, a in conv2.workspace.items()} == buffers  # reused
     # conv2's block on this step's input, without a workspace: the same gradients
     pooled1 = fast.conv2d_relu_maxpool2d_forward(x[1], *conv1.params, 1, "same")[0]
-    y, block_cache = fast.conv2d_relu_maxpool2d_forward(pooled1, *conv2.params, 1, "same")
+    y, block_cache = fast.conv2d_relu_maxpool2d_forward(pooled1, *conv2.conv.params, 1, "same")
     dy = rng.standard_normal(y.shape)
     want = fast.conv2d_relu_maxpool2d_backward(dy, block_cache)
     got = fast.conv2d_relu_maxpool2d_backward(dy, conv2.cache)

@@ -1,4 +1,16 @@
-"""Every core for the memory-bound passes: split a pass over the batch across threads.
+"""The fast tier's threads: whole parts of the batch on every core, and the
+memory-bound passes split across them.
+
+Two ways to use the cores, for two kinds of work:
+
+- :func:`run_parts`, data parallelism: a training batch (or a long inference)
+  is cut into parts of a few dozen images, and each thread takes the next part
+  and runs the *whole network* on it, forward or backward, with BLAS on one
+  thread. The threads meet twice a step, not at every matrix product; a thread
+  that the OS takes off its core (another program is busy) holds up nobody: the
+  others take the parts it did not start. ``npcnn/fast/parallel.py`` uses it.
+- :func:`split_batch`, below, for a single pass outside those parts (Adam,
+  summing the parts' gradients).
 
 BLAS already runs the matrix products on every core. The passes between them --
 col2im's scatter, max-pool's routing, Adam, im2col's copy -- are NumPy ufuncs
@@ -27,6 +39,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -88,6 +101,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
+def _worker_pool():
+    """The pool of ``get_threads() - 1`` worker threads, started on first use."""
+    global _pool
+    with _starting:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                get_threads() - 1, thread_name_prefix="npcnn", initializer=_mark_worker
+            )
+        return _pool
+
+
 def split_batch(work, n: int, elements: int, xp=np) -> None:
     """Call ``work(lo, hi)`` on consecutive parts of ``range(n)`` that together
     cover it, in parallel, and return when all are done.
@@ -103,17 +127,11 @@ def split_batch(work, n: int, elements: int, xp=np) -> None:
     the pool's own threads, it runs inline (waiting there for the pool could
     wait forever).
     """
-    global _pool
     parts = min(get_threads(), n, elements // MIN_ELEMENTS)
     if parts <= 1 or xp is not np or getattr(_here, "worker", False):
         work(0, n)
         return
-    with _starting:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                get_threads() - 1, thread_name_prefix="npcnn", initializer=_mark_worker
-            )
-        pool = _pool
+    pool = _worker_pool()
     cuts = [n * p // parts for p in range(parts + 1)]
     futures = [pool.submit(work, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
     try:
@@ -136,3 +154,84 @@ def _wait_for_all(futures) -> None:
             interrupted = True
     if interrupted:
         raise KeyboardInterrupt
+
+
+# ---- data parallelism: whole parts of the batch on every thread -----------------
+
+
+def run_parts(work, count: int) -> None:
+    """Call ``work(part, slot)`` for every part in ``range(count)``, on up to
+    ``get_threads()`` threads at once, and return when every part is done.
+
+    Each thread (the caller included) takes the next part nobody has started,
+    until none is left: a thread the OS has taken off its core leaves its share
+    to the others instead of holding them up. ``slot`` (0 .. threads-1) names the
+    thread running the part: work that needs scratch memory per thread keys it
+    by ``slot``. Which thread runs a part never changes a number; where the
+    result depends on the parts, it depends on ``count``, which the caller
+    derives from the batch alone.
+
+    While the parts run, BLAS runs on one thread (:func:`blas_on_one_thread`):
+    the cores are already busy with parts, and BLAS's own threads would wait
+    for each other at every matrix product (and a matrix product split over
+    BLAS threads may round differently). An exception (Ctrl-C included) is
+    raised after every started part has finished.
+    """
+    threads = min(get_threads(), count)
+    if threads <= 1 or getattr(_here, "worker", False):
+        with blas_on_one_thread():  # the same numbers as on several threads
+            for part in range(count):
+                work(part, 0)
+        return
+    parts = iter(range(count))
+    lock, errors = threading.Lock(), []
+
+    def take_parts(slot):
+        while True:
+            with lock:
+                part = next(parts, None)
+            if part is None or errors:
+                return
+            try:
+                work(part, slot)
+            except BaseException as exc:  # noqa: BLE001 -- re-raised by the caller
+                errors.append(exc)
+
+    pool = _worker_pool()
+    with blas_on_one_thread(), _inline_splits():
+        futures = [pool.submit(take_parts, slot) for slot in range(1, threads)]
+        try:
+            take_parts(0)
+        finally:
+            _wait_for_all(futures)
+    if errors:
+        raise errors[0]
+
+
+@contextmanager
+def _inline_splits():
+    """Inside, the calling thread runs :func:`split_batch` inline, as the workers do."""
+    before = getattr(_here, "worker", False)
+    _here.worker = True
+    try:
+        yield
+    finally:
+        _here.worker = before
+
+
+_blas = None  # threadpoolctl's view of the BLAS libraries, made once (0.3 ms each time)
+
+
+@contextmanager
+def blas_on_one_thread():
+    """BLAS (OpenBLAS, MKL, ...) limited to one thread inside, as it was after."""
+    global _blas
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # without threadpoolctl, BLAS keeps its threads
+        yield
+        return
+    if _blas is None:
+        _blas = ThreadpoolController().select(user_api="blas")
+    with _blas.limit(limits=1):
+        yield

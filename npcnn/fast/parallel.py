@@ -1,0 +1,173 @@
+"""Data parallelism: the whole network on every core, one part of the batch per thread.
+
+A training batch of 50 images is cut into parts of at most ``PART`` images
+(two parts of 25). Each part runs through *every* layer, forward and then
+backward, on whichever thread takes it (``threads.run_parts``), with BLAS on
+one thread; the parts' weight gradients are then summed::
+
+    part 0 (images 0..24)  -> thread 0: forward, backward -> grads_0 --+
+    part 1 (images 25..49) -> thread 1: forward, backward -> grads_1 --+-> grads_0 + grads_1
+
+Why not let BLAS use the cores inside each matrix product instead (the
+classic way, and what this tier once did)? Every multi-threaded BLAS call, and
+every memory-bound pass split over threads, ends with all threads waiting for
+the slowest: hundreds of meetings per step. On a quiet machine that costs
+little; when any other program wants a core, a thread the OS has paused holds
+up all the others at every meeting, and the step took 10x longer. Here the
+threads meet twice per step, and a paused thread's part is taken by another.
+
+The numbers: a part's forward and backward are the same operations as the
+whole batch's, on fewer images (a matrix product may round a row differently
+among another number of rows); the weight gradient is summed part by part
+(``grads_0 + grads_1``) instead of inside one matrix product: a different
+order of the same sums, within the rounding bound the parity tests derive. The parts depend on the batch size
+only, never on the thread count: 1, 2 or 8 threads give the same bits.
+
+Each part has its own *replica* of the layers: shallow copies that share the
+parameters (the same live arrays) and keep their own cache and gradients. The
+first part runs on the layers themselves, so a batch of one part (up to
+``PART`` images) leaves every layer holding its cache, as a plain loop would.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..validation import check_bool
+from .threads import get_threads, run_parts, split_batch
+
+PART = 32  # images per part at most (a training batch of 50: two parts of 25)
+
+
+def part_cuts(n: int, xp=np) -> list[int]:
+    """Where the batch of ``n`` images is cut: parts of at most ``PART`` images,
+    as even as can be (50 -> [0, 25, 50]); one part for another array library."""
+    count = max(1, -(-n // PART)) if xp is np else 1
+    return [n * p // count for p in range(count + 1)]
+
+
+class DataParallel:
+    """Runs ``layers`` as ``make_blocks(layers)`` (the fast tier's blocks) on
+    parts of the batch, in parallel: ``forward``, ``backward`` (which fills each
+    layer's ``grads`` with the sum over the parts) and ``predict``."""
+
+    def __init__(self, layers, make_blocks):
+        self.layers = list(layers)
+        self.make_blocks = make_blocks
+        self.replicas = []  # one per training part: (the layers' copies, their blocks)
+        self.workers = []  # one per thread running inference chunks: the same
+        self.cuts = None  # the parts of the last forward batch
+
+    def replica(self, k, store=None):
+        """Replica ``k`` of ``store`` (the training parts' by default), made on
+        first use: (the layers' copies, their blocks). The copies are given the
+        layers' current parameters (``to()`` or ``build`` may have replaced them)."""
+        store = self.replicas if store is None else store
+        while len(store) <= k:
+            first = store is self.replicas and not store  # the layers themselves
+            copies = self.layers if first else [copy.copy(layer) for layer in self.layers]
+            store.append((copies, self.make_blocks(copies)))
+        for twin, layer in zip(store[k][0], self.layers):
+            twin.params = layer.params
+        return store[k]
+
+    def forward(self, x):
+        """The blocks on each part of ``x`` (N, ...); the parts' outputs, concatenated."""
+        cuts = part_cuts(len(x), get_array_module(x))
+        replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
+        outs = [None] * len(replicas)
+
+        def run(k, slot):
+            y = x[cuts[k] : cuts[k + 1]]
+            for block in replicas[k]:
+                y = block.forward(y)
+            outs[k] = y
+
+        run_parts(run, len(replicas))
+        self.cuts = cuts
+        return outs[0] if len(outs) == 1 else get_array_module(x).concatenate(outs)
+
+    def backward(self, dy, need_dx=True):
+        """Each part's backward pass through its blocks; each layer's ``grads``
+        become the sum of its parts' gradients; dL/dx (or None), concatenated."""
+        need_dx = check_bool(need_dx, "need_dx")
+        cuts = self.cuts
+        if cuts is None or len(dy) != cuts[-1]:
+            rows = "no forward pass yet" if cuts is None else f"{cuts[-1]} images"
+            raise ValueError(f"dy must have one row per image of the last forward ({rows})")
+        replicas = self.replicas[: len(cuts) - 1]
+        dxs = [None] * len(replicas)
+
+        def run(k, slot):
+            d = dy[cuts[k] : cuts[k + 1]]
+            blocks = replicas[k][1]
+            for i in reversed(range(len(blocks))):
+                d = blocks[i].backward(d, need_dx=need_dx or i > 0)
+            dxs[k] = d
+
+        run_parts(run, len(replicas))
+        self.sum_gradients([copies for copies, _ in replicas])
+        if not need_dx:
+            return None
+        return dxs[0] if len(dxs) == 1 else get_array_module(dy).concatenate(dxs)
+
+    def sum_gradients(self, parts):
+        """Each layer's ``grads``: its copies' gradients summed part by part, in
+        order (``g_0 + g_1 + ...``), the elements split over the threads."""
+        for i, layer in enumerate(self.layers):
+            grads = [copies[i].grads for copies in parts]
+            if len(grads) == 1:
+                layer.grads = grads[0]
+                continue
+            layer.grads = [add_all([g[j] for g in grads]) for j in range(len(grads[0]))]
+
+    def predict(self, x, chunk):
+        """The forward pass over ``x`` in chunks of ``chunk`` images, the chunks
+        shared out over the threads; nothing is kept for a backward pass."""
+        cuts = list(range(0, len(x), chunk)) + [len(x)]
+        if len(cuts) == 1:  # an empty batch: one empty chunk
+            cuts = [0, 0]
+        count = min(get_threads(), len(cuts) - 1)
+        workers = [self.replica(s, self.workers)[1] for s in range(count)]
+        outs = [None] * (len(cuts) - 1)
+
+        def run(k, slot):
+            y = x[cuts[k] : cuts[k + 1]]
+            for block in workers[slot]:
+                y = block.forward(y)
+            outs[k] = y
+
+        try:
+            run_parts(run, len(outs))
+        finally:
+            for blocks in workers:
+                forget_caches(blocks)
+        return outs[0] if len(outs) == 1 else get_array_module(x).concatenate(outs)
+
+
+def add_all(arrays):
+    """``arrays[0] + arrays[1] + ...`` (same shapes), summed left to right, into a
+    new array; the elements split over the threads (``threads.split_batch``)."""
+    xp = get_array_module(arrays[0])
+    total = xp.empty_like(arrays[0])
+    flats = [a.reshape(-1) for a in arrays]
+    out = total.reshape(-1)
+
+    def add(lo, hi):
+        xp.add(flats[0][lo:hi], flats[1][lo:hi], out=out[lo:hi])
+        for flat in flats[2:]:
+            out[lo:hi] += flat[lo:hi]
+
+    split_batch(add, out.size, out.size, xp)
+    return total
+
+
+def forget_caches(blocks) -> None:
+    """Drop what the blocks kept for a backward pass (inference needs none)."""
+    for block in blocks:
+        block.cache = None
+        if hasattr(block, "activation_cache"):
+            block.activation_cache = None

@@ -20,8 +20,9 @@ The numbers: a part's forward and backward are the same operations as the
 whole batch's, on fewer images (a matrix product may round a row differently
 among another number of rows); the weight gradient is summed part by part
 (``grads_0 + grads_1``) instead of inside one matrix product: a different
-order of the same sums, within the rounding bound the parity tests derive. The parts depend on the batch size
-only, never on the thread count: 1, 2 or 8 threads give the same bits.
+order of the same sums, within the rounding bound the parity tests derive.
+The parts depend on the batch size only, never on the thread count: 1, 2 or
+8 threads give the same bits.
 
 Each part has its own *replica* of the layers: shallow copies that share the
 parameters (the same live arrays) and keep their own cache and gradients. The

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 MIN_ELEMENTS = 1 << 15  # elements per part at least: handing work to a thread costs ~20-50 us
 MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more only adds hand-offs
@@ -226,11 +227,6 @@ _blas = None  # threadpoolctl's view of the BLAS libraries, made once (0.3 ms ea
 def blas_on_one_thread():
     """BLAS (OpenBLAS, MKL, ...) limited to one thread inside, as it was after."""
     global _blas
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # without threadpoolctl, BLAS keeps its threads
-        yield
-        return
     if _blas is None:
         _blas = ThreadpoolController().select(user_api="blas")
     with _blas.limit(limits=1):

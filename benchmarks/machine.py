@@ -112,6 +112,10 @@ def load_average():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
+def load_text(avg) -> str:
+    return "-" if not avg else "/".join(f"{x:.2f}" for x in avg)
+
+
 def versions() -> dict:
     """The installed frameworks' versions, read without importing them."""
     import importlib.metadata as md

@@ -14,6 +14,7 @@ import os
 import re
 from collections import defaultdict
 
+from .machine import load_text
 from .workloads import forward_flops, train_flops
 
 ORDER = ["npcnn", "npcnn-old", "npcnn-ops", "npcnn-naive", "tf-eager", "tf-function",
@@ -271,8 +272,8 @@ def machine_lines(data) -> list[str]:
 
     lines = [
         f"- CPU: {m['cpu_model']} ({m['vector']}), {m['logical_cpus']} CPUs; "
-        f"load average before {_load(m.get('load_average_at_start'))}, "
-        f"after {_load(m.get('load_average_at_end'))}",
+        f"load average before {load_text(m.get('load_average_at_start'))}, "
+        f"after {load_text(m.get('load_average_at_end'))}",
         f"- float32 matmul ({data.get('settings', {}).get('peak', '')}^3, all cores) at the "
         f"start {gflops(m.get('peak_start_gflops'))} GFLOP/s, at the end "
         f"{gflops(m.get('peak_end_gflops'))} GFLOP/s",
@@ -285,10 +286,6 @@ def machine_lines(data) -> list[str]:
     if m.get("forced"):
         lines.append(f"- published with --force on a busy machine: {'; '.join(m['forced'])}")
     return lines
-
-
-def _load(avg):
-    return "-" if not avg else "/".join(f"{x:.2f}" for x in avg)
 
 
 def _blas_line(blas):

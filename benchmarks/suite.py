@@ -145,9 +145,10 @@ class Coordinator:
             )
         return self.workers[key]
 
-    def close(self):
-        for w in self.workers.values():
-            w.stop()
+    def close(self, keep=lambda key: False):
+        """Stop the workers (those whose (system, one core) key ``keep`` refuses)."""
+        for key in [k for k in self.workers if not keep(k)]:
+            self.workers.pop(key).stop()
 
     # ------------------------------------------------------------ the stopwatch
     def group(self, cases, rounds=None) -> list[dict]:
@@ -161,16 +162,15 @@ class Coordinator:
             except WorkerError as e:
                 rows.append(self.row(system, s, error=str(e)))
                 continue
-            if "skip" not in answer:
+            if "skip" not in answer:  # no such case on this system: no row
                 live.append({"system": system, "spec": s, "worker": w, "id": len(live),
-                             "reps": answer["reps"], "samples": []})  # fmt: skip
-            else:
-                live.append({"id": len(live), "skipped": True})
-        live = [c for c in live if not c.get("skipped")]
+                             "reps": answer["reps"], "samples": [], "start": w.starts})  # fmt: skip
         previous = None
         for r in range(rounds or self.rounds):
             shift = r % max(len(live), 1)
             for c in live[shift:] + live[:shift]:  # rotated: no system is always first
+                if c["worker"].starts != c["start"]:  # prepared in a worker that died since
+                    c.setdefault("error", "its worker crashed or hung while preparing another case")
                 if "error" in c:
                     continue
                 if previous is not None and previous != c["system"]:
@@ -336,7 +336,7 @@ def run(config, log=print) -> dict:
     co = Coordinator(config, log)
     info = machine.machine_info(config.device)
     log(f"machine: {info['cpu_model']} ({info['vector']}, {info['logical_cpus']} CPUs, "
-        f"{co.threads} threads); load average {info['load_average_at_start']}; "
+        f"{co.threads} threads); load average {machine.load_text(info['load_average_at_start'])}; "
         f"worker logs in {co.log_dir}")  # fmt: skip
     for system, reason in co.missing.items():
         log(f"note: {system}: no rows: {reason}")
@@ -344,6 +344,7 @@ def run(config, log=print) -> dict:
         info["numpy_worker"] = co.worker("numpy").ask(do="info")["info"]
         info["peak_start_gflops"] = co.peak()
         for cores in config.cores:
+            co.close(keep=lambda key, one=cores == "one": key[1] == one)  # memory: one set alive
             co.cores = cores
             for section in sections_on(cores, sections, config.mode):
                 log(f"== {section} ({cores})")

@@ -34,6 +34,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STARTUP_S = 120.0  # the least time a worker gets to load its framework
 
 
 class WorkerError(RuntimeError):
@@ -124,7 +125,7 @@ class Worker:
         self.args += ["--npcnn", npcnn] if npcnn else []
         where = "one-core" if cpu is not None else f"{threads}-threads"
         self.log = os.path.join(log_dir, f"{system.replace(':', '.')}-{where}.log")
-        self.proc = None
+        self.proc, self.starts = None, 0
 
     def start(self):
         from .systems import thread_env
@@ -136,7 +137,8 @@ class Worker:
                 [sys.executable, "-m", "benchmarks.worker", *self.args], cwd=str(ROOT), env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             )  # fmt: skip
-        self._answer()  # 'ready', or why not
+        self.starts += 1
+        self._answer(max(self.timeout, STARTUP_S))  # 'ready' once its framework loaded
 
     def ask(self, **request) -> dict:
         """The worker's answer; raises :class:`WorkerError` on an error, crash or hang."""
@@ -149,12 +151,13 @@ class Worker:
             pass  # it died: _answer says how
         return self._answer()
 
-    def _answer(self) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+    def _answer(self, timeout=None) -> dict:
+        timeout = timeout or self.timeout
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else None
         if line is None:
             self.stop()
-            raise WorkerError(f"hung: no answer in {self.timeout:g} s (killed; log: {self.log})")
+            raise WorkerError(f"hung: no answer in {timeout:g} s (killed; log: {self.log})")
         if not line:
             code = self.proc.wait()
             self.proc = None

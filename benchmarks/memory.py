@@ -37,8 +37,8 @@ if system == "npcnn":
 else:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
-    from benchmarks.workloads import keras_seed_cnn
-    model = keras_seed_cnn(tf, "float32")
+    import tfcnn
+    model = tfcnn.SeedCNN(seed=0)
     predict = lambda a: model.predict(a, batch_size=batch, verbose=0)
 predict(x[: min(n, 64)])  # warm up: tracing, thread pools, first allocations
 with open("/proc/self/clear_refs", "w") as f:

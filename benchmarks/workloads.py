@@ -204,32 +204,6 @@ class NpcnnNetwork:
 
 
 # ---------------------------------------------------------------- TensorFlow
-def keras_seed_cnn(tf, dtype, seed=0):
-    """``tfcnn.SeedCNN`` when tfcnn is importable, else the same Keras layers here."""
-    try:
-        import tfcnn
-
-        return tfcnn.SeedCNN(seed=seed, dtype=dtype)
-    except ImportError:
-        pass
-    import keras
-
-    relu = tf.nn.relu
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1), dtype=dtype),
-            keras.layers.Conv2D(32, 5, padding="same", activation=relu, dtype=dtype),
-            keras.layers.MaxPool2D(2, strides=2, dtype=dtype),
-            keras.layers.Conv2D(64, 5, padding="same", activation=relu, dtype=dtype),
-            keras.layers.MaxPool2D(2, strides=2, dtype=dtype),
-            keras.layers.Reshape((7 * 7 * 64,), dtype=dtype),
-            keras.layers.Dense(1024, activation=relu, dtype=dtype),
-            keras.layers.Dense(10, activation="softmax", dtype=dtype),
-        ]
-    )
-    return model
-
-
 def tf_op(tf, name, kind, arrays, compiled):
     """A zero-argument function running the op in TF: ``tf.nn`` ops, and for
     forward+backward a GradientTape giving the gradients of the input and the
@@ -279,8 +253,10 @@ class TfNetwork:
     def __init__(self, tf, dtype, seed=0):
         import keras
 
+        import tfcnn
+
         self.tf = tf
-        self.model = keras_seed_cnn(tf, dtype, seed)
+        self.model = tfcnn.SeedCNN(seed=seed, dtype=dtype)
         self.optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
         self.train_step_function = tf.function(self.train_step)
         self.predict_function = tf.function(self.predict)

@@ -31,7 +31,7 @@ SMOKE = ["--mode", "smoke", "--no-plots"]
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     args = ["--mode", "smoke", "--systems", "npcnn,npcnn-ops,npcnn-naive", "--out", str(out)]
-    sections = "matmul,op,headline,float64,adam"
+    sections = "matmul,op,headline,float64,adam,memory"
     assert main([*args, "--sections", sections, "--cores", "all,one,busy"]) == 0
     return out, report.load(str(out))
 
@@ -39,7 +39,8 @@ def smoke_run(tmp_path_factory):
 def test_one_json_per_section_with_the_machine(smoke_run):
     out, data = smoke_run
     names = sorted(p.name for p in out.glob("*.json"))
-    assert names == ["adam.json", "float64.json", "headline.json", "matmul.json", "op.json"]
+    assert names == ["adam.json", "float64.json", "headline.json", "matmul.json", "memory.json",
+                     "op.json"]  # fmt: skip
     m = json.loads((out / "headline.json").read_text())["machine"]
     assert m["cpu_model"] and m["logical_cpus"] >= 1 and "vector" in m
     assert len(m["load_average_at_start"]) == 3 and len(m["load_average_at_end"]) == 3
@@ -47,7 +48,10 @@ def test_one_json_per_section_with_the_machine(smoke_run):
     assert m["numpy_worker"]["blas"]["pools"], "threadpoolctl's BLAS pools, with the kernel"
     assert m["versions"]["numpy"]
     for r in data["results"]:
-        assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"], r
+        if r["section"] == "memory":
+            assert r["peak_bytes"] >= 0 and r["impl"] == "npcnn", r
+        else:
+            assert r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"], r
 
 
 def test_rows_cover_the_systems_the_cores_and_the_roofline(smoke_run):

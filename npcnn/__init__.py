@@ -9,6 +9,7 @@ The package, bottom up (each part imports only what lies below it;
 - ``backend``, ``validation``, ``initializers``: the array library, argument checks, weights;
 - ``ops``, ``naive``, ``fast``: the three tiers of the same ops; ``gradcheck`` checks them;
 - ``layers``, ``model``, ``optimizers``: Keras-named layers, ``Sequential``, Adam and SGD;
+- ``modelfile``: ``load_model``, a whole model from one ``.npz`` (``model.save``);
 - ``checkpoint``, ``datasets``, ``train``, ``plots``: files, MNIST, the training loop;
 - ``cli``: ``npcnn train`` and ``npcnn evaluate`` (``atomicwrite``, ``bars``: writing
   files safely and progress bars, for the parts above).
@@ -27,6 +28,7 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 from . import check, fast, gradcheck, initializers, naive, ops
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
+from .modelfile import load_model
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"
@@ -48,6 +50,7 @@ __all__ = [
     "Softmax",
     "Sequential",
     "seed_cnn",
+    "load_model",
     "SGD",
     "Adam",
 ]

@@ -1,5 +1,5 @@
-"""Command line: ``npcnn train``, ``npcnn evaluate``, ``npcnn check`` and ``npcnn exercise``
-(also ``python -m npcnn ...``).
+"""Command line: ``npcnn train``, ``npcnn evaluate``, ``npcnn predict``, ``npcnn check`` and
+``npcnn exercise`` (also ``python -m npcnn ...``).
 
 ``python -m tfcnn train`` uses the same parser and loop with the TensorFlow
 twin, so the two can be compared run for run.
@@ -62,18 +62,21 @@ def check_paths(args) -> None:
     """Check the files a command will read and write, before loading data or training."""
     if getattr(args, "save", None) is not None:
         check_writable_file(args.save, "--save")
-    for option in ("resume", "weights"):
+    if getattr(args, "output", None) is not None:
+        check_writable_file(args.output, "--output")
+    for option in ("resume", "weights", "model", "images"):
         path = getattr(args, option, None)
         if path is not None and not os.path.isfile(path):
-            flag = "--" + option
+            flag = "--" + option if option != "images" else "IMAGES"
+            what = "file" if option == "images" else "checkpoint"
             if not os.path.exists(path):
-                raise FileNotFoundError(f"{flag}: no checkpoint at {path}")
+                raise FileNotFoundError(f"{flag}: no {what} at {path}")
             raise ValueError(f"{flag}: {path} is not a regular file")
     if getattr(args, "plots", None) is not None:
         check_writable_dir(args.plots, "--plots")
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, framework: str = "npcnn") -> None:
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     p.add_argument(
         "--data-dir",
@@ -81,16 +84,12 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         help="folder with the dataset's four IDX files (default: NPCNN_DATA_DIR, "
         "the cache, or download)",
     )
-    p.add_argument(
-        "--eval-batch-size", type=COUNT, default=1000, help="batch size for evaluation"
-    )
+    p.add_argument("--eval-batch-size", type=COUNT, default=1000, help="batch size for evaluation")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=["cpu", "gpu"],
-        help="gpu runs npcnn on CuPy (npcnn only)",
-    )
+    if framework == "npcnn":  # TensorFlow picks its own device
+        p.add_argument(
+            "--device", default="cpu", choices=["cpu", "gpu"], help="gpu runs npcnn on CuPy"
+        )
     p.add_argument(
         "--limit-test",
         type=COUNT,
@@ -102,18 +101,21 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.ArgumentParser:
+    npcnn = framework == "npcnn"
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=f"Train and evaluate the tutorial CNN with {framework}.",
+        description=f"Train {'and evaluate ' if npcnn else ''}the tutorial CNN with {framework}.",
+        epilog=None
+        if npcnn
+        else "Evaluate or deploy its checkpoints with npcnn: "
+        "`npcnn evaluate --weights PATH`, `npcnn predict --model PATH IMAGES.npy`.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train the tutorial CNN (defaults: the tutorial's settings)")
-    add_data_arguments(t)
+    add_data_arguments(t, framework)
     t.add_argument("--epochs", type=COUNT, default=5)
-    t.add_argument(
-        "--steps", type=COUNT, default=None, help="number of steps (overrides --epochs)"
-    )
+    t.add_argument("--steps", type=COUNT, default=None, help="number of steps (overrides --epochs)")
     t.add_argument("--batch-size", type=COUNT, default=50)
     t.add_argument("--learning-rate", type=RATE, default=1e-3)
     t.add_argument("--seed", type=SEED, default=0)
@@ -172,19 +174,35 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         help="train on the first N training images only",
     )
 
-    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of saved weights")
-    add_data_arguments(e)
-    e.add_argument(
-        "--weights",
-        required=True,
-        metavar="PATH",
-        help="checkpoint from `npcnn train --save` or `tfcnn train --save`",
-    )
-    if framework == "npcnn":  # npcnn check / npcnn exercise: a learner's own ops
-        from .check.command import add_parsers
+    if npcnn:  # tfcnn only trains; npcnn evaluates and predicts for both
+        add_model_parsers(sub)
+        from .check.command import add_parsers  # npcnn check / exercise: a learner's own ops
 
         add_parsers(sub)
     return parser
+
+
+def add_model_parsers(sub) -> None:
+    """``npcnn evaluate`` and ``npcnn predict``: any model file or checkpoint."""
+    about = (
+        "a model file (model.save, tfcnn.to_npcnn(...).save) or a checkpoint "
+        "(npcnn/tfcnn train --save)"
+    )
+    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a saved model")
+    add_data_arguments(e)
+    e.add_argument("--weights", "--model", required=True, metavar="PATH", help=about)
+    p = sub.add_parser("predict", help="a saved model's predictions for images in a .npy file")
+    p.add_argument("--model", required=True, metavar="PATH", help=about)
+    p.add_argument(
+        "images",
+        metavar="IMAGES",
+        help="a .npy array (N, ...) of images: integer pixels are scaled to [0, 1], floats used "
+        "as given; a missing channel axis is added",
+    )
+    p.add_argument(
+        "--output", default=None, metavar="PATH", help="also write the model's outputs (.npy)"
+    )
+    p.add_argument("--batch-size", type=COUNT, default=128)
 
 
 def load_data(args):
@@ -244,17 +262,16 @@ def run_train(args, make_learner, log=print) -> dict:
 
 
 def run_evaluate(args, log=print) -> dict:
-    from .checkpoint import load_checkpoint, weights_for
-    from .model import seed_cnn
+    from .checkpoint import load_checkpoint
+    from .modelfile import model_from_checkpoint
     from .optimizers import Adam
     from .train import NumpyLearner
 
     ckpt = load_checkpoint(args.weights)
-    model = seed_cnn(dtype=args.dtype)
-    names = [(name, p.shape) for name, p in model.named_params()]
-    model.set_weights(weights_for(names, ckpt["weights"], args.weights))
+    model = model_from_checkpoint(ckpt, args.weights, dtype=args.dtype)
     learner = NumpyLearner(model, Adam(), args.device)
     _, (x_test, y_test) = load_data(args)
+    check_fits(model, x_test[:1], f"the {args.dataset} test images", args.weights)
     accuracy, confusion = evaluate(learner, x_test, y_test, args.eval_batch_size, args.dtype)
     trained_by = ckpt["meta"].get("framework", "?")
     log(f"weights: {args.weights} (trained by {trained_by}, step {ckpt['meta'].get('step')})")
@@ -265,6 +282,45 @@ def run_evaluate(args, log=print) -> dict:
 
         log("plots: " + str(plots.plot_confusion(confusion, args.plots)))
     return {"accuracy": accuracy, "confusion": confusion}
+
+
+def check_fits(model, images, what, path):
+    """``ValueError`` unless ``images`` (N, ...), made inputs, have the shape ``model`` takes."""
+    from .inputs import images_to_inputs
+
+    shape = images_to_inputs(images, model.dtype, model.input_shape).shape[1:]
+    if tuple(shape) != model.input_shape:
+        raise ValueError(
+            f"the model in {path} takes inputs of shape {model.input_shape}, but {what} are "
+            f"{tuple(images.shape[1:])}; give it images of its own shape "
+            "(npcnn predict --model PATH IMAGES.npy)"
+        )
+
+
+def run_predict(args, log=print) -> dict:
+    """``npcnn predict``: the class of each image in a .npy file, and optionally the outputs."""
+    from .atomicwrite import atomic_write
+    from .inputs import images_to_inputs
+    from .modelfile import load_model
+
+    model = load_model(args.model)
+    try:
+        images = np.load(args.images, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"IMAGES: {args.images} is not a readable .npy array ({exc})") from None
+    if not isinstance(images, np.ndarray) or images.dtype.kind not in "biuf":
+        raise ValueError(f"IMAGES: {args.images} must be one numeric .npy array (N, ...)")
+    check_fits(model, images, f"the images in {args.images}", args.model)
+    outputs = model.predict(
+        images_to_inputs(images, model.dtype, model.input_shape), args.batch_size
+    )
+    classes = outputs.argmax(axis=1)
+    for i, c in enumerate(classes):
+        log(f"{i} {c}")
+    if args.output:
+        atomic_write(args.output, lambda f: np.save(f, outputs))
+        log(f"outputs {outputs.shape}: {args.output}")
+    return {"outputs": outputs, "classes": classes}
 
 
 def run_command(prog: str, command) -> int:
@@ -288,7 +344,8 @@ def run_command(prog: str, command) -> int:
 
 
 def main(argv=None) -> int:
-    """``npcnn train|evaluate``: exit status 0, 2 (error, one line), 3 (diverged), 130 (Ctrl-C).
+    """``npcnn train|evaluate|predict``: exit status 0, 2 (error, one line), 3 (diverged),
+    130 (Ctrl-C).
 
     Bad arguments end in argparse's usage message and ``SystemExit(2)``.
     """
@@ -303,7 +360,7 @@ def main(argv=None) -> int:
         if args.command == "train":
             result = run_train(args, make_numpy_learner)
             return EXIT_INTERRUPTED if result.get("interrupted") else 0
-        run_evaluate(args)
+        (run_predict if args.command == "predict" else run_evaluate)(args)
         return 0
 
     return run_command("npcnn", command)

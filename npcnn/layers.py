@@ -29,6 +29,15 @@ from .validation import (
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
 ACTIVATIONS = ("relu", "softmax")
+LAYER_CLASSES: dict[str, type] = {}  # class name -> class: what a model file may name
+
+
+def register_layer(cls):
+    """Add a layer class to :data:`LAYER_CLASSES` under its name (and its Keras name), so a
+    model file (``npcnn.load_model``) may hold it; returns the class (a decorator)."""
+    for name in {cls.__name__, cls.keras_class_name or cls.__name__}:
+        LAYER_CLASSES[name] = cls
+    return cls
 
 
 def kernels_module(kernels):
@@ -109,6 +118,10 @@ class Layer:
         parameters skip dL/dx (return None) when nobody needs it: the first layer."""
         raise NotImplementedError
 
+    def get_config(self) -> dict:
+        """The arguments that rebuild this layer, as plain data: ``type(self)(**config)``."""
+        return {"name": self.name}
+
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -144,6 +157,7 @@ class _WithActivation(Layer):
         return pairs[self.activation]
 
 
+@register_layer
 class Conv2D(_WithActivation):
     """2-D convolution, ``keras.layers.Conv2D``: kernel (kh, kw, Cin, filters), bias (filters,)."""
 
@@ -157,6 +171,16 @@ class Conv2D(_WithActivation):
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.strides = as_pair(strides, "strides")
         self.padding = normalize_padding(padding)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "activation": self.activation,
+        }
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 3:
@@ -179,6 +203,7 @@ class Conv2D(_WithActivation):
         return dx
 
 
+@register_layer
 class Dense(_WithActivation):
     """Fully connected layer, ``keras.layers.Dense``: kernel (Din, units), bias (units,)."""
 
@@ -187,6 +212,9 @@ class Dense(_WithActivation):
     def __init__(self, units, activation=None, name=None):
         super().__init__(activation, name)
         self.units = positive_int(units, "units")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "activation": self.activation}
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 1:
@@ -210,6 +238,7 @@ class Dense(_WithActivation):
         return dx
 
 
+@register_layer
 class MaxPool2D(Layer):
     """Max-pooling, ``keras.layers.MaxPool2D`` (strides=None means pool_size)."""
 
@@ -220,6 +249,14 @@ class MaxPool2D(Layer):
         self.pool_size = as_pair(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides")
         self.padding = normalize_padding(padding)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 3:
@@ -242,6 +279,7 @@ MaxPooling2D = MaxPool2D  # Keras's other name for it
 
 
 # ReLU and Softmax share their shape on purpose: one op each, each read on its own.
+@register_layer
 class ReLU(Layer):
     """``keras.layers.ReLU``: max(x, 0)."""
 
@@ -254,6 +292,7 @@ class ReLU(Layer):
         return self.kernels.relu_backward(dy, self.cache)
 
 
+@register_layer
 class Softmax(Layer):
     """``keras.layers.Softmax`` over the last axis."""
 
@@ -266,6 +305,7 @@ class Softmax(Layer):
         return self.kernels.softmax_backward(dy, self.cache)
 
 
+@register_layer
 class Flatten(Layer):
     """``keras.layers.Flatten``: (N, H, W, C) -> (N, H*W*C) in NHWC order."""
 
@@ -281,6 +321,7 @@ class Flatten(Layer):
         return self.kernels.flatten_backward(dy, self.cache)
 
 
+@register_layer
 class Reshape(Layer):
     """``keras.layers.Reshape(target_shape)``: reshape everything but the batch axis.
 
@@ -297,6 +338,9 @@ class Reshape(Layer):
         if sizes.count(-1) > 1:
             raise ValueError(f"target_shape may hold one -1 at most, got {sizes!r}")
         self.target_shape = sizes
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
 
     def build(self, input_shape, rng, dtype):
         size, known = math.prod(input_shape), math.prod(d for d in self.target_shape if d != -1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
+from .checkpoint import save_checkpoint
 from .fast.blocks import ConvReluPool
 from .fast.parallel import DataParallel
 from .layers import (
@@ -260,6 +261,31 @@ class Sequential:
         if self.parallel is not None:  # its buffers are on the old device
             self.parallel = DataParallel(self.layers, fast_blocks)
         return self
+
+    # ---- the model as data ------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture as plain data (Keras's ``get_config`` style), JSON-ready:
+        ``{"input_shape": [...], "dtype": ..., "layers": [{"class_name", "config"}]}``."""
+        return {
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    def save(self, path) -> None:
+        """Write the whole model -- architecture and weights -- to one ``.npz`` file.
+
+        ``npcnn.load_model(path)`` reads it back with NumPy alone (no pickle: the
+        architecture is JSON, the weights plain arrays). Written atomically, as
+        checkpoints are: a crash never leaves half a file under ``path``.
+        """
+        if not self.built:
+            raise ValueError("build the model (give input_shape, or run it once) before save")
+        weights = [(name, to_numpy(p)) for name, p in self.named_params()]
+        save_checkpoint(path, weights, meta={"kind": "model"}, architecture=self.get_config())
 
     def count_params(self) -> int:
         return int(sum(p.size for p in self.params))

@@ -37,7 +37,9 @@ from .backend import to_device, to_numpy
 from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights_for
 from .curves import AccuracyCurve, check_curve_settings
+from .inputs import evaluate, images_to_inputs, outputs_probabilities
 from .model import seed_cnn
+from .modelfile import check_architecture
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
 from .validation import check_bool, non_negative_int, positive_int
@@ -91,10 +93,10 @@ class Learner(Protocol):
     name: str  # 'npcnn', 'tfcnn': recorded in checkpoints
 
     def train_step(self, x, labels) -> float:
-        """One optimizer step on ``x`` (N, 28, 28, 1) and int ``labels`` (N,); the summed loss."""
+        """One optimizer step on ``x`` (N, *input_shape), int ``labels`` (N,); the summed loss."""
 
     def predict(self, x, batch_size=None):
-        """Probabilities (N, classes) for ``x``."""
+        """Class scores (N, classes) for ``x``: probabilities or logits."""
 
     def named_params(self) -> list:
         """[(name, host array)] in npcnn's order: conv1/kernel, conv1/bias, ..."""
@@ -127,16 +129,11 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
 
 
-def images_to_inputs(images, dtype="float32"):
-    """uint8 images (N, 28, 28) -> float inputs (N, 28, 28, 1) in [0, 1], as the tutorial."""
-    dtype = np.dtype(dtype)
-    return (images.astype(dtype) / dtype.type(255.0))[..., None]
-
-
 def train_step(model, optimizer, x, labels):
     """One step of the tutorial's loop; returns the summed loss of the batch."""
-    probs = model.forward(x)
-    loss, cache = sparse_categorical_crossentropy_forward(probs, labels, reduction="sum")
+    out = model.forward(x)  # probabilities, or logits if the model ends without softmax
+    from_logits = not outputs_probabilities(model)
+    loss, cache = sparse_categorical_crossentropy_forward(out, labels, from_logits, "sum")
     dloss = sparse_categorical_crossentropy_backward(1.0, cache)  # dL/dL = 1
     model.backward(dloss, need_dx=False)  # fills model.grads; images need no dL/dx
     optimizer.apply_gradients(zip(model.grads, model.params))
@@ -164,6 +161,13 @@ class NumpyLearner:
     def predict(self, x, batch_size=None):
         return to_numpy(self.model.predict(to_device(x, self.xp), batch_size))
 
+    @property
+    def input_shape(self):
+        return self.model.input_shape
+
+    def architecture(self) -> dict:
+        return self.model.get_config()
+
     def named_params(self):
         return [(name, to_numpy(p)) for name, p in self.model.named_params()]
 
@@ -180,21 +184,6 @@ class NumpyLearner:
 def make_numpy_learner(config: TrainConfig) -> NumpyLearner:
     model = seed_cnn(seed=config.seed, dtype=config.dtype, kernels=config.kernels)
     return NumpyLearner(model, Adam(config.learning_rate, kernels=config.kernels), config.device)
-
-
-def evaluate(learner, images, labels, batch_size=1000, dtype="float32", num_classes=10):
-    """Accuracy and confusion matrix (rows: true class, columns: predicted)."""
-    predictions = []
-    for start in range(0, len(images), batch_size):
-        x = images_to_inputs(images[start : start + batch_size], dtype)
-        predictions.append(np.argmax(learner.predict(x), axis=1))  # the model picks its chunks
-    predicted = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
-    labels = np.asarray(labels, dtype=np.int64)
-    confusion = np.bincount(
-        labels * num_classes + predicted, minlength=num_classes * num_classes
-    ).reshape(num_classes, num_classes)
-    accuracy = float(np.mean(predicted == labels)) if len(labels) else float("nan")
-    return accuracy, confusion
 
 
 class _DeferredInterrupt:
@@ -252,6 +241,8 @@ class _Run:
         self.learner, self.config, self.log = learner, config, log
         self.rng = np.random.default_rng(config.seed)
         self.step, self.history = 0, {"loss": [], "eval": []}
+        describe = getattr(learner, "architecture", None)  # Sequential.get_config(), if any
+        self.architecture = describe() if describe is not None else None
 
     def resume(self):
         """Load ``config.resume``: weights, optimizer state, sampler state, step, history.
@@ -263,6 +254,8 @@ class _Run:
         config, learner = self.config, self.learner
         ckpt = load_checkpoint(config.resume)
         meta = training_meta(ckpt, config.resume)
+        if self.architecture is not None:  # the checkpoint's model must be this one
+            check_architecture(ckpt["architecture"], self.architecture, config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
         weights = weights_for(names, ckpt["weights"], config.resume)
         try:  # on a scratch generator: ours changes only once everything else has
@@ -295,7 +288,8 @@ class _Run:
         if diverged:
             meta["diverged"] = True
         state = self.learner.optimizer_state()
-        save_checkpoint(path, named, state, self.rng.bit_generator.state, meta)
+        rng_state = self.rng.bit_generator.state
+        save_checkpoint(path, named, state, rng_state, meta, architecture=self.architecture)
 
     def diverged(self, what, named) -> TrainingDiverged:
         """The error to raise; the diverged state goes aside, never over ``config.save``."""
@@ -366,7 +360,7 @@ def _train(run: _Run, train, test, total, steps_per_epoch, curve=None):
     with _DeferredInterrupt() as interrupt:
         while run.step < total:
             idx = run.rng.integers(0, len(x_train), config.batch_size)
-            x = images_to_inputs(x_train[idx], config.dtype)
+            x = images_to_inputs(x_train[idx], config.dtype, getattr(learner, "input_shape", None))
             loss = learner.train_step(x, y_train[idx].astype(np.int64))
             run.step += 1
             images_seen += config.batch_size

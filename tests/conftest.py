@@ -48,3 +48,21 @@ def blas_on_one_thread():
 
     with one_thread():
         yield
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """`npcnn train/evaluate` read this tiny dataset instead of MNIST; returns a call counter."""
+    import npcnn.datasets
+
+    from .helpers import fake_dataset
+
+    data = fake_dataset()
+    calls = []
+
+    def load_dataset(name, data_dir=None, **kwargs):
+        calls.append(name)
+        return data
+
+    monkeypatch.setattr(npcnn.datasets, "load_dataset", load_dataset)
+    return calls

@@ -11,12 +11,14 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
 3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
    and atomicwrite.
-4. ``model`` and ``optimizers`` on the layers.
-5. ``train`` on the model, optimizers and checkpoints.
-6. ``plots`` on train and the ops.
-7. the front doors: ``cli``, the package root ``__init__`` and ``data`` (where
+4. ``model`` and ``optimizers`` on the layers (``model.save`` on checkpoints).
+5. ``modelfile`` (``load_model``) on the model; ``inputs`` (images in, accuracy out)
+   on the layers.
+6. ``train`` on the model, optimizers and checkpoints.
+7. ``plots`` on train and the ops.
+8. the front doors: ``cli``, the package root ``__init__`` and ``data`` (where
    ``from npcnn.data import load_mnist`` keeps working);
-8. ``__main__`` (``python -m npcnn``) on cli.
+9. ``__main__`` (``python -m npcnn``) on cli.
 
 So datasets never import the model, layers or training; ops never import a layer;
 layers and models never import training or the command line. The tiers keep to
@@ -54,25 +56,30 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "check": ("backend", "validation", "atomicwrite", "ops", "naive", "fast", "gradcheck"),
     },
     {
-        "model": ("backend", "validation", "initializers", "ops", "fast", "layers"),
+        "model": ("backend", "validation", "initializers", "ops", "fast", "layers", "checkpoint"),
         "optimizers": ("backend", "validation", "ops", "fast", "layers"),
+    },
+    {
+        "modelfile": ("validation", "checkpoint", "layers", "model"),
+        "inputs": ("layers",),
     },
     {
         "train": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "curves", "datasets"),
-            *("ops", "fast", "layers", "model", "optimizers"),
+            *("ops", "fast", "layers", "model", "optimizers", "modelfile", "inputs"),
         ),
     },
     {"plots": ("backend", "ops", "fast", "layers", "model", "train")},
     {
         "cli": (
-            *("backend", "validation", "bars", "checkpoint", "datasets"),
+            *("backend", "validation", "bars", "atomicwrite", "checkpoint", "datasets"),
+            *("modelfile", "inputs"),
             *("ops", "fast", "naive", "check", "layers", "model", "optimizers", "train", "plots"),
         ),
         "data": ("datasets",),
         "__init__": (
             *("backend", "validation", "initializers", "gradcheck", "ops", "naive", "fast"),
-            *("check", "layers", "model", "optimizers"),
+            *("check", "layers", "model", "optimizers", "modelfile"),
         ),
     },
     {"__main__": ("cli",)},

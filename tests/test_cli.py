@@ -31,20 +31,6 @@ from .helpers import fake_dataset, fuzz, seed_cnn_checkpoint
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow when diverging
 
 
-@pytest.fixture
-def fake_data(monkeypatch):
-    """`npcnn train/evaluate` read this tiny dataset instead of MNIST; returns a call counter."""
-    data = fake_dataset()
-    calls = []
-
-    def load_dataset(name, data_dir=None, **kwargs):
-        calls.append(name)
-        return data
-
-    monkeypatch.setattr(npcnn.datasets, "load_dataset", load_dataset)
-    return calls
-
-
 TRAIN = ["train", "--batch-size", "4", "--limit-test", "4", "--eval-batch-size", "4"]
 HUGE_LR = ["--learning-rate", "1e30"]
 

@@ -120,9 +120,9 @@ def written(monkeypatch):
     steps = []
     real = npcnn.train.save_checkpoint
 
-    def spy(path, named, state, rng_state, meta):
+    def spy(path, named, state, rng_state, meta, **more):
         steps.append(meta["step"])
-        real(path, named, state, rng_state, meta)
+        real(path, named, state, rng_state, meta, **more)
 
     monkeypatch.setattr(npcnn.train, "save_checkpoint", spy)
     return steps

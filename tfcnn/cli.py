@@ -38,8 +38,14 @@ class TFLearner:
         self.optimizer = make_optimizer(config.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         self.step = make_train_step(self.model, self.optimizer, loss_path=loss_path, jit=jit)
-        # parameter names in npcnn's order, so checkpoints are interchangeable
-        self.names = [name for name, _ in npcnn.seed_cnn(dtype=config.dtype).named_params()]
+        # parameter names and architecture in npcnn's, so checkpoints are interchangeable
+        twin = npcnn.seed_cnn(dtype=config.dtype)
+        self.names = [name for name, _ in twin.named_params()]
+        self.npcnn_config, self.input_shape = twin.get_config(), twin.input_shape
+
+    def architecture(self) -> dict:
+        """npcnn's description of SeedCNN (``npcnn.seed_cnn().get_config()``)."""
+        return self.npcnn_config
 
     def train_step(self, x, labels) -> float:
         return float(self.step(x, labels))
@@ -103,9 +109,10 @@ def main(argv=None) -> int:
         choices=LOSS_PATHS,
         help="which cross-entropy (see tfcnn.training); default: npcnn's",
     )
+    parser.epilog = (
+        "Evaluate or deploy its checkpoints with npcnn: `npcnn evaluate --weights PATH`."
+    )
     args = parser.parse_args(argv)
-    if args.command != "train":
-        parser.error("tfcnn only trains; evaluate its checkpoints with `npcnn evaluate --weights`")
 
     def command():
         check_paths(args)

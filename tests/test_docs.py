@@ -13,6 +13,9 @@ What is checked, file by file (docs/*.md, and README.md at the root):
 - a ```python block preceded by ``<!-- file: my_relu.py -->`` is a reader's
   file: it is written to that name in the example's (temporary) folder, then
   run like any other block;
+- a ```python block preceded by ``<!-- needs: tensorflow -->`` is not run here
+  (these tests never import TensorFlow): ``parity_tests/test_model_file.py``
+  runs it, with the guide's deployment path end to end;
 - every relative link points at a file that exists, and a link written
   [`name`](../some/file.py) names a function or class defined in that file;
 - docs/make_figures.py still draws every figure the guide shows (without
@@ -44,6 +47,7 @@ DOC_FILES = sorted(DOCS.glob("*.md")) + [p for p in [ROOT / "README.md"] if p.ex
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 SOURCE_MARK = re.compile(r"<!--\s*source:\s*(\S+)\s*-->\s*$")
 FILE_MARK = re.compile(r"<!--\s*file:\s*(\S+)\s*-->\s*$")
+NEEDS_MARK = re.compile(r"<!--\s*needs:\s*(\S+)\s*-->\s*$")
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 NAME_IN_TICKS = re.compile(r"^`([A-Za-z_][A-Za-z0-9_]*)(?:\(\))?`$")
 
@@ -56,6 +60,7 @@ class Block:
     source: str | None  # path from a preceding <!-- source: ... --> mark
     output: str | None  # the ```text block right after it, if any
     file: str | None = None  # name from a preceding <!-- file: ... --> mark
+    needs: str | None = None  # a framework from a preceding <!-- needs: ... --> mark
 
 
 def parse_blocks(text: str) -> list[Block]:
@@ -78,6 +83,7 @@ def parse_blocks(text: str) -> list[Block]:
                 source=mark.group(1) if mark else None,
                 output=output,
                 file=FILE_MARK.search(before).group(1) if FILE_MARK.search(before) else None,
+                needs=NEEDS_MARK.search(before).group(1) if NEEDS_MARK.search(before) else None,
             )
         )
     return blocks
@@ -113,7 +119,7 @@ def run_examples(text: str, where: str) -> int:
     ran = 0
     with np.printoptions():  # examples may change print options; undo afterwards
         for block in parse_blocks(text):
-            if block.language != "python" or block.source is not None:
+            if block.language != "python" or block.source is not None or block.needs:
                 continue
             location = f"{where}:{block.line}"
             if block.file is not None:  # a reader's file: on disk first, for the next blocks
@@ -184,6 +190,11 @@ def test_parser_pairs_outputs_and_quotations():
     assert blocks[1].source is None and blocks[1].output == "2\n"
     assert blocks[3].output is None
     assert parse_blocks("<!-- file: my.py -->\n```python\nx = 1\n```\n")[0].file == "my.py"
+    assert parse_blocks("<!-- needs: tensorflow -->\n```python\nx\n```\n")[0].needs == "tensorflow"
+    assert (
+        run_examples("<!-- needs: tensorflow -->\n```python\nimport no_such_module\n```\n", "a")
+        == 0
+    )
     assert _is_quoted_in("y = 2\nz = 3\n", "def f():\n    y = 2\n    z = 3\n")
     assert not _is_quoted_in("y = 2\nz = 4\n", "def f():\n    y = 2\n    z = 3\n")
 

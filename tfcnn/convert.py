@@ -34,6 +34,7 @@ Activation          ``ReLU`` / ``Softmax`` / nothing (linear)
 Flatten             ``Flatten``; channels_last
 Reshape             ``Reshape`` (a -1 size included)
 InputLayer          (nothing: gives the input shape)
+Sequential          its layers, in line (a ``keras.Sequential`` used as a layer)
 ==================  ===========================================================
 
 Only these exact classes are converted. A user's subclass of one of them
@@ -179,6 +180,8 @@ def _convert_layer(layer) -> list:
     """The npcnn layers (zero, one) computing what Keras ``layer`` computes."""
     L = keras.layers
     name = layer.name
+    if isinstance(layer, keras.Model):  # a model used as a layer
+        return _convert_nested(layer)
     _check_exact_class(layer, _KNOWN_LAYERS, "layer")
     if isinstance(layer, L.InputLayer):
         return []
@@ -237,6 +240,19 @@ def _convert_layer(layer) -> list:
         f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
         "(supported: Conv2D, MaxPooling2D, Dense, ReLU, Softmax, Activation, Flatten, Reshape)"
     )
+
+
+def _convert_nested(model) -> list:
+    """A ``keras.Sequential`` inside the model: its layers, in line (the weights follow
+    in the same order). Any other nested model is refused with what to do instead."""
+    if _check_exact_class(model, (keras.Sequential,), "layer") is None:
+        raise ValueError(
+            f"to_npcnn: layer {model.name!r} is a nested {type(model).__name__} model; npcnn "
+            "converts a single chain of layers: put its layers in the outer model, or convert "
+            "a keras.Sequential of them"
+        )
+    _check_layer_options(model)
+    return [np_layer for inner in model.layers for np_layer in _convert_layer(inner)]
 
 
 def _layer_chain(model):

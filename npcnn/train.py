@@ -88,6 +88,8 @@ class Learner(Protocol):
 
     :class:`NumpyLearner` (npcnn) and ``tfcnn.cli.TFLearner`` (TensorFlow) are
     the two there are. Arrays crossing this interface are host NumPy arrays.
+    Optional: ``input_shape`` (how images become inputs, ``npcnn.inputs``) and
+    ``architecture()`` (``Sequential.get_config()``: checkpoints carry it).
     """
 
     name: str  # 'npcnn', 'tfcnn': recorded in checkpoints

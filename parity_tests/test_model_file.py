@@ -169,3 +169,12 @@ def test_a_nested_functional_model_is_refused_with_what_to_do():
     model = keras.Sequential([keras.Input((4,)), inner])
     with pytest.raises(ValueError, match="'block' is a nested Functional model.*outer model"):
         tfcnn.to_npcnn(model)
+
+
+def test_a_real_keras_file_is_named_with_the_line_that_converts_it(tmp_path):
+    import npcnn
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match=r"a Keras model file \(\.keras\).*tfcnn\.to_npcnn"):
+        npcnn.load_model(tmp_path / "model.keras")

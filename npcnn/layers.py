@@ -77,6 +77,7 @@ def number_names(layers) -> None:
             if name not in taken:
                 break
         layer.name = name
+        layer.auto_named = False  # the name stays, as Keras's: a layer reused elsewhere keeps it
         taken.add(name)
 
 
@@ -99,7 +100,7 @@ class Layer:
     def __init__(self, name: str | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"name must be None or a non-empty str without '/', got {name!r}")
-        self.auto_named = name is None  # Sequential numbers it: conv2d, conv2d_1, ...
+        self.auto_named = name is None  # its model numbers it: conv2d, conv2d_1, ...
         self.name = name or snake_case(self.keras_class_name or type(self).__name__)
         self.kernels = fast  # the ops module; Sequential(kernels=...) may set npcnn.ops
         self.params: list = []

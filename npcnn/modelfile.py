@@ -72,7 +72,16 @@ def model_from_checkpoint(ckpt, path, kernels="fast", dtype=None) -> Sequential:
     if not model.built:
         raise ValueError(f"{path}: the model in it has no input_shape, so it cannot be built")
     names = [(name, p.shape) for name, p in model.named_params()]
-    model.set_weights(weights_for(names, ckpt["weights"], path))
+    try:
+        weights = weights_for(names, ckpt["weights"], path)
+    except ValueError as exc:
+        if ckpt["architecture"] is not None:
+            raise
+        raise ValueError(
+            f"{exc}. It holds weights but no architecture, so it was read as the tutorial's "
+            "network: build your model in Python and load them with model.set_weights"
+        ) from None
+    model.set_weights(weights)
     return model
 
 

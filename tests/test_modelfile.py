@@ -188,3 +188,12 @@ def test_resuming_into_another_model_is_refused_before_anything_changes(tmp_path
     for w, w_before in zip(learner.model.get_weights(), before):
         np.testing.assert_array_equal(w, w_before)
     assert learner.optimizer.iterations == 0
+
+
+def test_weights_without_an_architecture_say_how_to_load_them(tmp_path):
+    from npcnn.checkpoint import save_checkpoint
+
+    model = _small()
+    save_checkpoint(tmp_path / "old.npz", model.named_params(), meta={"step": 0})
+    with pytest.raises(ValueError, match="no architecture.*model.set_weights"):
+        npcnn.load_model(tmp_path / "old.npz")

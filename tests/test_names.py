@@ -57,6 +57,13 @@ def test_numbering_skips_the_names_given():
     assert [layer.name for layer in model.layers] == ["dense", "dense_2", "dense_1", "dense_3"]
 
 
+def test_a_layer_keeps_its_number_in_another_model():
+    shared = Dense(2)
+    first = Sequential([Dense(3), shared])
+    Sequential([shared, Dense(4)])
+    assert [layer.name for layer in first.layers] == ["dense", "dense_1"]
+
+
 def test_a_model_refuses_two_layers_of_one_name():
     first, second = Dense(2, name="head"), Dense(3, name="head")
     with pytest.raises(ValueError, match="'head' occurs more than once"):

@@ -1,5 +1,4 @@
-"""``python -m benchmarks``: time npcnn against TensorFlow, PyTorch, JAX and MyGrad,
-each system in a process of its own.
+"""``python -m benchmarks``: npcnn against TF, PyTorch, JAX, MyGrad, each in its own process.
 
 Examples::
 
@@ -51,16 +50,11 @@ def _cores(text):
     return list(dict.fromkeys(cores))
 
 
-def parse_args(argv=None):
-    from .suite import MODES, PRESETS, SECTIONS, expand
-    from .systems import SYSTEMS, is_plugin
+def what_to_run(p) -> None:
+    """The options that choose what is timed, on which systems and cores."""
+    from .suite import MODES, PRESETS, SECTIONS
+    from .systems import SYSTEMS
 
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description=__doc__.split("\n")[0],
-        epilog=__doc__.split("\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument(
         "--mode",
         choices=list(MODES),
@@ -89,49 +83,38 @@ def parse_args(argv=None):
         "worker under taskset -c 0 with one thread), busy (all cores with a "
         "CPU-burning process on one: the step), both (all,one); default all",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="threads on all cores (default: the CPUs this process may use)",
-    )
-    p.add_argument(
-        "--device",
-        choices=["cpu", "gpu"],
-        default="cpu",
-        help="gpu: npcnn on CuPy, the peers on the card",
-    )
-    p.add_argument("--old", default=None, help="another npcnn checkout, timed as npcnn-old")
-    p.add_argument(
-        "--batch-sizes",
-        type=_ints,
-        default=None,
-        help="batch sizes of the op and train step sections",
-    )
-    p.add_argument("--inference-batch-sizes", type=_ints, default=None)
-    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per group")
-    p.add_argument("--headline-rounds", type=int, default=None)
-    p.add_argument(
-        "--pause",
-        type=float,
-        default=None,
-        help="seconds between two systems' blocks (default 0.15)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help="seconds a worker may take to answer before it counts as hung",
-    )
-    p.add_argument("--out", default=None, help="results folder (default: one per machine type)")
+    p.add_argument("--threads", type=int, help="threads on all cores (default: the CPUs)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: on CuPy")
+    p.add_argument("--old", help="another npcnn checkout, timed as npcnn-old")
+    p.add_argument("--batch-sizes", type=_ints, help="of the op and train step sections")
+    p.add_argument("--inference-batch-sizes", type=_ints, help="of the inference section")
+
+
+def how_to_run(p) -> None:
+    """The options of the stopwatch and of the results."""
+    p.add_argument("--rounds", type=int, help="interleaved rounds per group")
+    p.add_argument("--headline-rounds", type=int)
+    p.add_argument("--pause", type=float, help="seconds between two systems (default 0.15)")
+    p.add_argument("--timeout", type=float, help="seconds an answer may take; then: hung")
+    p.add_argument("--out", help="results folder (default: one per machine type)")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument(
-        "--publish",
-        action="store_true",
-        help="then rewrite the tables and figures of README.md, RESULTS.md, ch. 14",
-    )
+    p.add_argument("--publish", action="store_true", help="rewrite README, RESULTS.md, ch. 14")
     p.add_argument("--force", action="store_true", help="publish even from a busy machine")
-    args = p.parse_args(argv)  # fmt: skip
+
+
+def parse_args(argv=None):
+    from .suite import PRESETS, SECTIONS, expand
+    from .systems import SYSTEMS, is_plugin
+
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what_to_run(p)
+    how_to_run(p)
+    args = p.parse_args(argv)
     try:
         expand(args.sections or [])
     except ValueError as e:
@@ -139,6 +122,8 @@ def parse_args(argv=None):
     bad = [s for s in args.systems or [] if s not in SYSTEMS and not is_plugin(s)]
     if bad:
         p.error(f"unknown systems {bad}; choose from {', '.join(SYSTEMS)}")
+    if args.publish and args.device == "gpu":
+        p.error("--publish writes the CPU tables; a GPU run's results stay in its folder")
     return args
 
 
@@ -167,7 +152,8 @@ def main(argv=None) -> int:
     if args.publish and busy and args.force:
         data["machine"]["forced"] = busy
     report.annotate(data)
-    out = args.out or str(ROOT / "benchmarks" / "results" / machine.folder_name())
+    folder = machine.folder_name() + ("-gpu" if args.device == "gpu" else "")
+    out = args.out or str(ROOT / "benchmarks" / "results" / folder)
     if refused:  # the published folder keeps its figures; this run's go elsewhere
         out = tempfile.mkdtemp(prefix="npcnn-benchmarks-refused-")
     written = report.save(data, out) + report.write(out, plots=not args.no_plots)

@@ -136,6 +136,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.worker", *self.args], cwd=str(ROOT), env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True,  # its own process group: stop() ends its helpers too
             )  # fmt: skip
         self.starts += 1
         self._answer(max(self.timeout, STARTUP_S))  # 'ready' once its framework loaded
@@ -158,9 +159,9 @@ class Worker:
         if line is None:
             self.stop()
             raise WorkerError(f"hung: no answer in {timeout:g} s (killed; log: {self.log})")
-        if not line:
+        if not line.endswith("\n"):  # the end of its output: it died
             code = self.proc.wait()
-            self.proc = None
+            self.stop()  # and whatever it started
             why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
             raise WorkerError(f"crashed ({why}; log: {self.log})")
         answer = json.loads(line)
@@ -170,9 +171,16 @@ class Worker:
 
     def stop(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and whatever it started
+            except ProcessLookupError:
+                pass
             self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:  # a request it never read
+                    pass
             self.proc = None
 
 

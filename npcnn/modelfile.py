@@ -35,7 +35,7 @@ def layer_from_config(entry, where="model file"):
         )
     try:
         return LAYER_CLASSES[name](**entry["config"])
-    except TypeError as exc:  # an argument the class does not take
+    except (TypeError, ValueError) as exc:  # an argument it does not take, or a bad value
         raise ValueError(
             f"{where}: cannot rebuild a {name} from {entry['config']} ({exc})"
         ) from None
@@ -102,6 +102,10 @@ def check_architecture(saved, config, path) -> None:
     None: a file without one) has the layers and input shape of ``config``."""
     if saved is None:
         return
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: its architecture is not a dict but {type(saved).__name__}")
+    if config.get("input_shape") is None:
+        raise ValueError(f"build the model (give input_shape) before resuming from {path}")
     hint = f"resume with the model that wrote it (npcnn.load_model({str(path)!r}) rebuilds it)"
     if saved.get("input_shape") != config.get("input_shape"):
         raise ValueError(

@@ -243,8 +243,6 @@ class _Run:
         self.learner, self.config, self.log = learner, config, log
         self.rng = np.random.default_rng(config.seed)
         self.step, self.history = 0, {"loss": [], "eval": []}
-        describe = getattr(learner, "architecture", None)  # Sequential.get_config(), if any
-        self.architecture = describe() if describe is not None else None
 
     def resume(self):
         """Load ``config.resume``: weights, optimizer state, sampler state, step, history.
@@ -256,8 +254,8 @@ class _Run:
         config, learner = self.config, self.learner
         ckpt = load_checkpoint(config.resume)
         meta = training_meta(ckpt, config.resume)
-        if self.architecture is not None:  # the checkpoint's model must be this one
-            check_architecture(ckpt["architecture"], self.architecture, config.resume)
+        if self.architecture() is not None:  # the checkpoint's model must be this one
+            check_architecture(ckpt["architecture"], self.architecture(), config.resume)
         names = [(name, w.shape) for name, w in learner.named_params()]
         weights = weights_for(names, ckpt["weights"], config.resume)
         try:  # on a scratch generator: ours changes only once everything else has
@@ -279,6 +277,11 @@ class _Run:
                 self.log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
         self.log(f"resumed from {config.resume} at step {self.step}")
 
+    def architecture(self):
+        """The learner's ``Sequential.get_config()``, if it has one (checkpoints carry it)."""
+        describe = getattr(self.learner, "architecture", None)
+        return describe() if describe is not None else None
+
     def write(self, path, named, diverged=False):
         meta = {
             "step": self.step,
@@ -291,7 +294,7 @@ class _Run:
             meta["diverged"] = True
         state = self.learner.optimizer_state()
         rng_state = self.rng.bit_generator.state
-        save_checkpoint(path, named, state, rng_state, meta, architecture=self.architecture)
+        save_checkpoint(path, named, state, rng_state, meta, architecture=self.architecture())
 
     def diverged(self, what, named) -> TrainingDiverged:
         """The error to raise; the diverged state goes aside, never over ``config.save``."""

@@ -197,3 +197,15 @@ def test_weights_without_an_architecture_say_how_to_load_them(tmp_path):
     save_checkpoint(tmp_path / "old.npz", model.named_params(), meta={"step": 0})
     with pytest.raises(ValueError, match="no architecture.*model.set_weights"):
         npcnn.load_model(tmp_path / "old.npz")
+
+
+def test_an_unbuilt_model_trains_saves_its_shape_and_resumes_only_once_built(tmp_path):
+    path = str(tmp_path / "ck.npz")
+    unbuilt = Sequential([Conv2D(4, 3, activation="relu"), Flatten(), Dense(3), Softmax()])
+    fit(NumpyLearner(unbuilt, Adam()), _data(), TrainConfig(steps=2, batch_size=5, save=path),
+        log=lambda line: None)  # fmt: skip
+    assert npcnn.load_model(path).input_shape == (8, 8, 1)
+    again = Sequential([Conv2D(4, 3, activation="relu"), Flatten(), Dense(3), Softmax()])
+    with pytest.raises(ValueError, match="build the model"):
+        fit(NumpyLearner(again, Adam()), _data(), TrainConfig(steps=4, resume=path),
+            log=lambda line: None)  # fmt: skip

@@ -41,6 +41,18 @@ from parity_tests.tolerances import assert_exact  # noqa: E402
 by_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
 
 
+@pytest.fixture(scope="module", autouse=True, params=["im2col", "rowwise"])
+def convolution(request):
+    """Every test runs with the fast tier's two convolutions: through one im2col
+    matrix, and row-wise (``npcnn/fast/rowwise.py``) for every kernel."""
+    from npcnn.fast import conv2d as fast_conv2d
+
+    threshold = fast_conv2d.ROWWISE_MIN_K
+    fast_conv2d.ROWWISE_MIN_K = 1 if request.param == "rowwise" else 10**9
+    yield request.param
+    fast_conv2d.ROWWISE_MIN_K = threshold
+
+
 def check_fused(x, w, b, dy, conv, pool):
     """npcnn's fused block and TF's composition: y, dx, dw, db bit for bit."""
     y, cache = fast.conv2d_relu_maxpool2d_forward(x, w, b, *conv, *pool)

@@ -162,11 +162,14 @@ def tf_models():
 @example(seed=2, batch=2, dtype="float64", saturate=True, kernels="fast")
 @example(seed=3, batch=2, dtype="float32", saturate=False, kernels="ops")
 @example(seed=3, batch=2, dtype="float32", saturate=False, kernels="fast")
+@example(seed=4, batch=40, dtype="float64", saturate=False, kernels="fast")  # two parts
+@example(seed=4, batch=40, dtype="float32", saturate=False, kernels="fast")
 def test_one_batch_probabilities_loss_and_gradients_match(
     tf_models, seed, batch, dtype, saturate, kernels
 ):
     """Same weights, same batch: probabilities, loss and 8 gradients agree, on both paths
-    and on both tiers of npcnn (the readable ``ops`` and the default ``fast``).
+    and on both tiers of npcnn (the readable ``ops`` and the default ``fast``; a
+    batch of 40 runs on the fast tier as two parts, ``npcnn/fast/parallel.py``).
 
     ``saturate`` (float64 only) scales dense2's kernel by 150 so that some
     probabilities, but not all, fall outside [1e-7, 1 - 1e-7]: the clip is

@@ -59,14 +59,21 @@ from parity_tests.tolerances import (  # noqa: E402
 F64 = np.float64
 
 
-@pytest.fixture(scope="module", autouse=True, params=["ops", "fast"])
+@pytest.fixture(scope="module", autouse=True, params=["ops", "fast", "fast-rowwise"])
 def tier(request):
     """Every test of this module runs on both tiers: the readable ``npcnn.ops``
-    and the fast ``npcnn.fast`` (the name ``ops`` below is each in turn)."""
+    and the fast ``npcnn.fast`` (the name ``ops`` below is each in turn); on
+    ``fast-rowwise`` the fast tier convolves every kernel row-wise
+    (``npcnn/fast/rowwise.py``), not only those of ``ROWWISE_MIN_K`` values."""
     global ops
-    ops = getattr(npcnn, request.param)
+    from npcnn.fast import conv2d as fast_conv2d
+
+    ops = getattr(npcnn, request.param.split("-")[0])
+    threshold = fast_conv2d.ROWWISE_MIN_K
+    if request.param == "fast-rowwise":
+        fast_conv2d.ROWWISE_MIN_K = 1
     yield request.param
-    ops = npcnn.ops
+    ops, fast_conv2d.ROWWISE_MIN_K = npcnn.ops, threshold
 
 
 by_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])

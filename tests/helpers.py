@@ -76,3 +76,19 @@ def seed_cnn_checkpoint(path, **changes):
     named = dict(make_numpy_learner(TrainConfig()).named_params())
     named.update(changes)
     save_checkpoint(path, list(named.items()), {}, None, {"step": 0})
+
+
+LONGEST_SUM = 7 * 7 * 64  # dense1's input length: the longest sum in the seed network
+
+
+def assert_close_to_scale(actual, expected, what, longest_sum=LONGEST_SUM):
+    """``max|actual - expected| <= 2 * K * eps * max|expected|``, K = ``longest_sum``:
+    the rounding bound of a K-term sum computed in any order, applied to the
+    array's largest entry (``parity_tests/tolerances.py`` derives it). Two tiers
+    that sum in different orders must agree this closely; a bug moves an element
+    by the order of the array itself."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype, what
+    bound = 2 * longest_sum * float(np.finfo(expected.dtype).eps) * np.abs(expected).max()
+    diff = np.abs(actual.astype(np.float64) - expected).max() if actual.size else 0.0
+    assert diff <= bound, f"{what}: off by {diff:.3g} > {bound:.3g}"

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import npcnn
+from npcnn.fast.threads import blas_on_one_thread
 from npcnn import SGD, Adam, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential, ops, seed_cnn
 
 from .helpers import ANY_VALUE, fuzz, raises
@@ -101,17 +102,23 @@ def test_seed_cnn_forward_gives_probabilities(model, rng):
     assert np.all(probs > 0)
 
 
-def test_seed_cnn_forward_equals_composed_ops(model, rng, blas_on_one_thread):
-    """The model is nothing but the ops in order (a hand-written forward pass)."""
+@pytest.mark.parametrize("kernels", ["fast", "ops"])
+def test_seed_cnn_forward_equals_composed_ops(rng, kernels):
+    """The model is nothing but its tier's ops in order (a hand-written forward
+    pass), bit for bit; the fast tier's fused conv -> pool -> bias -> ReLU block
+    included (``npcnn/fast/fused.py`` proves the reordering exact)."""
+    model = npcnn.seed_cnn(seed=0, kernels=kernels)
+    k = getattr(npcnn, kernels)
     x = rng.uniform(0, 1, size=(2, 28, 28, 1)).astype(np.float32)
     k1, b1, k2, b2, w3, b3, w4, b4 = model.params
-    h = ops.relu_forward(ops.conv2d_forward(x, k1, b1, 1, "same")[0])[0]
-    h = ops.maxpool2d_forward(h, 2, 2)[0]
-    h = ops.relu_forward(ops.conv2d_forward(h, k2, b2, 1, "same")[0])[0]
-    h = ops.maxpool2d_forward(h, 2, 2)[0].reshape(2, 3136)
-    h = ops.relu_forward(ops.dense_forward(h, w3, b3)[0])[0]
-    probs = ops.softmax_forward(ops.dense_forward(h, w4, b4)[0])[0]
-    np.testing.assert_array_equal(model.forward(x), probs)
+    with blas_on_one_thread():  # as the fast tier runs BLAS
+        h = k.relu_forward(k.conv2d_forward(x, k1, b1, 1, "same")[0])[0]
+        h = k.maxpool2d_forward(h, 2, 2)[0]
+        h = k.relu_forward(k.conv2d_forward(h, k2, b2, 1, "same")[0])[0]
+        h = k.maxpool2d_forward(h, 2, 2)[0].reshape(2, 3136)
+        h = k.relu_forward(k.dense_forward(h, w3, b3)[0])[0]
+        probs = k.softmax_forward(k.dense_forward(h, w4, b4)[0])[0]
+        np.testing.assert_array_equal(model.forward(x), probs)
 
 
 def test_float64_model(rng):
@@ -278,12 +285,12 @@ def test_backward_can_skip_the_need_dx():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype, blas_on_one_thread):
+def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype):
     """seed_cnn on the readable ops and on the fast tier, trained 20 Adam steps on
-    the same batches: the same weights, bit for bit. (A batch of 8 is one part of
-    the fast tier's data parallelism, so every GEMM has the same shape in both
-    tiers, BLAS runs on one thread in both, and every other trick repeats the same
-    operations in the same order: there is no rounding difference to bound.)"""
+    the same batches: the same losses and weights up to rounding. The tiers sum in
+    different orders (conv2 row-wise), and training amplifies rounding: float64
+    within 1e-10 of each array's largest weight, float32 within 1e-3 (a fortieth
+    of the 2 * 20 * lr two runs can drift apart, as the parity tests state)."""
     from npcnn.train import train_step
 
     rng = np.random.default_rng(5)
@@ -294,11 +301,13 @@ def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype, blas_o
         model = npcnn.seed_cnn(seed=3, dtype=dtype, kernels=kernels)
         optimizer = npcnn.Adam(1e-3, kernels=kernels)
         losses = [float(train_step(model, optimizer, x, t)) for x, t in zip(images, labels)]
-        weights[kernels] = (losses, model.get_weights())
-    assert weights["ops"][0] == weights["fast"][0]
+        weights[kernels] = (np.array(losses), model.get_weights())
     assert weights["ops"][0][-1] < weights["ops"][0][0]  # it trained
+    relative = dtype == "float64"
+    np.testing.assert_allclose(weights["fast"][0], weights["ops"][0], rtol=1e-12 if relative else 2e-6)
     for w_ops, w_fast in zip(weights["ops"][1], weights["fast"][1]):
-        np.testing.assert_array_equal(w_ops, w_fast)
+        bound = 1e-10 * np.abs(w_ops).max() if relative else 1e-3
+        assert np.abs(w_fast.astype(np.float64) - w_ops).max() <= bound
 
 
 def test_kernels_switch_reaches_every_layer_and_rejects_unknown_names():

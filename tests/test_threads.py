@@ -219,9 +219,9 @@ def test_fused_routing_keeps_inf_and_nan_where_the_composition_puts_them(monkeyp
 
 
 def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
-    """The fused block writes im2col's matrix and dcols into its own buffers, step
-    after step (no fresh pages per step), and the numbers are those of the same
-    calls without a workspace."""
+    """The fused block writes its convolution's big matrix (conv2: the row-wise
+    width windows) into its own buffer, step after step (no fresh pages per step),
+    and the numbers are those of the same calls without a workspace."""
     rng = np.random.default_rng(7)
     model = npcnn.seed_cnn(seed=2, dtype="float64")
     x, labels = rng.random((2, 20, 28, 28, 1)), rng.integers(0, 10, (2, 20))  # one part
@@ -229,7 +229,7 @@ def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
     _, blocks = model.parallel.replica(0)
     conv1, conv2 = blocks[0].conv, blocks[1]
     buffers = {name: id(a) for name, a in conv2.workspace.items()}
-    assert set(buffers) == {"cols", "dcols"}
+    assert set(buffers) == {"xw"}
     probs = model.forward(x[1])
     _, cache = ops.sparse_categorical_crossentropy_forward(probs, labels[1], reduction="sum")
     model.backward(ops.sparse_categorical_crossentropy_backward(1.0, cache), need_dx=False)

@@ -33,10 +33,12 @@ from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import window_view
 from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
+from .rowwise import GEMM, RowwiseCache, rowwise_backward, rowwise_forward
 from .threads import split_batch
 
 KEEP_COLS = 64  # batches up to this size are one matrix, kept for the backward pass
 SLAB = 32  # images per matrix product in bigger batches (speed only)
+ROWWISE_MIN_K = 64  # kw*Cin from which the row-wise convolution is used (speed only)
 
 
 def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
@@ -138,14 +140,35 @@ def convolve(x, w, b, strides, padding, workspace=None):
     skips the bias, for the fused block (``fused.py``) that adds it after pooling.
     ``workspace``: a dict whose buffers this call reuses (:func:`reusable`); the
     cache then stays valid only until the next call with the same workspace, as
-    a layer's cache does."""
+    a layer's cache does. Kernels whose rows hold at least ``ROWWISE_MIN_K``
+    values (kw*Cin) run row-wise (``rowwise.py``), the others through im2col."""
     strides, padding = as_pair(strides, "strides"), normalize_padding(padding)
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x.shape
     pads = padding_amounts((height, width), (kh, kw), strides, padding)
     out_hw = output_hw((height, width), (kh, kw), strides, padding)
-
     x_pad = pad_nhwc(x, pads)
+    if rowwise_wins(w, x):
+        y_t, xw = rowwise_forward(x_pad, w, strides, out_hw, workspace)
+        if b is not None:
+            y_t += b
+        return y_t.transpose(1, 0, 2, 3), RowwiseCache(x.shape, w, xw, strides, pads, out_hw)
+    return _im2col_convolve(x, w, b, x_pad, strides, pads, out_hw, workspace)
+
+
+def rowwise_wins(w, x) -> bool:
+    """Whether the row-wise convolution is used: NumPy arrays of float32/64 and
+    kernel rows of ``ROWWISE_MIN_K`` values or more (a thin row, like conv1's 5,
+    makes small matrix products, where one im2col product is faster)."""
+    kw, cin = w.shape[1], w.shape[2]
+    numpy_floats = get_array_module(x) is np and x.dtype in GEMM and w.dtype == x.dtype
+    return numpy_floats and kw * cin >= ROWWISE_MIN_K
+
+
+def _im2col_convolve(x, w, b, x_pad, strides, pads, out_hw, workspace):
+    """The convolution through one im2col matrix (in slabs for big batches)."""
+    kh, kw, cin, cout = w.shape
+    n = x.shape[0]
     weights = w.reshape(kh * kw * cin, cout)
     positions = out_hw[0] * out_hw[1]  # output positions per image
     xp = get_array_module(x)
@@ -182,6 +205,10 @@ def conv2d_backward(dy, cache, need_dx=True):
 def convolve_backward(dy, cache, need_dx, workspace=None):
     """The work of :func:`conv2d_backward`; ``workspace`` as in :func:`convolve`
     (dcols, and a rebuilt im2col matrix, go into reused buffers)."""
+    if isinstance(cache, RowwiseCache):
+        if tuple(dy.shape) != (cache.x_shape[0], *cache.out_hw, cache.w.shape[3]):
+            raise ValueError(f"dy must have the output's shape, got {tuple(dy.shape)}")
+        return rowwise_backward(dy.transpose(1, 0, 2, 3), cache, need_dx)
     x_shape, w, x_pad, cols, strides, pads, out_hw = cache
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x_shape

@@ -1,16 +1,19 @@
-"""The fast tier gives the readable ops' numbers, bit for bit.
+"""The fast tier gives the readable ops' numbers: bit for bit where it sums in
+the same order, within the rounding bound where it does not.
 
-- fast == ops == naive for conv2d, maxpool2d and relu on random geometries
-  (even kernels, strides 2 and 3, both paddings, ties, float32 and float64);
+- fast == ops == naive for conv2d through im2col (kernel rows under
+  ``ROWWISE_MIN_K`` values), maxpool2d and relu on random geometries (even
+  kernels, strides 2 and 3, both paddings, ties, float32 and float64); the
+  row-wise convolution at the same geometries is checked against TensorFlow
+  (``parity_tests/test_ops_parity.py``, tier ``fast-rowwise``) and below;
 - the fused block ``conv2d_relu_maxpool2d`` (conv -> pool -> bias -> ReLU)
   equals ``maxpool2d(relu(conv2d(x) + b))`` of the readable ops exactly,
   forward and backward, including windows with ties, all-negative windows and
   ties that only appear after rounding ``z + b``;
-- the whole network on ``kernels="fast"`` (which uses the fused block) equals
-  ``kernels="ops"``: same output, same gradients, on a batch of one part; on a
-  batch of several parts (data parallelism, ``npcnn/fast/parallel.py``) the
-  gradients are the ops' gradients of each part, summed part by part, and
-  within 1e-10 relative of the whole batch's in float64.
+- the whole network on ``kernels="fast"`` (fused blocks, row-wise conv2)
+  agrees with ``kernels="ops"`` within the rounding bound of its longest sum;
+  on a batch of several parts (data parallelism, ``npcnn/fast/parallel.py``)
+  it is each part run alone, the gradients summed part by part, bit for bit.
 """
 
 from __future__ import annotations
@@ -211,3 +214,32 @@ def test_seed_cnn_on_several_parts_is_the_fast_tier_on_each_part(dtype):
     assert_close_to_scale(dx, b.backward(dy), "dx")
     for name, g, g_whole in zip([n for n, _ in a.named_params()], grads, b.grads):
         assert_close_to_scale(g, g_whole, name)
+
+
+@SETTINGS
+@given(case=block_case())
+def test_rowwise_convolution_agrees_with_ops_within_the_rounding_bound(case):
+    """Every drawn geometry convolved row-wise (``npcnn/fast/rowwise.py``): y, dx,
+    dw and db within ``2 * K * (eps * M + tiny)`` of the readable im2col's, K the
+    terms of each sum and M their magnitudes (the same sums over |x|, |w|, |dy|)."""
+    from npcnn.fast import conv2d as fast_conv2d
+    from parity_tests.tolerances import assert_within, rounding_bound
+
+    dtype, kernel, strides, padding, hw, *_, seed, ties = case
+    x, w, b = draw_data(np.random.default_rng(seed), dtype, hw, kernel, ties)
+    threshold, fast_conv2d.ROWWISE_MIN_K = fast_conv2d.ROWWISE_MIN_K, 1  # every kernel
+    try:
+        y, cache = fast.conv2d_forward(x, w, b, strides, padding)
+    finally:
+        fast_conv2d.ROWWISE_MIN_K = threshold
+    assert type(cache).__name__ == "RowwiseCache"
+    y_ops, cache_ops = ops.conv2d_forward(x, w, b, strides, padding)
+    dy = np.random.default_rng(0).standard_normal(y.shape).astype(x.dtype)
+    got, want = fast.conv2d_backward(dy, cache), ops.conv2d_backward(dy, cache_ops)
+    magnitudes = (np.abs(a.astype(np.float64)) for a in (x, w, b))
+    mag_y, mag_cache = ops.conv2d_forward(*magnitudes, strides, padding)
+    mags = ops.conv2d_backward(np.abs(dy.astype(np.float64)), mag_cache)
+    kh, kw, cin, cout = w.shape
+    terms = {"y": kh * kw * cin + 1, "dx": kh * kw * cout, "dw": y.size // cout, "db": y.size // cout}
+    for name, a, e, m in zip(terms, (y, *got), (y_ops, *want), (mag_y, *mags)):
+        assert_within(a, e, rounding_bound(m, terms[name], x.dtype), f"row-wise {name}")

@@ -1,11 +1,14 @@
-"""The fast tier: the same ops as ``npcnn.ops`` -- same names, signatures and
-numbers -- with every speed trick (im2col in slabs into a reused buffer,
-in-place ReLU and bias, chunked in-place Adam, conv -> pool -> bias -> ReLU,
-col2im by blocks, the memory-bound passes split over threads: ``threads.py``).
+"""The fast tier: the same ops as ``npcnn.ops`` -- same names and signatures,
+the same numbers up to the order of the sums -- with every speed trick:
+row-wise convolution (``rowwise.py``; im2col in slabs into a reused buffer for
+thin kernels), in-place ReLU and bias, chunked in-place Adam, conv -> pool ->
+bias -> ReLU (``fused.py``), and the whole network run on parts of the batch on
+every core (``parallel.py``, ``threads.py``).
 
 Read ``npcnn/ops`` to learn the math; this package is what the layers run by
-default (``kernels="fast"``). Tests prove naive == ops == fast. Ops that have
-no faster version here are the readable ones, re-exported.
+default (``kernels="fast"``). Tests prove the two agree within the rounding
+bound of each sum (bit for bit wherever the fast code sums in the same order).
+Ops that have no faster version here are the readable ones, re-exported.
 """
 
 from ..ops.crossentropy import (

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from npcnn import fast, naive, ops
 from npcnn.model import fast_blocks, seed_cnn
 from npcnn.ops.padding import output_hw
+
 from .helpers import assert_close_to_scale
 
 settings.register_profile("fast_tier", deadline=None, derandomize=True, max_examples=40)
@@ -240,6 +241,7 @@ def test_rowwise_convolution_agrees_with_ops_within_the_rounding_bound(case):
     mag_y, mag_cache = ops.conv2d_forward(*magnitudes, strides, padding)
     mags = ops.conv2d_backward(np.abs(dy.astype(np.float64)), mag_cache)
     kh, kw, cin, cout = w.shape
-    terms = {"y": kh * kw * cin + 1, "dx": kh * kw * cout, "dw": y.size // cout, "db": y.size // cout}
+    positions = y.size // cout  # the terms of dw's and db's sums
+    terms = {"y": kh * kw * cin + 1, "dx": kh * kw * cout, "dw": positions, "db": positions}
     for name, a, e, m in zip(terms, (y, *got), (y_ops, *want), (mag_y, *mags)):
         assert_within(a, e, rounding_bound(m, terms[name], x.dtype), f"row-wise {name}")

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import npcnn
-from npcnn.fast.threads import blas_on_one_thread
 from npcnn import SGD, Adam, Conv2D, Dense, Flatten, MaxPool2D, Reshape, Sequential, ops, seed_cnn
+from npcnn.fast.threads import blas_on_one_thread
 
 from .helpers import ANY_VALUE, fuzz, raises
 
@@ -304,7 +304,8 @@ def test_twenty_training_steps_give_the_same_weights_on_both_tiers(dtype):
         weights[kernels] = (np.array(losses), model.get_weights())
     assert weights["ops"][0][-1] < weights["ops"][0][0]  # it trained
     relative = dtype == "float64"
-    np.testing.assert_allclose(weights["fast"][0], weights["ops"][0], rtol=1e-12 if relative else 2e-6)
+    loss_rtol = 1e-12 if relative else 2e-6
+    np.testing.assert_allclose(weights["fast"][0], weights["ops"][0], rtol=loss_rtol)
     for w_ops, w_fast in zip(weights["ops"][1], weights["fast"][1]):
         bound = 1e-10 * np.abs(w_ops).max() if relative else 1e-3
         assert np.abs(w_fast.astype(np.float64) - w_ops).max() <= bound

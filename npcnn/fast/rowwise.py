@@ -103,7 +103,8 @@ def rowwise_forward(x_pad, w, strides, out_hw, workspace=None):
     kh, kw, cin, cout = w.shape
     (sh, _), (out_h, out_w) = strides, out_hw
     n = x_pad.shape[0]
-    xw = width_windows(x_pad, kw, strides, out_hw, _buffer(workspace, "xw", x_pad, kw, strides, out_hw))
+    buffer = _buffer(workspace, "xw", x_pad, kw, strides, out_hw)
+    xw = width_windows(x_pad, kw, strides, out_hw, buffer)
     y = np.empty((out_h, n, out_w, cout), dtype=x_pad.dtype)
     y2 = y.reshape(-1, cout)
     for i in range(kh):  # y = sum over kernel rows of band_i @ w[i]
@@ -125,7 +126,7 @@ def _buffer(workspace, name, x_pad, kw, strides, out_hw):
 
 def rowwise_backward(dy_t, cache, need_dx):
     """Gradients from dy as (H_out, N, W_out, Cout): dx (N, H, W, Cin) or None, dw, db."""
-    w, xw, (sh, sw), pads, (out_h, out_w) = cache.w, cache.xw, cache.strides, cache.pads, cache.out_hw
+    w, xw, sh, out_h = cache.w, cache.xw, cache.strides[0], cache.out_hw[0]
     kh, kw, cin, cout = w.shape
     dy2 = np.ascontiguousarray(dy_t).reshape(-1, cout)
     db = dy2.sum(axis=0)  # each b[co] was added at every output position

@@ -101,15 +101,20 @@ def _pct(r):
     return f" ({r['pct_of_peak']:.0f}%)" if r and r.get("pct_of_peak") else ""
 
 
+def _why(r):
+    """A failed row's reason, without the path of this machine's log."""
+    return re.sub(r"; log: [^)]*", "", r["error"])
+
+
 def _step_cell(r):
     if r is None or r.get("error"):
-        return "-" if r is None else r["error"]
+        return "-" if r is None else _why(r)
     return f"{_ms(r['median_s'])} ms{_pct(r)}"
 
 
 def _inference_cell(r):
     if r is None or r.get("error"):
-        return "-" if r is None else r["error"]
+        return "-" if r is None else _why(r)
     return f"{r['batch'] / r['median_s']:,.0f} img/s{_pct(r)}"
 
 
@@ -250,7 +255,7 @@ def generic_table(rows) -> list[str]:
     for r in rows:
         what = f"{r['name']} {r.get('variant', '')}".strip()
         if r.get("error"):
-            times = f"{r['error']} | |"
+            times = f"{_why(r)} | |"
         else:
             times = f"{_ms(r['median_s'])} | {_ms(r['min_s'])}-{_ms(r['max_s'])}"
         gf = f"{r['gflops_per_s']:.1f}" if r.get("gflops_per_s") else "-"

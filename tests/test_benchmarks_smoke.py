@@ -107,7 +107,7 @@ def test_a_crashing_a_hanging_and_a_failing_system_are_rows(tmp_path):
     log = why["segfault"].split("log: ")[1].rstrip(")")
     assert open(log).read() is not None
     md = (tmp_path / "report.md").read_text()
-    assert "| tests.benchmarks.fakes:segfault | crashed (signal SIGSEGV" in md
+    assert "| tests.benchmarks.fakes:segfault | crashed (signal SIGSEGV) |" in md
 
 
 def test_missing_peers_are_rows_saying_how_to_install_them(tmp_path, monkeypatch, capsys):

@@ -178,3 +178,34 @@ def test_a_real_keras_file_is_named_with_the_line_that_converts_it(tmp_path):
     model.save(tmp_path / "model.keras")
     with pytest.raises(ValueError, match=r"a Keras model file \(\.keras\).*tfcnn\.to_npcnn"):
         npcnn.load_model(tmp_path / "model.keras")
+
+
+def test_unnamed_layers_get_the_names_keras_gives_them():
+    """Per class, the prefix Keras numbers: ``to_snake_case`` of the Keras class npcnn's
+    class stands for (conv2d, max_pooling2d, re_lu, dense, ...), then _1, _2, ..."""
+    from keras.src.utils.naming import to_snake_case
+
+    import npcnn
+    from npcnn.layers import LAYER_CLASSES, snake_case
+
+    for cls in set(LAYER_CLASSES.values()):
+        keras_class = getattr(keras.layers, cls.keras_class_name or cls.__name__)
+        assert snake_case(cls.keras_class_name or cls.__name__) == to_snake_case(
+            keras_class.__name__
+        ), cls
+    layers = [npcnn.Conv2D(2, 3), npcnn.Conv2D(2, 3), npcnn.MaxPool2D(), npcnn.ReLU()]
+    keras_layers = [
+        L(2, 3) if L is keras.layers.Conv2D else L()
+        for L in (
+            keras.layers.Conv2D,
+            keras.layers.Conv2D,
+            keras.layers.MaxPooling2D,
+            keras.layers.ReLU,
+        )
+    ]
+    theirs = [layer.name.rsplit("_", 1)[0] if layer.name[-1].isdigit() else layer.name
+              for layer in keras_layers]  # fmt: skip
+    assert [layer.name for layer in npcnn.Sequential(layers).layers] == [
+        "conv2d", "conv2d_1", "max_pooling2d", "re_lu"
+    ]  # fmt: skip
+    assert theirs == ["conv2d", "conv2d", "max_pooling2d", "re_lu"]  # Keras: one counter each

@@ -483,13 +483,15 @@ def publish(out, files) -> list[str]:
     machine = machine_lines(data) + [f"- command: `{command}`"]
     blocks = {"peers": "\n".join(peers_table(data)), "machine": "\n".join(machine),
               "targets": "\n".join(targets_table(data))}  # fmt: skip
-    png = os.path.join(out, "peers.png")
     changed = []
     for path in files:
         with open(path) as f:
             text = f.read()
-        link = os.path.relpath(png, os.path.dirname(os.path.abspath(path)))
-        here = {**blocks, "figure": f"![step time and inference throughput per system]({link})"}
+        folder = os.path.relpath(out, os.path.dirname(os.path.abspath(path)))
+        name = os.path.basename(out)
+        picture = (f"![step time and inference throughput per system]({folder}/peers.png)\n\n"
+                   f"Every table of the run: [{name}/report.md]({folder}/report.md)")  # fmt: skip
+        here = {**blocks, "figure": picture}
         new = text
         for name, body in here.items():
             if BEGIN.format(name=name) in new:

@@ -164,12 +164,15 @@ class Coordinator:
                 continue
             if "skip" not in answer:  # no such case on this system: no row
                 live.append({"system": system, "spec": s, "worker": w, "id": len(live),
-                             "reps": answer["reps"], "samples": [], "start": w.starts})  # fmt: skip
+                             "reps": answer["reps"], "samples": [],
+                             "generation": w.generation})  # fmt: skip
         previous = None
         for r in range(rounds or self.rounds):
             shift = r % max(len(live), 1)
             for c in live[shift:] + live[:shift]:  # rotated: no system is always first
-                if c["worker"].starts != c["start"]:  # prepared in a worker that died since
+                if (
+                    c["worker"].generation != c["generation"]
+                ):  # prepared in a worker that died since
                     c.setdefault("error", "its worker crashed or hung while preparing another case")
                 if "error" in c:
                     continue

@@ -125,7 +125,7 @@ class Worker:
         self.args += ["--npcnn", npcnn] if npcnn else []
         where = "one-core" if cpu is not None else f"{threads}-threads"
         self.log = os.path.join(log_dir, f"{system.replace(':', '.')}-{where}.log")
-        self.proc, self.starts = None, 0
+        self.proc, self.generation = None, 0  # generation: how many processes ended
 
     def start(self):
         from .systems import thread_env
@@ -138,7 +138,6 @@ class Worker:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                 start_new_session=True,  # its own process group: stop() ends its helpers too
             )  # fmt: skip
-        self.starts += 1
         self._answer(max(self.timeout, STARTUP_S))  # 'ready' once its framework loaded
 
     def ask(self, **request) -> dict:
@@ -182,6 +181,7 @@ class Worker:
                 except OSError:  # a request it never read
                     pass
             self.proc = None
+            self.generation += 1  # what the process had prepared is gone
 
 
 if __name__ == "__main__":

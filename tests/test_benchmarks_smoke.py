@@ -110,6 +110,22 @@ def test_a_crashing_a_hanging_and_a_failing_system_are_rows(tmp_path):
     assert "| tests.benchmarks.fakes:segfault | crashed (signal SIGSEGV) |" in md
 
 
+def test_a_case_prepared_in_a_worker_that_crashed_since_is_a_row():
+    """Two cases in one worker: the second crashes it while being prepared; the first,
+    prepared in the dead process, is a row saying so, not a question to a new one."""
+    system = f"{FAKES}:segfault_on_float64"
+    config = entry.parse_args([*SMOKE, "--systems", system])
+    co = suite.Coordinator(config, log=lambda *args: None)
+    try:
+        rows = co.group([(system, suite.spec("float64", "seed cnn", "train step", 2, dtype))
+                         for dtype in ("float32", "float64")])  # fmt: skip
+    finally:
+        co.close()
+    why = {r["dtype"]: r["error"] for r in rows}
+    assert why["float64"].startswith("crashed (signal SIGSEGV"), why
+    assert why["float32"] == "its worker crashed or hung while preparing another case", why
+
+
 def test_missing_peers_are_rows_saying_how_to_install_them(tmp_path, monkeypatch, capsys):
     for module in ("torch", "jax", "mygrad"):
         monkeypatch.setitem(sys.modules, module, None)  # find_spec now finds nothing
@@ -209,6 +225,7 @@ def test_publish_on_a_quiet_machine_rewrites_tables_figure_and_machine(
     readme, results, chapter = (p.read_text() for p in documents)
     assert "old table" not in readme and "| npcnn (fast tier) |" in readme
     assert "(results/peers.png)" in readme and "(../results/peers.png)" in chapter
+    assert "[results/report.md](results/report.md)" in readme
     assert readme.startswith("# Title\n") and "\nkept\n" in readme
     assert "- CPU: " in results and "at the start 185 GFLOP/s" in results
     assert "--force" not in results

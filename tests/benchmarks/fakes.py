@@ -45,3 +45,11 @@ def raises(threads, device):
         raise MemoryError("Unable to allocate 7.5 GiB for an array")
 
     return Fake(fail)
+
+
+def segfault_on_float64(threads, device):
+    """Runs float32 cases; dies of SIGSEGV on a float64 one."""
+    crash = Fake(lambda: os.kill(os.getpid(), signal.SIGSEGV))
+    fine = Fake(lambda: None)
+    return type("ByDtype", (), {"case": lambda self, spec: (crash if spec["dtype"] ==
+                "float64" else fine).case(spec), "info": lambda self: {}})()  # fmt: skip

@@ -156,7 +156,8 @@ def main(argv=None) -> int:
     out = args.out or str(ROOT / "benchmarks" / "results" / folder)
     if refused:  # the published folder keeps its figures; this run's go elsewhere
         out = tempfile.mkdtemp(prefix="npcnn-benchmarks-refused-")
-    written = report.save(data, out) + report.write(out, plots=not args.no_plots)
+    plots = args.publish or not args.no_plots  # what is published links the figure
+    written = report.save(data, out) + report.write(out, plots=plots)
     print()
     for system, reason in data["missing"].items():
         print(f"{system}: no rows: {reason}")

@@ -226,6 +226,8 @@ def test_publish_on_a_quiet_machine_rewrites_tables_figure_and_machine(
     assert "old table" not in readme and "| npcnn (fast tier) |" in readme
     assert "(results/peers.png)" in readme and "(../results/peers.png)" in chapter
     assert "[results/report.md](results/report.md)" in readme
+    if HAVE_MPL:  # drawn although the run said --no-plots: the documents link it
+        assert (tmp_path / "results" / "peers.png").read_bytes()[:4] == b"\x89PNG"
     assert readme.startswith("# Title\n") and "\nkept\n" in readme
     assert "- CPU: " in results and "at the start 185 GFLOP/s" in results
     assert "--force" not in results

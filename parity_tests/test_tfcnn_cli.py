@@ -93,3 +93,20 @@ def test_tfcnn_cli_validates_numbers_too(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--batch-size", "0"])
     assert info.value.code == 2 and "--batch-size" in capsys.readouterr().err
+
+
+def test_tfcnn_help_offers_only_what_tfcnn_does(capsys):
+    """`tfcnn` trains; evaluating and deploying are npcnn's, and its help says so."""
+    from tfcnn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "{train}" in out and "npcnn predict --model" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--device" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--weights", "x.npz"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'evaluate'" in capsys.readouterr().err

@@ -109,9 +109,6 @@ def main(argv=None) -> int:
         choices=LOSS_PATHS,
         help="which cross-entropy (see tfcnn.training); default: npcnn's",
     )
-    parser.epilog = (
-        "Evaluate or deploy its checkpoints with npcnn: `npcnn evaluate --weights PATH`."
-    )
     args = parser.parse_args(argv)
 
     def command():

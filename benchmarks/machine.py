@@ -140,7 +140,15 @@ def machine_info(device: str) -> dict:
         "logical_cpus": affinity_cpus(),
         "load_average_at_start": load_average(),
         "versions": versions(),
+        "blas_environment": blas_environment(),
     }
+
+
+def blas_environment() -> dict:
+    """The variables that pick BLAS's kernel or threads (``OPENBLAS_CORETYPE=Haswell``
+    runs AVX2 kernels on an AVX-512 CPU: a report must say so)."""
+    prefixes = ("OPENBLAS_", "OMP_", "MKL_", "GOTO_")
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(prefixes)}
 
 
 def busy_reasons(info) -> list[str]:

@@ -285,6 +285,8 @@ def machine_lines(data) -> list[str]:
         f"- Python {m['python']}; {_blas_line(blas)}; "
         + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
     ]
+    env = m.get("blas_environment") or {}
+    lines.append("- BLAS environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set"))
     if peaks:
         lines.append("- matmul peak (best median over sizes): "
                      + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))  # fmt: skip

@@ -286,7 +286,8 @@ def machine_lines(data) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
     ]
     env = m.get("blas_environment") or {}
-    lines.append("- BLAS environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set"))
+    settings = ", ".join(f"{k}={v}" for k, v in env.items()) or "none set"
+    lines.append(f"- BLAS environment: {settings}")
     if peaks:
         lines.append("- matmul peak (best median over sizes): "
                      + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))  # fmt: skip

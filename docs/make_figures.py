@@ -233,7 +233,7 @@ def figure_maxpool_gradient(out_dir):
         outline(ax, (r * 0 + c, 1 + r), (1, 1), WINDOW_COLOUR)
         outline(ax, (15 + c, 1 + r), (1, 1), WINDOW_COLOUR)
     ax.annotate(
-        "tie: 7 and 7 -- the first\n(row-major) takes it all",
+        "tie: three 7s -- the first\n(row-major) takes it all",
         xy=(2.5, 3.5),
         xytext=(1.2, 6.2),
         fontsize=8,
@@ -549,51 +549,57 @@ def figure_network_shapes(out_dir):
 
 
 # ---- figure 5: the fast tier (chapter 14) ------------------------------------------------
-def conv2_backward_timeline(rounds=5, block_s=0.05):
-    """Measured ms of conv2's backward pieces at batch 50: the two matrix products,
-    and col2im on one thread and on two, each the median of ``rounds`` rounds
-    interleaved (every piece once per round, a block of calls filling ``block_s``)."""
-    from npcnn.fast import threads
-    from npcnn.fast.conv2d import col2im as fast_col2im
+def meeting_timelines(ax, pieces=14, piece=0.5, time_slice=1.0):
+    """Two threads on two cores while another program shares core 2 (a
+    schematic, not a measurement). Meeting after every piece of work: each time
+    thread 2 waits, the OS lends core 2 to the other program for a time slice,
+    and thread 1 waits for thread 2 at the next meeting. Two parts of the batch:
+    no waits between, so thread 2 shares its core in long slices, once per step."""
+    grey = {"facecolor": "#bdbdbd", "alpha": 0.6, "hatch": "//", "edgecolor": "#777777"}
 
-    rng = np.random.default_rng(0)
-    cols = rng.standard_normal((50 * 14 * 14, 5 * 5 * 32)).astype(np.float32)
-    weights = rng.standard_normal((5 * 5 * 32, 64)).astype(np.float32)
-    dy = rng.standard_normal((50 * 14 * 14, 64)).astype(np.float32)
-    dcols = rng.standard_normal((50, 14, 14, 5, 5, 32)).astype(np.float32)
+    def box(x, lane, y0, width, label="", colour="#9ecae1", style=None):
+        style = style or {"facecolor": colour, "edgecolor": "#555555"}
+        ax.add_patch(Rectangle((x, y0 + lane * 0.45), width, 0.4, **style))
+        if label:
+            ax.text(x + width / 2, y0 + lane * 0.45 + 0.2, label, ha="center", va="center",
+                    fontsize=7)  # fmt: skip
 
-    def col2im_on(count):
-        def run():
-            threads.set_threads(count)
-            fast_col2im(dcols, (50, 18, 18, 32), (5, 5), (1, 1), (14, 14))
-
-        return run
-
-    cases = {
-        "dW = cols.T @ dy": lambda: cols.T @ dy,
-        "dcols = dy @ W.T": lambda: dy @ weights.T,
-        "col2im, 1 thread(s)": col2im_on(1),
-        "col2im, 2 thread(s)": col2im_on(2),
-    }
-    before, samples = threads.get_threads(), {name: [] for name in cases}
-    try:
-        for fn in cases.values():  # warm up
-            fn()
-        for _ in range(rounds):
-            for name, fn in cases.items():
-                calls, start = 0, time.perf_counter()
-                while time.perf_counter() - start < block_s:
-                    fn()
-                    calls += 1
-                samples[name].append((time.perf_counter() - start) / calls)
-    finally:
-        threads.set_threads(before)
-    return {name: float(np.median(s)) * 1e3 for name, s in samples.items()}
+    x = 0.0  # (b1) a meeting (red) after every piece: a matrix product or a pass
+    for _ in range(pieces):
+        box(x, 0, 0.0, piece)
+        box(x, 1, 0.0, time_slice, style=grey)
+        box(x + time_slice, 1, 0.0, piece)
+        x += time_slice + piece
+        ax.plot([x, x], [-0.05, 0.9], color=WINDOW_COLOUR, linewidth=0.8)
+    ax.text(x + 0.2, 0.42, f"step ends at {x:.1f}", va="center", fontsize=8)
+    y0, work = 1.5, pieces * piece  # (b2) one part per thread: the network on 25 images
+    box(0.0, 0, y0, work, "part 0: images 0-24", "#fdae6b")
+    x, done = 0.0, 0.0
+    while done < work:  # thread 2 and the other program take turns, a whole slice each
+        run = min(2 * time_slice, work - done)
+        box(x, 1, y0, run, colour="#fdae6b")
+        done, x = done + run, x + run
+        if done < work:
+            box(x, 1, y0, 2 * time_slice, style=grey)
+            x += 2 * time_slice
+    ax.plot([x, x], [y0 - 0.05, y0 + 0.9], color=WINDOW_COLOUR, linewidth=0.8)
+    ax.text(x + 0.2, y0 + 0.42, f"step ends at {x:.1f}", va="center", fontsize=8)
+    for y in (0.0, y0):
+        for lane, name in enumerate(["thread 1 (core 1)", "thread 2 (core 2)"]):
+            ax.text(-0.3, y + lane * 0.45 + 0.2, name, ha="right", va="center", fontsize=8)
+    ax.set_xlim(-3, 25)
+    ax.set_ylim(y0 + 1.1, -0.8)
+    ax.axis("off")
+    ax.text(-3, -0.35, "(b1) threads meet (red) after every matrix product and pass:", fontsize=9)
+    ax.text(-3, y0 - 0.3, "(b2) one part of the batch per thread, meeting twice per step:",
+            fontsize=9)  # fmt: skip
+    ax.set_title("(b) two threads on two cores; grey: another program runs on core 2 "
+                 "(a schematic, not a measurement)", fontsize=10, loc="left")  # fmt: skip
 
 
 def figure_fast_tier(out_dir):
     """Chapter 14: the reordering (elements each pass touches, from the network's
-    shapes) and the threads (conv2's backward, measured when drawn)."""
+    shapes) and the threads' meetings when another program takes a core."""
     model = npcnn.seed_cnn(seed=0)
     conv_elems = int(np.prod(model.output_shapes[0]))  # conv1's output per image
     pool_elems = int(np.prod(model.output_shapes[1]))  # after 2x2 pooling
@@ -626,50 +632,35 @@ def figure_fast_tier(out_dir):
     top.set_title("(a) Conv2D(relu) + MaxPool2D, conv1: elements each pass reads, per image",
                   fontsize=10, loc="left")  # fmt: skip
 
-    # (b) conv2's backward on two cores: BLAS uses both; col2im on one, or split in two
-    times = conv2_backward_timeline()
-    gemms = [(k, v) for k, v in times.items() if k.startswith(("dW", "dcols"))]
-    one, two = times["col2im, 1 thread(s)"], times["col2im, 2 thread(s)"]
-    rows = {
-        "one thread\n(core 1 | core 2)": (one, None),
-        "two threads\n(core 1 | core 2)": (two, two),
-    }
-    y = 0.0
-    for title, (core1, core2) in rows.items():
-        x = 0.0
-        for name, ms in gemms:  # BLAS runs each product on both cores
-            for lane in (0, 1):
-                bottom.add_patch(Rectangle((x, y + lane * 0.45), ms, 0.4,
-                                           facecolor="#9ecae1", edgecolor="#555555"))  # fmt: skip
-            bottom.text(x + ms / 2, y + 0.42, f"{name}\n(BLAS)", ha="center", va="center",
-                        fontsize=7)  # fmt: skip
-            x += ms
-        for lane, ms in enumerate((core1, core2)):
-            if ms is None:
-                bottom.text(x + 0.2, y + 0.65, "idle (or BLAS's threads spinning)",
-                            va="center", fontsize=7, color="#777777")  # fmt: skip
-                continue
-            part = "images 0-24" if core2 else "all 50 images"
-            if lane:
-                part = "images 25-49"
-            bottom.add_patch(Rectangle((x, y + lane * 0.45), ms, 0.4, facecolor="#fdae6b",
-                                       edgecolor="#555555"))  # fmt: skip
-            bottom.text(x + ms / 2, y + lane * 0.45 + 0.2, f"col2im {part}", ha="center",
-                        va="center", fontsize=7)  # fmt: skip
-        bottom.text(-0.3, y + 0.42, title, ha="right", va="center", fontsize=9)
-        bottom.text(x + max(one, two) + 0.5, y + 0.42, f"{x + (core1 or 0):.1f} ms",
-                    va="center", fontsize=9)  # fmt: skip
-        y += 1.3
-    total = sum(ms for _, ms in gemms) + one
-    bottom.set_xlim(-0.3, total + 4)
-    bottom.set_ylim(y, -0.3)
-    bottom.set_xlabel("ms, measured when this figure was drawn (batch 50, float32)")
-    bottom.set_yticks([])
-    for side in ("left", "right", "top"):
-        bottom.spines[side].set_visible(False)
-    bottom.set_title("(b) conv2's backward pass: the matrix products use both cores; col2im "
-                     "runs on one, or half the batch on each", fontsize=10, loc="left")  # fmt: skip
+    meeting_timelines(bottom)
     save(fig, out_dir, "fast_tier.png")
+
+
+def figure_rowwise_bands(out_dir, rows=18, out_rows=14, kh=5):
+    """Chapter 14: the row-wise convolution's width copy xw (rows hp of every
+    image) and the band of rows each kernel row i multiplies by w[i]."""
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    colours = ["#fde0dd", "#deebf7", "#e5f5e0", "#fff7bc", "#efedf5"]
+    for hp in range(rows):
+        ax.add_patch(Rectangle((0, hp * 0.25), 3, 0.25, facecolor="white", edgecolor="#888888"))
+        ax.text(-0.1, hp * 0.25 + 0.125, f"hp={hp}", ha="right", va="center", fontsize=6)
+    ax.text(1.5, -0.3, "xw: padded row hp, every image n,\nevery output column ow, kw*Cin values",
+            ha="center", fontsize=8)  # fmt: skip
+    for i in range(kh):
+        x0 = 3.6 + i * 1.3
+        ax.add_patch(Rectangle((x0, i * 0.25), 1.0, out_rows * 0.25, facecolor=colours[i],
+                               edgecolor="#555555"))  # fmt: skip
+        ax.text(x0 + 0.5, i * 0.25 + out_rows * 0.125, f"band {i}\nrows\n{i}..{i + out_rows - 1}",
+                ha="center", va="center", fontsize=7)  # fmt: skip
+        ax.text(x0 + 0.5, -0.15, f"@ w[{i}]", ha="center", fontsize=8)
+    ax.text(3.6 + kh * 1.3 + 0.1, out_rows * 0.125, f"= y: {kh} products\nadded in place\n"
+            "(BLAS beta=1)", va="center", fontsize=8)  # fmt: skip
+    ax.set_xlim(-1, 13)
+    ax.set_ylim(rows * 0.25 + 0.1, -0.6)
+    ax.axis("off")
+    ax.set_title("Row-wise convolution (stride 1, 5x5 kernel, 18 padded rows -> 14): "
+                 "kernel row i reads one contiguous band", fontsize=10, loc="left")  # fmt: skip
+    save(fig, out_dir, "rowwise_bands.png")
 
 
 # ---- figure 6: filters ------------------------------------------------------------------
@@ -833,6 +824,7 @@ def main(argv=None):
     figure_compute_graph(args.out)
     figure_network_shapes(args.out)
     figure_fast_tier(args.out)
+    figure_rowwise_bands(args.out)
     history = figure_filters(args.out, args.quick, args.steps, args.data_dir, args.checkpoint)
     figure_training_curves(args.out, history)
 

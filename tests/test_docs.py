@@ -258,16 +258,21 @@ def test_make_figures_draws_every_figure_the_guide_shows(tmp_path):
 
 
 CHAPTERS = sorted(DOCS.glob("[0-9][0-9]-*.md"))
-# Chapters written and kept by others' hands, not (yet) held to the chapter
-# pattern below: the fast tier's chapter and the write-your-own walkthrough.
-OUTSIDE_THE_PATTERN = {"14-making-it-fast.md", "15-write-your-own.md"}
 EXERCISE = re.compile(r"^\*\*\d+\.\*\*", re.M)
 
 
-def chapter_problems(text: str, name: str, following: str | None) -> list[str]:
-    """A chapter ends with a summary, 2 or more exercises with folded answers
-    (or hints), and a link to the next chapter."""
+def chapter_problems(
+    text: str, name: str, following: str | None, preceding: str | None = None
+) -> list[str]:
+    """A chapter opens with a link to the contents and to the previous chapter,
+    and ends with a summary, 2 or more exercises with folded answers (or
+    hints), and a link to the next chapter."""
     problems = []
+    header = "\n".join(text.splitlines()[:4])
+    if "](README.md)" not in header:
+        problems.append(f"{name}: the header does not link to the contents (README.md)")
+    if preceding is not None and f"]({preceding})" not in header:
+        problems.append(f"{name}: the header's 'previous' does not link to {preceding}")
     if "\n## Summary\n" not in text:
         problems.append(f"{name}: no '## Summary' section")
     exercises = text.split("\n## Exercises\n", 1)
@@ -288,6 +293,7 @@ def chapter_problems(text: str, name: str, following: str | None) -> list[str]:
 
 def test_the_chapter_pattern_check_catches_a_chapter_without_it():
     good = (
+        "# 2. B\n\n[Contents](README.md) · previous: [1. A](01-a.md)\n\n"
         "x\n## Summary\n- a\n\n## Exercises\n\n**1.** q\n\n<details>\n<summary>Answer</summary>\n"
         "a\n</details>\n\n**2.** q\n\n<details>\n<summary>Answer</summary>\na\n</details>\n\n"
         "Next: [2. B](02-b.md)\n"
@@ -297,16 +303,19 @@ def test_the_chapter_pattern_check_catches_a_chapter_without_it():
     assert chapter_problems(good.replace("**2.**", "2."), "bad.md", "02-b.md")
     assert chapter_problems(good.replace("</details>", "", 1), "bad.md", "02-b.md")
     assert chapter_problems(good, "bad.md", "03-c.md")
+    assert chapter_problems(good, "good.md", "02-b.md", "01-a.md") == []
+    assert chapter_problems(good, "bad.md", "02-b.md", "00-z.md")
+    assert chapter_problems(good.replace("[Contents](README.md) · ", ""), "bad.md", "02-b.md")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
-def test_each_chapter_has_a_summary_exercises_and_a_next_link(path):
-    if path.name in OUTSIDE_THE_PATTERN:
-        pytest.skip(f"{path.name} is outside the chapter pattern")
+def test_each_chapter_links_back_and_has_a_summary_exercises_and_a_next_link(path):
     index = (DOCS / "README.md").read_text(encoding="utf-8")
     order = re.findall(r"\]\((\d\d-[\w-]+\.md)\)", index)
     assert path.name in order, f"{path.name} is not in the guide's index (docs/README.md)"
     position = order.index(path.name)
     following = order[position + 1] if position + 1 < len(order) else None
-    problems = chapter_problems(path.read_text(encoding="utf-8"), path.name, following)
+    preceding = order[position - 1] if position > 0 else None
+    text = path.read_text(encoding="utf-8")
+    problems = chapter_problems(text, path.name, following, preceding)
     assert not problems, "\n".join(problems)

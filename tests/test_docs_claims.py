@@ -179,3 +179,93 @@ def test_pytorch_adam_puts_epsilon_where_the_paper_does(torch):
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "0.000909"
+
+
+# ---- The three tiers' exactness (docs/README.md, chapters 1, 4, 8, 12, 14) ----
+
+
+def _conv_data(cin, dtype, seed=0):
+    """A batch of 4 images 12x12 with ``cin`` channels, a 5x5 kernel to 8 channels."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 12, 12, cin)).astype(dtype)
+    w = rng.standard_normal((5, 5, cin, 8)).astype(dtype)
+    return x, w, rng.standard_normal(8).astype(dtype)
+
+
+def _conv_both(tier_a, tier_b, x, w, b):
+    """(y, dx, dw, db) of one convolution on two tiers, the same dy for both."""
+    ya, cache_a = tier_a.conv2d_forward(x, w, b, 1, "same")
+    yb, cache_b = tier_b.conv2d_forward(x, w, b, 1, "same")
+    dy = np.random.default_rng(1).standard_normal(ya.shape).astype(x.dtype)
+    ga, gb = tier_a.conv2d_backward(dy, cache_a), tier_b.conv2d_backward(dy, cache_b)
+    return [ya, *ga], [yb, *gb]
+
+
+def test_naive_and_ops_agree_within_rounding_not_bit_for_bit():
+    """The loops and the readable reference add the same products in another
+    order: on small integers (chapter 1's example) every sum of the forward
+    pass is exact and they are equal; on random float32 data they differ in
+    the last bits, within the rounding bound; in float64 within 1e-10 relative."""
+    from npcnn import naive, ops
+
+    from .helpers import assert_close_to_scale
+
+    integers = [a.round() for a in _conv_data(3, np.float32)]
+    got, want = _conv_both(naive, ops, *integers)
+    np.testing.assert_array_equal(got[0], want[0])  # y: sums of small integers
+    got, want = _conv_both(naive, ops, *_conv_data(16, np.float32))
+    assert not all(np.array_equal(g, v) for g, v in zip(got, want))
+    for g, v in zip(got, want):
+        assert_close_to_scale(g, v, "naive vs ops, float32")
+    for g, v in zip(*_conv_both(naive, ops, *_conv_data(16, np.float64))):
+        np.testing.assert_allclose(g, v, rtol=1e-10, atol=1e-10 * np.abs(v).max())
+
+
+def test_fast_is_ops_bit_for_bit_except_the_rowwise_convolution():
+    """Chapter 14: max-pool, ReLU, dense, softmax and the convolution of thin
+    kernels (kw * Cin < 64, through im2col) give ops' bits; the row-wise
+    convolution (kw * Cin >= 64) sums in another order: within the bound."""
+    from npcnn import fast, ops
+
+    from .helpers import assert_close_to_scale
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
+    d = rng.standard_normal((6, 3)).astype(np.float32)
+    for op, args in [("maxpool2d", (x, 2, 2, "same")), ("relu", (x,)), ("softmax", (d,))]:
+        ya, cache_a = getattr(fast, f"{op}_forward")(*args)
+        yb, cache_b = getattr(ops, f"{op}_forward")(*args)
+        np.testing.assert_array_equal(ya, yb)
+        dy = rng.standard_normal(ya.shape).astype(np.float32)
+        dxa, dxb = (
+            getattr(fast, f"{op}_backward")(dy, cache_a),
+            getattr(ops, f"{op}_backward")(dy, cache_b),
+        )
+        np.testing.assert_array_equal(dxa, dxb)
+    w, b = rng.standard_normal((320, 10)).astype(np.float32), np.ones(10, np.float32)
+    flat = x.reshape(6, -1)
+    (ya, ca), (yb, cb) = fast.dense_forward(flat, w, b), ops.dense_forward(flat, w, b)
+    np.testing.assert_array_equal(ya, yb)
+    dy = rng.standard_normal(ya.shape).astype(np.float32)
+    for ga, gb in zip(fast.dense_backward(dy, ca), ops.dense_backward(dy, cb)):
+        np.testing.assert_array_equal(ga, gb)
+    for got, want in zip(*_conv_both(fast, ops, *_conv_data(1, np.float32))):  # 5 * 1 < 64
+        np.testing.assert_array_equal(got, want)
+    got, want = _conv_both(fast, ops, *_conv_data(32, np.float32))  # 5 * 32 >= 64: row-wise
+    assert not all(np.array_equal(g, v) for g, v in zip(got, want))
+    for g, v in zip(got, want):
+        assert_close_to_scale(g, v, "row-wise vs ops")
+
+
+def test_the_network_on_fast_and_ops_agrees_within_the_bound_not_bit_for_bit():
+    """Chapters 8 and 12: ``seed_cnn()`` (fast) and ``seed_cnn(kernels="ops")``
+    give the same probabilities within 2 * K * eps * max, K = 3136, not the same bits."""
+    from npcnn import seed_cnn
+
+    from .helpers import assert_close_to_scale
+
+    x = np.random.default_rng(3).standard_normal((4, 28, 28, 1)).astype(np.float32)
+    fast_y = seed_cnn(seed=0).forward(x)
+    ops_y = seed_cnn(seed=0, kernels="ops").forward(x)
+    assert not np.array_equal(fast_y, ops_y)
+    assert_close_to_scale(fast_y, ops_y, "probabilities", longest_sum=3136)

@@ -94,6 +94,24 @@ MISTAKES = (
         wrong.conv_dx_overwritten,
     ),
     Mistake(
+        "conv2d-dx-uncropped",
+        "conv2d",
+        "backward",
+        "dx has the padded input's shape (the report says dx's shape is wrong, larger by "
+        "the padding): the forward padded x, so the backward must cut the padding off "
+        "dx_pad again, dx = dx_pad[:, top : top + H, left : left + W, :].",
+        wrong.conv_dx_uncropped,
+    ),
+    Mistake(
+        "conv2d-dx-crop-wrong-corner",
+        "conv2d",
+        "backward",
+        "dx is cut out of dx_pad from the wrong corner (its values sit one row or column "
+        "off, so the edges differ): 'same' padding puts the odd extra row and column at "
+        "the bottom/right, so the crop starts at (pad_top, pad_left), the smaller pads.",
+        wrong.conv_dx_crop_wrong_corner,
+    ),
+    Mistake(
         "conv2d-backward-ignores-strides",
         "conv2d",
         "backward",

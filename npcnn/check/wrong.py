@@ -120,6 +120,31 @@ def conv_backward_ignores_strides(args, dy):
     return {"dx": dx_big[:, top : top + x.shape[1], left : left + x.shape[2], :], "dw": dw}
 
 
+def _dx_pad(args, dy):
+    """The correct gradient of the *padded* input, and the pads ((top, bottom), (left, right))."""
+    x_pad, strides, pads = _conv_windows(args)
+    w = args[1]
+    zero_bias = np.zeros(w.shape[3], dtype=x_pad.dtype)
+    _, cache = ops.conv2d_forward(x_pad, w, zero_bias, strides, "valid")  # the same windows
+    return ops.conv2d_backward(dy, cache)[0], pads
+
+
+def conv_dx_uncropped(args, dy):
+    dx_pad, pads = _dx_pad(args, dy)
+    if not any(any(p) for p in pads):
+        return None  # no padding: dx_pad is dx
+    return {"dx": dx_pad}  # the padding's rows and columns left on
+
+
+def conv_dx_crop_wrong_corner(args, dy):
+    x = args[0]
+    dx_pad, ((top, bottom), (left, right)) = _dx_pad(args, dy)
+    if (top, left) == (bottom, right):
+        return None  # even padding: both corners give the same crop
+    # cut from (bottom, right) on: the odd extra row and column taken off the top/left
+    return {"dx": dx_pad[:, bottom : bottom + x.shape[1], right : right + x.shape[2], :]}
+
+
 # ---- maxpool2d ----------------------------------------------------------------------------
 def _pool_geometry(x, pool_size, strides, padding):
     pool = as_pair(pool_size, "pool_size")

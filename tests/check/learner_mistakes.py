@@ -45,6 +45,16 @@ MISTAKEN = {
         "                    dx_pad[n, i * sh : i * sh + kh, j * sw : j * sw + kw, :] = "
         "np.tensordot(w, dy[n, i, j], axes=([3], [0]))",
     ),
+    "conv2d-dx-uncropped": (
+        "conv2d",
+        "    dx = dx_pad[:, pad_h[0] : pad_h[0] + h, pad_w[0] : pad_w[0] + wd, :]\n",
+        "    dx = dx_pad\n",
+    ),
+    "conv2d-dx-crop-wrong-corner": (
+        "conv2d",
+        "    dx = dx_pad[:, pad_h[0] : pad_h[0] + h, pad_w[0] : pad_w[0] + wd, :]\n",
+        "    dx = dx_pad[:, pad_h[1] : pad_h[1] + h, pad_w[1] : pad_w[1] + wd, :]\n",
+    ),
     "conv2d-backward-ignores-strides": (
         "conv2d",
         "    x, w, (sh, sw), (pad_h, pad_w) = cache\n",

@@ -11,10 +11,26 @@ bound of each sum (bit for bit wherever the fast code sums in the same order).
 Ops that have no faster version here are the readable ones, re-exported.
 """
 
+from ..ops.activations import (
+    leaky_relu_backward,
+    leaky_relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
+from ..ops.avgpool2d import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
+from ..ops.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from ..ops.crossentropy import (
     sparse_categorical_crossentropy_backward,
     sparse_categorical_crossentropy_forward,
 )
+from ..ops.dropout import dropout_backward, dropout_forward
 from ..ops.flatten import flatten_backward, flatten_forward
 from ..ops.relu import relu_backward, relu_forward
 from ..ops.softmax import softmax_backward, softmax_forward
@@ -42,4 +58,19 @@ __all__ = [
     "adam_update",
     "conv2d_relu_maxpool2d_forward",
     "conv2d_relu_maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "global_avgpool2d_backward",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
 ]

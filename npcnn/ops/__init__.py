@@ -1,4 +1,5 @@
-"""The functional core: every layer of the tutorial CNN as a forward/backward pair.
+"""The functional core: every layer as a forward/backward pair -- the tutorial CNN's
+and the ones real CNNs add (batch norm, dropout, average pooling, other activations).
 
 Each ``*_forward(...)`` returns ``(output, cache)``; the matching
 ``*_backward(upstream_gradient, cache)`` returns the gradients of the inputs
@@ -7,13 +8,29 @@ Each ``*_forward(...)`` returns ``(output, cache)``; the matching
 ``npcnn.fast`` has the same functions with every speed trick.
 """
 
+from .activations import (
+    leaky_relu_backward,
+    leaky_relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from .adam import adam_update
+from .avgpool2d import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    global_avgpool2d_backward,
+    global_avgpool2d_forward,
+)
+from .batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference
 from .conv2d import conv2d_backward, conv2d_forward
 from .crossentropy import (
     sparse_categorical_crossentropy_backward,
     sparse_categorical_crossentropy_forward,
 )
 from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward
 from .flatten import flatten_backward, flatten_forward
 from .maxpool2d import maxpool2d_backward, maxpool2d_forward
 from .relu import relu_backward, relu_forward
@@ -35,4 +52,19 @@ __all__ = [
     "sparse_categorical_crossentropy_forward",
     "sparse_categorical_crossentropy_backward",
     "adam_update",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "global_avgpool2d_backward",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
 ]

@@ -20,15 +20,14 @@ from .workloads import forward_flops, train_flops
 ORDER = ["npcnn", "npcnn-old", "npcnn-ops", "npcnn-naive", "tf-eager", "tf-function",
          "torch-eager", "torch-compile", "jax-jit", "mygrad"]  # fmt: skip
 FRAMEWORKS = ["tf-function", "torch-eager", "torch-compile", "jax-jit"]  # "the fastest framework"
-TARGETS = {  # what the fast tier aims at: (comparison, bound)
-    "step": ("<=", 1.0),
-    "step one": ("<=", 1.0),
-    "inference": (">=", 0.9),
-    "inference one": (">=", 0.9),
-    "peak": (">=", 50.0),
-    "speedup": (">=", 1.8),
-    "f64": ("<=", 1.6),
-    "memory": ("<=", 1.0),
+TARGETS = {  # the fast tier's targets: (comparison, must, aim)
+    "step": ("<=", 1.2, 1.0),  # step, all quiet cores, vs the fastest framework (time)
+    "step one": ("<=", 1.3, 1.0),  # step, one core, vs the fastest framework
+    "step one torch-eager": ("<=", 1.1, 1.0),  # step, one core, vs PyTorch eager
+    "step busy": ("<=", 1.0, 0.8),  # all cores + a CPU burner, vs TF tf.function, same load
+    "inference": (">=", 0.6, 0.75),  # throughput, all cores, vs the fastest framework
+    "f64": ("<=", 2.0, 1.8),  # float64 step / float32 step
+    "memory": ("<=", 1.0, 1.0),  # predict's peak memory / TF's
 }
 CORES = {"all": "all cores", "one": "1 core", "busy": "all cores + 1 CPU-burning process"}
 
@@ -150,64 +149,70 @@ def peers_table(data) -> list[str]:
     return lines
 
 
-def targets_rows(data) -> list[tuple[str, str, str]]:
-    """(what, measured, target) for each target that the results can answer."""
+def targets_rows(data) -> list[tuple[str, str, str, str]]:
+    """(what, measured, must, aim) for each target the results can answer."""
     res, rows = data["results"], []
     versions = data["machine"].get("versions", {})
 
-    def check(key, value):
-        op, bound = TARGETS[key]
-        met = value <= bound if op == "<=" else value >= bound
-        return f"{op} {bound:g}{'%' if key == 'peak' else 'x'} ({'met' if met else 'not met'})"
+    def add(what, key, value, text=None):
+        op, *bounds = TARGETS[key]
+        marks = [f"{op} {b:g}x ({'met' if (value <= b if op == '<=' else value >= b) else 'not'})"
+                 for b in bounds]  # fmt: skip
+        rows.append((what, text or f"{value:.2f}x", *marks))
 
-    for kind, key in (("train step", "step"), ("inference", "inference")):
-        for cores, suffix in (("all", ""), ("one", " one")):
-            npc = find(res, "headline", "npcnn", kind, cores=cores)
-            best = fastest(res, "headline", kind, cores)
-            if not (npc and best and npc["median_s"]):
-                continue
-            # step: time ratio (< 1: npcnn faster); inference: throughput ratio (> 1: faster)
-            ratio = (npc["median_s"] / best["median_s"] if kind == "train step"
-                     else best["median_s"] / npc["median_s"])  # fmt: skip
-            what = (f"{kind}, batch {npc['batch']}, npcnn vs the fastest framework "
-                    f"({label(best['impl'], versions)}), "
-                    f"{'one core' if cores == 'one' else 'all cores'}"
-                    f"{' (time)' if kind == 'train step' else ' (throughput)'}")  # fmt: skip
-            rows.append((what, f"{ratio:.2f}x", check(key + suffix, ratio)))
-    npc = find(res, "headline", "npcnn", "train step")
-    if npc and npc.get("pct_of_peak"):
-        rows.append(("training step as % of the measured matmul peak (all cores)",
-                     f"{npc['pct_of_peak']:.0f}%", check("peak", npc["pct_of_peak"])))  # fmt: skip
-    one = find(res, "headline", "npcnn", "train step", cores="one")
-    if npc and one and npc["median_s"] and one["median_s"]:
-        speedup = one["median_s"] / npc["median_s"]
-        rows.append((f"npcnn's step, one core -> {npc.get('threads', 'all')} cores",
-                     f"{speedup:.2f}x", check("speedup", speedup)))  # fmt: skip
+    def ratio(kind, cores, rival):
+        npc = find(res, "headline", "npcnn", kind, cores=cores)
+        if not (npc and rival and npc["median_s"] and rival["median_s"]):
+            return None
+        # step: time ratio (< 1: npcnn faster); inference: throughput ratio (> 1: faster)
+        a, b = npc["median_s"], rival["median_s"]
+        return a / b if kind == "train step" else b / a
+
+    for key, kind, cores, rival_name in (
+        ("step", "train step", "all", None),
+        ("step one", "train step", "one", None),
+        ("step one torch-eager", "train step", "one", "torch-eager"),
+        ("step busy", "train step", "busy", "tf-function"),
+        ("inference", "inference", "all", None),
+    ):
+        rival = (find(res, "headline", rival_name, kind, cores=cores) if rival_name
+                 else fastest(res, "headline", kind, cores))  # fmt: skip
+        value = ratio(kind, cores, rival)
+        if value is not None:
+            what = (f"{kind}, batch {rival['batch']}, {CORES[cores]}: npcnn vs "
+                    f"{'the fastest, ' if not rival_name else ''}{label(rival['impl'], versions)}")
+            add(what, key, value)
     f32 = find(res, "float64", "npcnn", dtype="float32")
     f64 = find(res, "float64", "npcnn", dtype="float64")
     if f32 and f64 and f32["median_s"] and f64["median_s"]:
-        r = f64["median_s"] / f32["median_s"]
-        rows.append(("float64 / float32 training step", f"{r:.2f}x", check("f64", r)))
+        add("float64 / float32 training step", "f64", f64["median_s"] / f32["median_s"])
+    for size, pair in _memory_pairs(res).items():
+        a, b = pair["npcnn"]["peak_bytes"], pair["tf-function"]["peak_bytes"]
+        text = f"npcnn {a / 1e6:,.0f} MB, TF {b / 1e6:,.0f} MB ({a / max(b, 1):.2f}x)"
+        add(f"peak memory of predict on {pair['npcnn']['batch']:,} images, batch_size={size}",
+            "memory", a / max(b, 1), text)  # fmt: skip
+    npc = find(res, "headline", "npcnn", "train step")
+    if npc and npc.get("pct_of_peak"):  # how far from what OpenBLAS's matmul reaches
+        rows.append(("training step as % of the measured matmul peak (all cores)",
+                     f"{npc['pct_of_peak']:.0f}%", "-", "-"))  # fmt: skip
+    return rows
+
+
+def _memory_pairs(res) -> dict:
+    """{batch_size: {"npcnn": row, "tf-function": row}} of the memory section."""
     mem = defaultdict(dict)
     for r in res:
         if r["section"] == "memory" and r.get("peak_bytes"):
             mem[str(r["batch_size"])][r["impl"]] = r
-    for size, pair in mem.items():
-        if "npcnn" in pair and "tf-function" in pair:
-            a, b = pair["npcnn"]["peak_bytes"], pair["tf-function"]["peak_bytes"]
-            n = pair["npcnn"]["batch"]
-            rows.append((f"peak memory of predict on {n:,} images, batch_size={size}",
-                         f"npcnn {a / 1e6:,.0f} MB, TF {b / 1e6:,.0f} MB ({a / max(b, 1):.2f}x)",
-                         check("memory", a / max(b, 1))))  # fmt: skip
-    return rows
+    return {k: v for k, v in mem.items() if "npcnn" in v and "tf-function" in v}
 
 
 def targets_table(data) -> list[str]:
     rows = targets_rows(data)
     if not rows:
         return []
-    return ["| what | measured | target |", "|---|---|---|"] + [
-        f"| {a} | {b} | {c} |" for a, b, c in rows
+    return ["| what | measured | must | aim |", "|---|---|---|---|"] + [
+        f"| {' | '.join(row)} |" for row in rows
     ]
 
 

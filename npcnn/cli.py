@@ -111,7 +111,17 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         "`npcnn evaluate --weights PATH`, `npcnn predict --model PATH IMAGES.npy`.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub, framework)
+    if npcnn:  # tfcnn only trains; npcnn evaluates and predicts for both
+        add_model_parsers(sub)
+        from .check.command import add_parsers  # npcnn check / exercise: a learner's own ops
 
+        add_parsers(sub)
+    return parser
+
+
+def add_train_parser(sub, framework: str) -> None:
+    """``train``: the tutorial's loop, its data, its settings and its checkpoints."""
     t = sub.add_parser("train", help="train the tutorial CNN (defaults: the tutorial's settings)")
     add_data_arguments(t, framework)
     t.add_argument("--epochs", type=COUNT, default=5)
@@ -124,8 +134,22 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
             "--kernels",
             default="fast",
             choices=["fast", "ops"],
-            help="fast: every speed trick (default); ops: the readable reference ops, same numbers",
+            help="fast: every speed trick (default); ops: the readable reference ops, the "
+            "same numbers up to rounding",
         )
+    t.add_argument(
+        "--limit-train",
+        type=COUNT,
+        default=None,
+        metavar="N",
+        help="train on the first N training images only",
+    )
+    add_monitor_arguments(t)
+    add_checkpoint_arguments(t)
+
+
+def add_monitor_arguments(t) -> None:
+    """What ``train`` measures as it goes, for the log and the curves."""
     t.add_argument(
         "--eval-every-epoch",
         action="store_true",
@@ -146,6 +170,10 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         metavar="N",
         help="that subset: the first N test images (default 1000)",
     )
+
+
+def add_checkpoint_arguments(t) -> None:
+    """Where ``train`` saves its state, how often, and resuming from it."""
     t.add_argument(
         "--save",
         default=None,
@@ -166,20 +194,6 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
         "up to that checkpoint; lost are at most the N steps since, which are redone",
     )
     t.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
-    t.add_argument(
-        "--limit-train",
-        type=COUNT,
-        default=None,
-        metavar="N",
-        help="train on the first N training images only",
-    )
-
-    if npcnn:  # tfcnn only trains; npcnn evaluates and predicts for both
-        add_model_parsers(sub)
-        from .check.command import add_parsers  # npcnn check / exercise: a learner's own ops
-
-        add_parsers(sub)
-    return parser
 
 
 def add_model_parsers(sub) -> None:

@@ -69,30 +69,15 @@ def check(
     if profile not in PROFILES:
         raise UsageError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     if replay is not None:
-        op, _, number = str(replay).partition(":")
-        if not number.isdigit():
-            raise UsageError(f"--replay takes OP:SEED as a report prints it, got {replay!r}")
-        only, seed = [op], int(number)
+        only, seed = _replayed(replay)
     wanted = None if only is None else {op_named(name).name for name in _names(only)}
     if seed is None:
         seed = secrets.randbelow(10**6)
     reference = _oracle(against)
 
     code = learners.load(target)
-    found = learners.found_ops(code)
-    if wanted is not None:
-        missing = wanted - {spec.name for spec, _, _ in found}
-        if missing:
-            raise UsageError(
-                f"{code.name} does not define {', '.join(sorted(missing))} "
-                "(neither its _forward nor its _backward)"
-            )
-        found = [f for f in found if f[0].name in wanted]
-    shown = command or (f"npcnn check {code.name}" if code.path else "")
-    if shown and profile != "default":
-        shown += f" --profile {profile}"
-    if shown and against != "npcnn":
-        shown += f" --against {against}"
+    found = _wanted_ops(code, learners.found_ops(code), wanted)
+    shown = _command_line(command, code, profile, against)
     report = Report(
         code.name, reference=_ORACLE_NAMES[against], profile=profile, seed=seed, command=shown
     )
@@ -106,6 +91,38 @@ def check(
 
 
 _ORACLE_NAMES = {"npcnn": "npcnn.ops", "tf": "TensorFlow"}
+
+
+def _replayed(replay):
+    """(the op list, the seed) of a report's 'OP:SEED'."""
+    op, _, number = str(replay).partition(":")
+    if not number.isdigit():
+        raise UsageError(f"--replay takes OP:SEED as a report prints it, got {replay!r}")
+    return [op], int(number)
+
+
+def _wanted_ops(code, found, wanted):
+    """The (spec, forward, backward) of ``found`` that ``wanted`` names (all if None);
+    a wanted op the learner's code does not define is a usage error."""
+    if wanted is None:
+        return found
+    missing = wanted - {spec.name for spec, _, _ in found}
+    if missing:
+        raise UsageError(
+            f"{code.name} does not define {', '.join(sorted(missing))} "
+            "(neither its _forward nor its _backward)"
+        )
+    return [f for f in found if f[0].name in wanted]
+
+
+def _command_line(command, code, profile, against):
+    """The command the report shows for running the check again ('' for code without a file)."""
+    shown = command or (f"npcnn check {code.name}" if code.path else "")
+    if shown and profile != "default":
+        shown += f" --profile {profile}"
+    if shown and against != "npcnn":
+        shown += f" --against {against}"
+    return shown
 
 
 def _names(only):

@@ -33,6 +33,16 @@ class TensorFlowMissing(ImportError):
 
 def tensorflow_reference():
     """An oracle running TensorFlow's ops eagerly under a GradientTape (imports TF now)."""
+    tf = _import_tensorflow()
+
+    def reference(case):
+        forward, inputs = _tf_forward(tf, case)
+        return _vjp(tf, forward, inputs, case.upstream)
+
+    return reference
+
+
+def _import_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before import
     try:
         import tensorflow as tf
@@ -41,54 +51,58 @@ def tensorflow_reference():
             "--against tf needs TensorFlow, which is not installed here "
             "(pip install tensorflow); without --against, npcnn.ops is the reference"
         ) from exc
+    return tf
 
-    def vjp(forward, inputs, upstream):
-        tensors = [tf.constant(a) for a in inputs]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            out = forward(*tensors)
-        grads = tape.gradient(out, tensors, output_gradients=tf.constant(upstream))
-        return out.numpy(), tuple(g.numpy() for g in grads)
 
-    def pair(v):
-        return list(as_pair(v, "strides"))
+def _vjp(tf, forward, inputs, upstream):
+    """forward(*inputs) and the gradients of <upstream, forward(*inputs)> by each input."""
+    tensors = [tf.constant(a) for a in inputs]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        out = forward(*tensors)
+    grads = tape.gradient(out, tensors, output_gradients=tf.constant(upstream))
+    return out.numpy(), tuple(g.numpy() for g in grads)
 
-    def reference(case):
-        args, up = case.args, case.upstream
-        if case.op == "conv2d":
-            x, w, b, strides, padding = args
-            return vjp(
-                lambda x, w, b: tf.nn.conv2d(x, w, pair(strides), padding.upper()) + b,
-                [x, w, b],
-                up,
-            )
-        if case.op == "maxpool2d":
-            x, pool, strides, padding = args
-            steps = pool if strides is None else strides
-            return vjp(
-                lambda x: tf.nn.max_pool2d(x, pair(pool), pair(steps), padding.upper()), [x], up
-            )
-        if case.op == "dense":
-            return vjp(lambda x, w, b: tf.matmul(x, w) + b, list(args), up)
-        if case.op == "relu":
-            return vjp(tf.nn.relu, list(args), up)
-        if case.op == "flatten":
-            x = args[0]
-            return vjp(lambda x: tf.reshape(x, (x.shape[0], -1)), [x], up)
-        if case.op == "softmax":
-            return vjp(tf.nn.softmax, list(args), up)
-        y_pred, labels, from_logits, reduction = args
-        import keras
 
-        def loss(y_pred):
-            each = keras.losses.sparse_categorical_crossentropy(
-                tf.constant(labels), y_pred, from_logits=from_logits
-            )
-            if reduction == "none":
-                return each
-            total = tf.reduce_sum(each)
-            return total if reduction == "sum" else total / tf.cast(tf.size(each), total.dtype)
+def _pair(v):
+    return list(as_pair(v, "strides"))
 
-        return vjp(loss, [y_pred], up)
 
-    return reference
+def _tf_forward(tf, case):
+    """(TensorFlow's function of the differentiated inputs, those inputs) for ``case``."""
+    args = case.args
+    if case.op == "conv2d":
+        x, w, b, strides, padding = args
+        return (
+            lambda x, w, b: tf.nn.conv2d(x, w, _pair(strides), padding.upper()) + b,
+            [x, w, b],
+        )
+    if case.op == "maxpool2d":
+        x, pool, strides, padding = args
+        steps = pool if strides is None else strides
+        return lambda x: tf.nn.max_pool2d(x, _pair(pool), _pair(steps), padding.upper()), [x]
+    if case.op == "dense":
+        return lambda x, w, b: tf.matmul(x, w) + b, list(args)
+    if case.op == "relu":
+        return tf.nn.relu, list(args)
+    if case.op == "flatten":
+        return lambda x: tf.reshape(x, (x.shape[0], -1)), [args[0]]
+    if case.op == "softmax":
+        return tf.nn.softmax, list(args)
+    return _tf_loss(tf, *args[1:]), [args[0]]
+
+
+def _tf_loss(tf, labels, from_logits, reduction):
+    """Keras's sparse categorical cross-entropy of y_pred, reduced as npcnn reduces it."""
+    import keras
+
+    def loss(y_pred):
+        each = keras.losses.sparse_categorical_crossentropy(
+            tf.constant(labels), y_pred, from_logits=from_logits
+        )
+        if reduction == "none":
+            return each
+        total = tf.reduce_sum(each)
+        return total if reduction == "sum" else total / tf.cast(tf.size(each), total.dtype)
+
+    return loss

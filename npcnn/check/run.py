@@ -79,110 +79,127 @@ def _call(fn, args, limit):
     return result, printed.getvalue()
 
 
+class _Failed(Exception):
+    """A guarded call of the learner's code went wrong: ``outcome`` says how."""
+
+    def __init__(self, outcome):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+def _guarded(outcome, stage, name, fn, args, limit):
+    """``fn(*args)`` with the learner's prints captured into ``outcome.printed``; a
+    timeout or any exception becomes ``outcome`` failed at ``stage`` (raised as
+    :class:`_Failed`). NotImplementedError passes through: the stub is untouched."""
+    try:
+        result, printed = _call(fn, args, limit)
+    except NotImplementedError:
+        raise
+    except TimeLimit as exc:
+        failed = outcome.fail(
+            stage,
+            "timeout",
+            f"{name} ran longer than {limit:g} s",
+            traceback=learner_traceback(exc),
+        )
+        raise _Failed(failed) from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - their code may raise anything
+        failed = outcome.fail(
+            stage, "raised", f"{name} raised {type(exc).__name__}", traceback=learner_traceback(exc)
+        )
+        raise _Failed(failed) from None
+    outcome.printed += printed
+    return result
+
+
+def _changed_input(before, after):
+    """The index of the first array argument the learner changed in place, or None."""
+    for i, (a, b) in enumerate(zip(before, after)):
+        if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True):
+            return i
+    return None
+
+
+def _forward(outcome, case, spec, forward, want_out, limit):
+    """The learner's forward on ``case``, checked; returns its cache (raises :class:`_Failed`)."""
+    args = copy_args(case.args)
+    try:
+        result = _guarded(outcome, "forward", spec.forward, forward, args, limit)
+    except NotImplementedError:
+        raise NotWritten from None
+    if not (isinstance(result, tuple) and len(result) == 2):
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        message = f"{spec.forward} must return (out, cache), got {got}"
+        raise _Failed(outcome.fail("forward", "contract", message))
+    out, cache = result
+    outcome.out = out
+    changed = _changed_input(case.args, args)
+    if changed is not None:
+        message = (
+            f"{spec.forward} changed its input {spec.forward_args[changed]} in place; the "
+            "caller's arrays must stay as they were (work on a copy)"
+        )
+        raise _Failed(outcome.fail("forward", "mutated", message))
+    mismatch = compare.compare(spec.output, out, want_out, compare.bounds(case)[0], case.dtype)
+    if mismatch:
+        raise _Failed(
+            outcome.fail("forward", mismatch.kind, mismatch.message, mismatches=[mismatch])
+        )
+    return cache
+
+
+def _gradients(outcome, spec, result):
+    """The learner's backward result as a tuple of gradients (raises :class:`_Failed`)."""
+    if len(spec.grads) == 1 and isinstance(result, (tuple, list)):
+        message = (
+            f"{spec.backward} must return {spec.returns()} itself, an array, "
+            f"not a {type(result).__name__}"
+        )
+        raise _Failed(outcome.fail("backward", "contract", message))
+    grads = as_tuple(result) if len(spec.grads) > 1 else (result,)
+    if len(grads) != len(spec.grads):
+        message = f"{spec.backward} must return {spec.returns()}, got {len(grads)} values"
+        raise _Failed(outcome.fail("backward", "contract", message))
+    return grads
+
+
+def _backward(outcome, case, spec, backward, cache, want_grads, limit):
+    """The learner's backward from its own cache, checked (raises :class:`_Failed`)."""
+    upstream = case.upstream.copy()
+    try:
+        result = _guarded(outcome, "backward", spec.backward, backward, (upstream, cache), limit)
+    except NotImplementedError:
+        outcome.kind = "backward-not-written"
+        return
+    grads = _gradients(outcome, spec, result)
+    outcome.grads = dict(zip(spec.grads, grads))
+    if not np.array_equal(upstream, case.upstream, equal_nan=True):
+        message = (
+            f"{spec.backward} changed its input {spec.upstream} in place; "
+            "the caller's arrays must stay as they were (work on a copy)"
+        )
+        raise _Failed(outcome.fail("backward", "mutated", message))
+    bounds = compare.bounds(case)[1]
+    found = [
+        m
+        for name, got, want, bound in zip(spec.grads, grads, want_grads, bounds)
+        if (m := compare.compare(name, got, want, bound, case.dtype))
+    ]
+    if found:
+        message = "; ".join(m.message for m in found)
+        raise _Failed(outcome.fail("backward", found[0].kind, message, mismatches=found))
+
+
 def evaluate(case, spec, forward, backward, reference, limit) -> Outcome:
     """Run the learner's forward (and backward) on ``case``; compare with ``reference``."""
     outcome = Outcome()
     want_out, want_grads = reference(case)
-    out_bound, grad_bounds = compare.bounds(case)
-    dtype = case.dtype
-
-    args = copy_args(case.args)
     try:
-        result, outcome.printed = _call(forward, args, limit)
-    except NotImplementedError:
-        raise NotWritten from None
-    except TimeLimit as exc:
-        return outcome.fail(
-            "forward",
-            "timeout",
-            f"{spec.forward} ran longer than {limit:g} s",
-            traceback=learner_traceback(exc),
-        )
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - their code may raise anything
-        return outcome.fail(
-            "forward",
-            "raised",
-            f"{spec.forward} raised {type(exc).__name__}",
-            traceback=learner_traceback(exc),
-        )
-    if not (isinstance(result, tuple) and len(result) == 2):
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
-        return outcome.fail(
-            "forward", "contract", f"{spec.forward} must return (out, cache), got {got}"
-        )
-    out, cache = result
-    outcome.out = out
-    changed = [
-        i
-        for i, (a, b) in enumerate(zip(case.args, args))
-        if isinstance(a, np.ndarray) and not np.array_equal(a, b, equal_nan=True)
-    ]
-    if changed:
-        name = spec.forward_args[changed[0]]
-        return outcome.fail(
-            "forward",
-            "mutated",
-            f"{spec.forward} changed its input {name} in place; the caller's "
-            f"arrays must stay as they were (work on a copy)",
-        )
-    mismatch = compare.compare(spec.output, out, want_out, out_bound, dtype)
-    if mismatch:
-        return outcome.fail("forward", mismatch.kind, mismatch.message, mismatches=[mismatch])
-    if backward is None:
-        return outcome
-
-    upstream = case.upstream.copy()
-    try:
-        result, printed = _call(backward, (upstream, cache), limit)
-        outcome.printed += printed
-    except NotImplementedError:
-        outcome.kind = "backward-not-written"
-        return outcome
-    except TimeLimit as exc:
-        return outcome.fail(
-            "backward",
-            "timeout",
-            f"{spec.backward} ran longer than {limit:g} s",
-            traceback=learner_traceback(exc),
-        )
-    except (Exception, SystemExit) as exc:  # noqa: BLE001
-        return outcome.fail(
-            "backward",
-            "raised",
-            f"{spec.backward} raised {type(exc).__name__}",
-            traceback=learner_traceback(exc),
-        )
-    if len(spec.grads) == 1 and isinstance(result, (tuple, list)):
-        return outcome.fail(
-            "backward",
-            "contract",
-            f"{spec.backward} must return {spec.returns()} itself, an array, "
-            f"not a {type(result).__name__}",
-        )
-    grads = as_tuple(result) if len(spec.grads) > 1 else (result,)
-    if len(grads) != len(spec.grads):
-        return outcome.fail(
-            "backward",
-            "contract",
-            f"{spec.backward} must return {spec.returns()}, got {len(grads)} values",
-        )
-    outcome.grads = dict(zip(spec.grads, grads))
-    if not np.array_equal(upstream, case.upstream, equal_nan=True):
-        return outcome.fail(
-            "backward",
-            "mutated",
-            f"{spec.backward} changed its input {spec.upstream} in place; "
-            "the caller's arrays must stay as they were (work on a copy)",
-        )
-    found = [
-        m
-        for name, got, want, bound in zip(spec.grads, grads, want_grads, grad_bounds)
-        if (m := compare.compare(name, got, want, bound, dtype))
-    ]
-    if found:
-        return outcome.fail(
-            "backward", found[0].kind, "; ".join(m.message for m in found), mismatches=found
-        )
+        cache = _forward(outcome, case, spec, forward, want_out, limit)
+        if backward is not None:
+            _backward(outcome, case, spec, backward, cache, want_grads, limit)
+    except _Failed as failed:
+        return failed.outcome
     return outcome
 
 
@@ -202,39 +219,59 @@ def settings_for(profile: str):
 
 def check_op(spec, forward, backward, reference, *, seed, profile="default", limit=2.0):
     """Search for a failing case of one op; an :class:`OpResult`."""
-    from hypothesis import find
-    from hypothesis.errors import NoSuchExample
-
-    from .cases import variants
-
     result = OpResult(spec.name, "fail", replay=f"{spec.name}:{seed}")
+    result.note = _contract_problems(spec, forward, backward)
+    if result.note:
+        return result
+    search = _Search(spec, forward, backward, reference, limit)
+    try:
+        case = search.find(seed, profile)
+    except NotWritten:
+        result.status, result.cases = "todo", search.counted
+        result.note = f"not written yet ({spec.forward} raises NotImplementedError)"
+        return result
+    result.cases = search.counted
+    if case is None:
+        return _without_failure(result, spec, backward, search.backward_todo)
+    return _with_failure(result, case, search)
+
+
+def _contract_problems(spec, forward, backward) -> str:
+    """Why the learner's functions cannot be checked at all ('' when they can)."""
     if forward is None:
-        result.note = (
+        return (
             f"{spec.backward} is there but not {spec.forward}: the backward reads "
             "the cache its forward makes, so write both"
         )
-        return result
     problems = [
         signature_problem(forward, spec.forward, len(spec.forward_args), spec.forward_signature())
     ]
     if backward is not None:
         problems.append(signature_problem(backward, spec.backward, 2, spec.backward_signature()))
-    problems = [p for p in problems if p]
-    if problems:
-        result.note = "; ".join(problems)
-        return result
+    return "; ".join(p for p in problems if p)
 
-    samples, counted, backward_todo, first = [], [0], [False], []
 
-    def fails(case):
-        counted[0] += 1
-        if len(samples) < SAMPLES:
-            samples.append(case)
-        outcome = evaluate(
-            case, spec, forward, None if backward_todo[0] else backward, reference, limit
-        )
+class _Search:
+    """Hypothesis's search for the smallest case on which the learner's op fails."""
+
+    def __init__(self, spec, forward, backward, reference, limit):
+        self.spec, self.forward, self.backward = spec, forward, backward
+        self.reference, self.limit = reference, limit
+        self.samples, self.counted, self.backward_todo, self.first = [], 0, False, None
+
+    def evaluate(self, case, backward=True) -> Outcome:
+        """The learner's op on ``case`` (its backward too, while it is written)."""
+        use = self.backward if backward and not self.backward_todo else None
+        return evaluate(case, self.spec, self.forward, use, self.reference, self.limit)
+
+    def fails(self, case) -> bool:
+        """Hypothesis's condition: does the learner's op fail on ``case`` the way it first did?"""
+        self.counted += 1
+        if len(self.samples) < SAMPLES:
+            self.samples.append(case)
+        outcome = self.evaluate(case)
         if outcome.kind == "backward-not-written":
-            backward_todo[0] = True
+            self.backward_todo = True
         if outcome.kind == "timeout":
             raise _TimedOut(case)  # shrinking cases that each run for seconds takes too long
         if not outcome.failed:
@@ -242,49 +279,48 @@ def check_op(spec, forward, backward, reference, *, seed, profile="default", lim
         # Shrink towards the same kind of failure as the first one found (the forward, the
         # backward, an exception): a smaller case failing differently would hide the first.
         key = (outcome.stage, outcome.kind == "raised")
-        if not first:
-            first.append(key)
-        return key == first[0]
+        self.first = self.first or key
+        return key == self.first
 
-    case = None
-    try:
-        for k, strategy in enumerate(variants(spec.name)):
-            try:
-                case = find(
-                    strategy,
-                    fails,
-                    settings=settings_for(profile),
-                    random=random.Random(seed * 1000 + k),
-                )
-                break
-            except NoSuchExample:
-                continue
-    except NotWritten:
-        result.status, result.cases = "todo", counted[0]
-        result.note = f"not written yet ({spec.forward} raises NotImplementedError)"
-        return result
-    except _TimedOut as slow:
-        case = slow.case
-    if case is None:
-        result.cases = counted[0]
-        if backward_todo[0] or backward is None:
-            result.status = "todo" if backward_todo[0] else "pass"
-            result.note = (
-                f"forward ok; {spec.backward} not written yet"
-                if backward_todo[0]
-                else f"forward only: no {spec.backward}"
-            )
-        else:
-            result.status = "pass"
-        return result
-    result.cases = counted[0]
+    def find(self, seed, profile):
+        """The smallest failing case of the first variant that has one, or None."""
+        from hypothesis import find
+        from hypothesis.errors import NoSuchExample
+
+        from .cases import variants
+
+        try:
+            for k, strategy in enumerate(variants(self.spec.name)):
+                try:
+                    rng = random.Random(seed * 1000 + k)
+                    return find(strategy, self.fails, settings=settings_for(profile), random=rng)
+                except NoSuchExample:
+                    continue
+        except _TimedOut as slow:
+            return slow.case
+        return None
+
+
+def _without_failure(result, spec, backward, backward_todo):
+    """The result of a search that found no failing case."""
+    if backward_todo:
+        result.status, result.note = "todo", f"forward ok; {spec.backward} not written yet"
+    else:
+        result.status = "pass"
+        if backward is None:
+            result.note = f"forward only: no {spec.backward}"
+    return result
+
+
+def _with_failure(result, case, search):
+    """The result of a search that found ``case``: its outcome, diagnoses and hint."""
     result.case = case
-    result.outcome = evaluate(
-        case, spec, forward, None if backward_todo[0] else backward, reference, limit
-    )
+    result.outcome = search.evaluate(case)
     if result.outcome.kind in ("nan", "value", "shape"):
-        run_one = lambda c: evaluate(c, spec, forward, backward, reference, limit)  # noqa: E731
-        result.diagnoses = diagnose(case, result.outcome, samples, run_one)
+        run_one = lambda c: evaluate(  # noqa: E731
+            c, search.spec, search.forward, search.backward, search.reference, search.limit
+        )
+        result.diagnoses = diagnose(case, result.outcome, search.samples, run_one)
     if result.outcome.kind == "dtype":
         result.hint = (
             "NumPy makes float64 unless told otherwise: np.zeros(shape) and "

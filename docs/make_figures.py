@@ -286,7 +286,7 @@ def figure_conv_backward(out_dir):
 
 # ---- figure: the taps of a window view (chapter 1) ----------------------------------------
 def figure_window_taps(out_dir):
-    """Chapter 1: window_view and tap_view on a 7x7 input, 3x3 kernel, stride 2."""
+    """Chapter 3: window_view and tap_view on a 7x7 input, 3x3 kernel, stride 2."""
     n, k, s = 7, 3, 2
     out = output_hw((n, n), (k, k), (s, s), "valid")
     index = np.arange(n * n).reshape(1, n, n, 1)  # each cell holds its own number

@@ -8,7 +8,9 @@ The package, bottom up (each part imports only what lies below it;
 
 - ``backend``, ``validation``, ``initializers``: the array library, argument checks, weights;
 - ``ops``, ``naive``, ``fast``: the three tiers of the same ops; ``gradcheck`` checks them;
-- ``layers``, ``model``, ``optimizers``: Keras-named layers, ``Sequential``, Adam and SGD;
+- ``names``: layer names numbered as Keras numbers them;
+- ``layers``, ``more_layers``, ``model``, ``optimizers``: Keras-named layers (batch norm,
+  dropout, average pooling, more activations in ``more_layers``), ``Sequential``, the optimizers;
 - ``modelfile``: ``load_model``, a whole model from one ``.npz`` (``model.save``);
 - ``checkpoint``, ``datasets``, ``train``, ``plots``: files, MNIST, the training loop;
 - ``cli``: ``npcnn train`` and ``npcnn evaluate`` (``atomicwrite``, ``bars``: writing
@@ -28,6 +30,15 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 from . import check, fast, gradcheck, initializers, naive, ops
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
+from .more_layers import (
+    Activation,
+    AveragePooling2D,
+    AvgPool2D,
+    BatchNormalization,
+    Dropout,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+)
 from .modelfile import load_model
 from .optimizers import SGD, Adam
 
@@ -48,6 +59,13 @@ __all__ = [
     "ReLU",
     "Reshape",
     "Softmax",
+    "AvgPool2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "LeakyReLU",
+    "Activation",
+    "BatchNormalization",
+    "Dropout",
     "Sequential",
     "seed_cnn",
     "load_model",

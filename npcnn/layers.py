@@ -14,21 +14,22 @@ numbers); ``Sequential(..., kernels="ops")`` sets it for every layer.
 from __future__ import annotations
 
 import math
-import re
 
 from . import fast, ops
-from .initializers import glorot_uniform, zeros
+from .backend import get_array_module
+from .initializers import kernel_initializer, zeros
+from .names import number_names, snake_case  # noqa: F401 (model.py imports number_names here)
 from .ops.padding import output_hw
 from .validation import (
     as_pair,
     check_bool,
-    check_unique_names,
     normalize_padding,
     positive_int,
 )
 
 KERNELS = {"fast": fast, "ops": ops}  # name -> the module holding the ops
-ACTIVATIONS = ("relu", "softmax")
+ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh", "leaky_relu")  # Keras's names
+LEAKY_RELU_SLOPE = 0.2  # activation="leaky_relu": keras.activations.leaky_relu's default
 LAYER_CLASSES: dict[str, type] = {}  # class name -> class: what a model file may name
 
 
@@ -47,55 +48,31 @@ def kernels_module(kernels):
     return KERNELS[kernels]
 
 
-def snake_case(class_name: str) -> str:
-    """Keras's automatic layer-name prefix: 'Conv2D' -> 'conv2d', 'MaxPooling2D' ->
-    'max_pooling2d', 'ReLU' -> 're_lu' (``keras.src.utils.naming.to_snake_case``)."""
-    name = re.sub(r"\W+", "", class_name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def number_names(layers) -> None:
-    """Give each unnamed layer of one model a name unique in it, numbered as Keras does.
-
-    Per prefix, in order: ``conv2d``, ``conv2d_1``, ``conv2d_2``, ...; a name a
-    layer was given (``name=``) is kept, and the numbering skips it. Two layers
-    given the same name raise ``ValueError`` naming it, before any layer is
-    renamed: parameters are stored by name, so a shared name would lose one.
-    """
-    given = [layer.name for layer in layers if not layer.auto_named]
-    check_unique_names(given, "layer names")  # before any layer is renamed
-    taken, counts = set(given), {}
-    for layer in layers:
-        if not layer.auto_named:
-            continue
-        prefix = snake_case(layer.keras_class_name or type(layer).__name__)
-        while True:
-            n = counts.get(prefix, 0)
-            counts[prefix] = n + 1
-            name = prefix if n == 0 else f"{prefix}_{n}"
-            if name not in taken:
-                break
-        layer.name = name
-        layer.auto_named = False  # the name stays, as Keras's: a layer reused elsewhere keeps it
-        taken.add(name)
-
-
 def _check_activation(activation):
     if activation in (None, "linear"):
         return None
     if activation not in ACTIVATIONS:
         raise ValueError(
-            f"activation must be None, 'linear', 'relu' or 'softmax', got {activation!r}"
+            f"activation must be None, 'linear' or one of {', '.join(ACTIVATIONS)}, "
+            f"got {activation!r}"
         )
     return activation
 
 
 class Layer:
-    """Base class: no parameters, output shape = input shape."""
+    """Base class: no parameters, output shape = input shape.
+
+    ``training`` is the mode of the pass under way (set by ``Sequential`` before
+    each forward: True in training, False at inference), which BatchNormalization
+    and Dropout read. ``state`` holds a layer's non-trainable arrays (named by
+    ``state_names``: BatchNormalization's moving statistics), saved with the
+    weights but never given to an optimizer.
+    """
 
     param_names: tuple[str, ...] = ()  # names of ``params``, in order (e.g. kernel, bias)
+    state_names: tuple[str, ...] = ()  # names of ``state``, in order
     keras_class_name: str | None = None  # the Keras class, where its name differs from ours
+    needs_whole_batch = False  # True: in training its output depends on the whole batch
 
     def __init__(self, name: str | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -105,7 +82,14 @@ class Layer:
         self.kernels = fast  # the ops module; Sequential(kernels=...) may set npcnn.ops
         self.params: list = []
         self.grads: list = []
+        self.state: list = []
+        self.training = False
         self.cache = None
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """Names of ``params`` then ``state``: Keras's ``layer.weights`` order."""
+        return (*self.param_names, *self.state_names)
 
     def build(self, input_shape, rng, dtype):
         """Create parameters for inputs of shape (batch, *input_shape); return output shape."""
@@ -154,20 +138,60 @@ class _WithActivation(Layer):
         pairs = {
             "relu": (k.relu_forward, k.relu_backward),
             "softmax": (k.softmax_forward, k.softmax_backward),
+            "sigmoid": (k.sigmoid_forward, k.sigmoid_backward),
+            "tanh": (k.tanh_forward, k.tanh_backward),
+            "leaky_relu": (
+                lambda x: k.leaky_relu_forward(x, LEAKY_RELU_SLOPE),
+                k.leaky_relu_backward,
+            ),
         }
         return pairs[self.activation]
 
 
+class _Affine(_WithActivation):
+    """Conv2D and Dense: a kernel, a bias unless ``use_bias=False``, an initializer."""
+
+    def __init__(self, activation, use_bias, kernel_initializer_name, name):
+        super().__init__(activation, name)
+        self.use_bias = check_bool(use_bias, "use_bias")
+        kernel_initializer(kernel_initializer_name)  # a ValueError for an unknown name
+        self.kernel_initializer = kernel_initializer_name
+        self.param_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+        }
+
+    def make_params(self, kernel_shape, rng, dtype):
+        kernel = kernel_initializer(self.kernel_initializer)(kernel_shape, rng, dtype)
+        bias = [zeros((kernel_shape[-1],), dtype=dtype)] if self.use_bias else []
+        self.params = [kernel, *bias]
+
+    def kernel_and_bias(self):
+        """(kernel, bias) for the op: zeros for the bias when ``use_bias`` is False
+        (the op adds them: x + 0 is x)."""
+        if self.use_bias:
+            return tuple(self.params)
+        kernel = self.params[0]
+        return kernel, get_array_module(kernel).zeros((kernel.shape[-1],), dtype=kernel.dtype)
+
+    def set_grads(self, dw, db):
+        self.grads = [dw, db] if self.use_bias else [dw]
+
+
 @register_layer
-class Conv2D(_WithActivation):
+class Conv2D(_Affine):
     """2-D convolution, ``keras.layers.Conv2D``: kernel (kh, kw, Cin, filters), bias (filters,)."""
 
-    param_names = ("kernel", "bias")
-
     def __init__(
-        self, filters, kernel_size, strides=1, padding="valid", activation=None, name=None
-    ):
-        super().__init__(activation, name)
+        self, filters, kernel_size, strides=1, padding="valid", activation=None,
+        use_bias=True, kernel_initializer="glorot_uniform", name=None,
+    ):  # fmt: skip
+        super().__init__(activation, use_bias, kernel_initializer, name)
         self.filters = positive_int(filters, "filters")
         self.kernel_size = as_pair(kernel_size, "kernel_size")
         self.strides = as_pair(strides, "strides")
@@ -180,42 +204,41 @@ class Conv2D(_WithActivation):
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": self.padding,
-            "activation": self.activation,
         }
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 3:
             raise ValueError(f"{self.name} expects inputs (H, W, C), got {tuple(input_shape)}")
         h, w, cin = input_shape
-        kernel = glorot_uniform((*self.kernel_size, cin, self.filters), rng, dtype)
-        self.params = [kernel, zeros((self.filters,), dtype=dtype)]
+        self.make_params((*self.kernel_size, cin, self.filters), rng, dtype)
         out = output_hw((h, w), self.kernel_size, self.strides, self.padding, what=self.name)
         return (*out, self.filters)
 
     def forward(self, x):
-        kernel, bias = self.params
+        kernel, bias = self.kernel_and_bias()
         y, self.cache = self.kernels.conv2d_forward(x, kernel, bias, self.strides, self.padding)
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
         need_dx = check_bool(need_dx, "need_dx")
         dx, dw, db = self.kernels.conv2d_backward(self.activation_backward(dy), self.cache, need_dx)
-        self.grads = [dw, db]
+        self.set_grads(dw, db)
         return dx
 
 
 @register_layer
-class Dense(_WithActivation):
+class Dense(_Affine):
     """Fully connected layer, ``keras.layers.Dense``: kernel (Din, units), bias (units,)."""
 
-    param_names = ("kernel", "bias")
-
-    def __init__(self, units, activation=None, name=None):
-        super().__init__(activation, name)
+    def __init__(
+        self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+        name=None,
+    ):  # fmt: skip
+        super().__init__(activation, use_bias, kernel_initializer, name)
         self.units = positive_int(units, "units")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "activation": self.activation}
+        return {**super().get_config(), "units": self.units}
 
     def build(self, input_shape, rng, dtype):
         if len(input_shape) != 1:
@@ -223,27 +246,25 @@ class Dense(_WithActivation):
                 f"{self.name} expects flat inputs (features,), got {tuple(input_shape)}: "
                 "put a Flatten or Reshape before it"
             )
-        kernel = glorot_uniform((input_shape[0], self.units), rng, dtype)
-        self.params = [kernel, zeros((self.units,), dtype=dtype)]
+        self.make_params((input_shape[0], self.units), rng, dtype)
         return (self.units,)
 
     def forward(self, x):
-        kernel, bias = self.params
+        kernel, bias = self.kernel_and_bias()
         y, self.cache = self.kernels.dense_forward(x, kernel, bias)
         return self.activate(y)
 
     def backward(self, dy, need_dx=True):
         check_bool(need_dx, "need_dx")
         dx, dw, db = self.kernels.dense_backward(self.activation_backward(dy), self.cache)
-        self.grads = [dw, db]
+        self.set_grads(dw, db)
         return dx
 
 
-@register_layer
-class MaxPool2D(Layer):
-    """Max-pooling, ``keras.layers.MaxPool2D`` (strides=None means pool_size)."""
+class _Pool2D(Layer):
+    """A pooling layer over (pool_size, strides, padding) windows: ``op`` names its ops."""
 
-    keras_class_name = "MaxPooling2D"  # unnamed ones are max_pooling2d, max_pooling2d_1, ...
+    op = ""  # 'maxpool2d' or 'avgpool2d': the kernels module's *_forward / *_backward
 
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None):
         super().__init__(name)
@@ -266,14 +287,21 @@ class MaxPool2D(Layer):
         return (*output_hw((h, w), self.pool_size, self.strides, self.padding, self.name), c)
 
     def forward(self, x):
-        y, self.cache = self.kernels.maxpool2d_forward(
-            x, self.pool_size, self.strides, self.padding
-        )
+        forward = getattr(self.kernels, f"{self.op}_forward")
+        y, self.cache = forward(x, self.pool_size, self.strides, self.padding)
         return y
 
     def backward(self, dy, need_dx=True):
         check_bool(need_dx, "need_dx")
-        return self.kernels.maxpool2d_backward(dy, self.cache)
+        return getattr(self.kernels, f"{self.op}_backward")(dy, self.cache)
+
+
+@register_layer
+class MaxPool2D(_Pool2D):
+    """Max-pooling, ``keras.layers.MaxPool2D`` (strides=None means pool_size)."""
+
+    keras_class_name = "MaxPooling2D"  # unnamed ones are max_pooling2d, max_pooling2d_1, ...
+    op = "maxpool2d"
 
 
 MaxPooling2D = MaxPool2D  # Keras's other name for it

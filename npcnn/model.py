@@ -22,8 +22,8 @@ from .layers import (
     Reshape,
     Softmax,
     kernels_module,
-    number_names,
 )
+from .names import number_names
 from .validation import check_bool, positive_int
 
 INFERENCE_CHUNK = 32  # images per chunk in predict, on the CPU (speed only)
@@ -95,6 +95,7 @@ class Sequential:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.input_shape = None
         self.output_shapes = []
+        self.training = False  # the mode of the last pass (``forward(x, training=...)``)
         # the fast tier runs the layers as blocks, on parts of the batch on every core
         self.parallel = DataParallel(self.layers, fast_blocks) if kernels == "fast" else None
         if input_shape is not None:
@@ -129,20 +130,32 @@ class Sequential:
         return self.input_shape is not None
 
     # ---- forward and backward -------------------------------------------------
-    def forward(self, x):
+    def forward(self, x, training=False):
         """Run the layers in order on a batch ``x`` (N, *input_shape); return the output.
 
         ``x`` is cast to the model's dtype, as Keras casts inputs; see
         :func:`as_batch` for what it may be (an array or a list of numbers).
+        ``training`` is Keras's: True normalizes with the batch's statistics
+        (and moves BatchNormalization's averages) and drops values (Dropout);
+        False (the default, as ``keras_model(x)``) uses the moving statistics and
+        drops nothing. ``fit`` trains with True; ``predict`` runs with False.
         """
+        training = check_bool(training, "training")  # before anything changes
         x = self._batch(x)
+        self.set_training(training)
         if self.parallel is not None:  # the fast tier: npcnn/fast/parallel.py
-            return self.parallel.forward(x)
+            return self.parallel.forward(x, self.training)
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
     __call__ = forward
+
+    def set_training(self, training) -> None:
+        """Tell every layer the mode of the next pass (``Layer.training``)."""
+        self.training = check_bool(training, "training")
+        for layer in self.layers:
+            layer.training = self.training
 
     def _batch(self, x):
         """``x`` as a batch of the model's dtype and input shape (built on first use)."""
@@ -185,6 +198,7 @@ class Sequential:
         if batch_size is None:
             batch_size = INFERENCE_CHUNK if xp is np else 1024
         step = positive_int(batch_size, "batch_size")
+        self.set_training(False)
         if self.parallel is not None:
             return self.parallel.predict(x, step)
         outs = [self.forward(x[i : i + step]) for i in range(0, len(x), step)]
@@ -211,9 +225,19 @@ class Sequential:
                 out.append((f"{layer.name}/{kind}", p))
         return out
 
+    def named_weights(self) -> list[tuple[str, object]]:
+        """Every layer's parameters then its state (BatchNormalization's moving
+        statistics), as Keras's ``model.weights``: what files hold."""
+        out = []
+        for layer in self.layers:
+            for kind, p in zip(layer.weight_names, [*layer.params, *layer.state]):
+                out.append((f"{layer.name}/{kind}", p))
+        return out
+
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters as host NumPy arrays, in Keras's order."""
-        return [to_numpy(p).copy() for p in self.params]
+        """Copies of the weights (parameters and state) as host NumPy arrays, in
+        Keras's ``get_weights()`` order."""
+        return [to_numpy(p).copy() for _, p in self.named_weights()]
 
     def set_weights(self, weights) -> None:
         """Copy ``weights`` (Keras's order) into the parameters, in place.
@@ -229,7 +253,7 @@ class Sequential:
         if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
             raise ValueError(f"weights must be a list of arrays, got {type(weights).__name__}")
         weights = list(weights)
-        named = self.named_params()
+        named = self.named_weights()
         if len(weights) != len(named):
             raise ValueError(
                 f"expected {len(named)} weight arrays ({', '.join(n for n, _ in named)}), "
@@ -257,6 +281,7 @@ class Sequential:
         """Move the parameters to array module ``xp`` (numpy or cupy), in place; returns self."""
         for layer in self.layers:
             layer.params = [to_device(to_numpy(p), xp) for p in layer.params]
+            layer.state = [to_device(to_numpy(p), xp) for p in layer.state]
             layer.grads = []
         if self.parallel is not None:  # its buffers are on the old device
             self.parallel = DataParallel(self.layers, fast_blocks)
@@ -284,7 +309,7 @@ class Sequential:
         """
         if not self.built:
             raise ValueError("build the model (give input_shape, or run it once) before save")
-        weights = [(name, to_numpy(p)) for name, p in self.named_params()]
+        weights = [(name, to_numpy(p)) for name, p in self.named_weights()]
         save_checkpoint(path, weights, meta={"kind": "model"}, architecture=self.get_config())
 
     def count_params(self) -> int:
@@ -295,7 +320,7 @@ class Sequential:
         lines = [f"{'Layer (type)':<28}{'Output shape':<22}{'Param #':>10}", "=" * 60]
         shapes = self.output_shapes or [None] * len(self.layers)
         for layer, shape in zip(self.layers, shapes):
-            n = sum(p.size for p in layer.params)
+            n = sum(p.size for p in [*layer.params, *layer.state])
             shape_txt = "?" if shape is None else str((None, *shape))
             lines.append(
                 f"{layer.name + ' (' + type(layer).__name__ + ')':<28}{shape_txt:<22}{n:>10,}"
@@ -315,7 +340,8 @@ def fast_blocks(layers) -> list:
     blocks, i = [], 0
     while i < len(layers):
         layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-        if type(layer) is Conv2D and layer.activation == "relu" and type(after) is MaxPool2D:
+        fusable = type(layer) is Conv2D and layer.activation == "relu" and layer.use_bias
+        if fusable and type(after) is MaxPool2D:
             blocks.append(ConvReluPool(layer, after))
             i += 2
         else:

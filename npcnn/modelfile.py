@@ -20,6 +20,7 @@ them too, and resuming checks that the checkpoint's architecture is the model's.
 from __future__ import annotations
 
 from .checkpoint import load_checkpoint, weights_for
+from . import more_layers  # noqa: F401 (registers its layers in LAYER_CLASSES)
 from .layers import LAYER_CLASSES
 from .model import Sequential, seed_cnn
 
@@ -71,7 +72,7 @@ def model_from_checkpoint(ckpt, path, kernels="fast", dtype=None) -> Sequential:
         model = model_from_config(ckpt["architecture"], kernels, dtype, where=str(path))
     if not model.built:
         raise ValueError(f"{path}: the model in it has no input_shape, so it cannot be built")
-    names = [(name, p.shape) for name, p in model.named_params()]
+    names = [(name, p.shape) for name, p in model.named_weights()]
     try:
         weights = weights_for(names, ckpt["weights"], path)
     except ValueError as exc:

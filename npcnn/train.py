@@ -133,7 +133,7 @@ def check_config(config: TrainConfig) -> None:
 
 def train_step(model, optimizer, x, labels):
     """One step of the tutorial's loop; returns the summed loss of the batch."""
-    out = model.forward(x)  # probabilities, or logits if the model ends without softmax
+    out = model.forward(x, training=True)  # probabilities, or logits (no softmax at the end)
     from_logits = not outputs_probabilities(model)
     loss, cache = sparse_categorical_crossentropy_forward(out, labels, from_logits, "sum")
     dloss = sparse_categorical_crossentropy_backward(1.0, cache)  # dL/dL = 1
@@ -171,7 +171,7 @@ class NumpyLearner:
         return self.model.get_config()
 
     def named_params(self):
-        return [(name, to_numpy(p)) for name, p in self.model.named_params()]
+        return [(name, to_numpy(p)) for name, p in self.model.named_weights()]
 
     def set_weights(self, weights):
         self.model.set_weights(weights)

@@ -4,13 +4,14 @@ The layers, bottom first (a module may import its own package and the names on i
 line of ``LAYERS``, every one of them on a lower row; nothing points up):
 
 0. ``backend``, ``validation``, ``atomicwrite``, ``bars``, ``initializers``:
-   import nothing of npcnn.
+   import nothing of npcnn; ``names`` (Keras's layer names) on validation.
 1. ``ops`` (the readable reference) on backend and validation; ``datasets`` on
    atomicwrite and bars; ``checkpoint`` on atomicwrite and validation.
 2. ``naive`` (the loops) on validation and ``ops.padding`` only, standing alone;
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
 3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
    and atomicwrite.
+   ``more_layers`` (batch norm, dropout, average pooling) on the layers.
 4. ``model`` and ``optimizers`` on the layers (``model.save`` on checkpoints).
 5. ``modelfile`` (``load_model``) on the model; ``inputs`` (images in, accuracy out)
    on the layers.
@@ -45,6 +46,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "datasets": ("atomicwrite", "bars", "validation"),
         "checkpoint": ("atomicwrite", "validation"),
         "curves": ("validation",),
+        "names": ("validation",),
     },
     {
         "naive": ("validation", "ops.padding"),
@@ -52,15 +54,19 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "gradcheck": ("ops",),
     },
     {
-        "layers": ("backend", "validation", "initializers", "ops", "fast"),
+        "layers": ("backend", "validation", "initializers", "names", "ops", "fast"),
         "check": ("backend", "validation", "atomicwrite", "ops", "naive", "fast", "gradcheck"),
     },
+    {"more_layers": ("validation", "ops", "layers")},
     {
-        "model": ("backend", "validation", "initializers", "ops", "fast", "layers", "checkpoint"),
+        "model": (
+            *("backend", "validation", "initializers", "names", "ops", "fast", "layers"),
+            "checkpoint",
+        ),
         "optimizers": ("backend", "validation", "ops", "fast", "layers"),
     },
     {
-        "modelfile": ("validation", "checkpoint", "layers", "model"),
+        "modelfile": ("validation", "checkpoint", "layers", "more_layers", "model"),
         "inputs": ("layers",),
     },
     {
@@ -79,7 +85,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "data": ("datasets",),
         "__init__": (
             *("backend", "validation", "initializers", "gradcheck", "ops", "naive", "fast"),
-            *("check", "layers", "model", "optimizers", "modelfile"),
+            *("check", "layers", "more_layers", "model", "optimizers", "modelfile"),
         ),
     },
     {"__main__": ("cli",)},

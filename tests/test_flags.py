@@ -25,6 +25,13 @@ from npcnn.fast.blocks import ConvReluPool
 from npcnn.fast.parallel import DataParallel
 from npcnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Reshape, Softmax
 from npcnn.model import Sequential, fast_blocks
+from npcnn.more_layers import (
+    Activation,
+    BatchNormalization,
+    Dropout,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+)
 from npcnn.optimizers import check_hyperparameter, check_pairs
 from npcnn.train import TrainConfig, check_config
 
@@ -115,6 +122,33 @@ FLAGS = {
     "npcnn.layers.Reshape.backward(need_dx)": lambda *_: _layer_backward(Reshape((-1,))),
     "npcnn.model.Sequential.backward(need_dx)": lambda *_: _model_backward(
         [Conv2D(4, 3, padding="same", activation="relu"), MaxPool2D(), Flatten(), Dense(2)]
+    ),
+    "npcnn.more_layers.Activation.backward(need_dx)": (
+        lambda *_: _layer_backward(Activation("tanh"))
+    ),
+    "npcnn.more_layers.BatchNormalization.backward(need_dx)": (
+        lambda *_: _layer_backward(BatchNormalization())
+    ),
+    "npcnn.more_layers.Dropout.backward(need_dx)": lambda *_: _layer_backward(Dropout(0.5)),
+    "npcnn.more_layers.GlobalAveragePooling2D.backward(need_dx)": (
+        lambda *_: _layer_backward(GlobalAveragePooling2D())
+    ),
+    "npcnn.more_layers.LeakyReLU.backward(need_dx)": lambda *_: _layer_backward(LeakyReLU()),
+    "npcnn.more_layers.BatchNormalization.__init__(center)": (
+        lambda *_: lambda flag: BatchNormalization(center=flag)
+    ),
+    "npcnn.more_layers.BatchNormalization.__init__(scale)": (
+        lambda *_: lambda flag: BatchNormalization(scale=flag)
+    ),
+    "npcnn.layers.Conv2D.__init__(use_bias)": lambda *_: lambda flag: Conv2D(2, 3, use_bias=flag),
+    "npcnn.layers.Dense.__init__(use_bias)": lambda *_: lambda flag: Dense(2, use_bias=flag),
+    "npcnn.model.Sequential.forward(training)": (
+        lambda *_: (
+            lambda flag: Sequential([ReLU()], input_shape=(6, 6, 2)).forward(_x, training=flag)
+        )
+    ),
+    "npcnn.fast.parallel.DataParallel.forward(training)": (
+        lambda *_: lambda flag: DataParallel([ReLU()], fast_blocks).forward(_x, training=flag)
     ),
     "npcnn.train.TrainConfig.__init__(eval_every_epoch)": (
         lambda *_: lambda flag: check_config(TrainConfig(eval_every_epoch=flag))

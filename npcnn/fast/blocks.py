@@ -30,7 +30,7 @@ class ConvReluPool:
         self.cache = None
 
     def forward(self, x):
-        kernel, bias = self.conv.params
+        kernel, bias = self.conv.kernel_and_bias()
         conv, pool = self.conv, self.pool
         y, self.cache = conv2d_relu_maxpool2d_forward(
             x, kernel, bias, conv.strides, conv.padding, pool.pool_size, pool.strides,

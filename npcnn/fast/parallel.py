@@ -72,12 +72,22 @@ class DataParallel:
             copies = self.layers if first else [copy.copy(layer) for layer in self.layers]
             store.append((copies, self.make_blocks(copies)))
         for twin, layer in zip(store[k][0], self.layers):
-            twin.params = layer.params
+            twin.params, twin.state, twin.training = layer.params, layer.state, layer.training
         return store[k]
 
-    def forward(self, x):
-        """The blocks on each part of ``x`` (N, ...); the parts' outputs, concatenated."""
+    def forward(self, x, training=False):
+        """The blocks on each part of ``x`` (N, ...); the parts' outputs, concatenated.
+
+        In training, a layer whose output depends on the whole batch
+        (``needs_whole_batch``: BatchNormalization's batch statistics, Dropout's
+        mask drawn from one generator) makes the batch one part, as Keras
+        computes it: statistics over every image, a mask that depends on the
+        seed alone.
+        """
+        training = check_bool(training, "training")
         cuts = part_cuts(len(x), get_array_module(x))
+        if training and any(layer.needs_whole_batch for layer in self.layers):
+            cuts = [0, len(x)]
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
         outs = [None] * len(replicas)
 

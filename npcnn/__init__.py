@@ -30,6 +30,7 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 from . import check, fast, gradcheck, initializers, naive, ops
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
+from .modelfile import load_model
 from .more_layers import (
     Activation,
     AveragePooling2D,
@@ -39,7 +40,6 @@ from .more_layers import (
     GlobalAveragePooling2D,
     LeakyReLU,
 )
-from .modelfile import load_model
 from .optimizers import SGD, Adam
 
 __version__ = "0.1.0"

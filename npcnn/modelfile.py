@@ -19,8 +19,8 @@ them too, and resuming checks that the checkpoint's architecture is the model's.
 
 from __future__ import annotations
 
-from .checkpoint import load_checkpoint, weights_for
 from . import more_layers  # noqa: F401 (registers its layers in LAYER_CLASSES)
+from .checkpoint import load_checkpoint, weights_for
 from .layers import LAYER_CLASSES
 from .model import Sequential, seed_cnn
 
@@ -113,7 +113,7 @@ def check_architecture(saved, config, path) -> None:
             f"{path} holds another model: input shape {saved.get('input_shape')} in the "
             f"checkpoint, {config.get('input_shape')} in this model; {hint}"
         )
-    ours, theirs = config.get("layers", []), saved.get("layers", [])
+    ours, theirs = config.get("layers", []), [_as_now(e) for e in saved.get("layers", [])]
     for i, (mine, other) in enumerate(zip(ours, theirs)):
         if mine != other:
             raise ValueError(
@@ -125,6 +125,16 @@ def check_architecture(saved, config, path) -> None:
             f"{path} holds another model: {len(theirs)} layers in the checkpoint, "
             f"{len(ours)} in this model; {hint}"
         )
+
+
+def _as_now(entry):
+    """A saved layer entry as this npcnn writes it (arguments added since get their
+    defaults), or the entry itself if it names no layer npcnn can rebuild."""
+    try:
+        layer = layer_from_config(entry)
+    except ValueError:
+        return entry
+    return {"class_name": entry["class_name"], "config": layer.get_config()}
 
 
 def _layer_text(entry) -> str:

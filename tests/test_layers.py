@@ -112,8 +112,11 @@ def test_layer_relu_in_place_leaves_input_and_gradients_intact(rng, make):
 
 
 def test_layer_argument_errors():
-    with raises("activation must be None, 'linear', 'relu' or 'softmax', got 'tanh'"):
-        Dense(3, activation="tanh")
+    with raises(
+        "activation must be None, 'linear' or one of relu, softmax, sigmoid, tanh, "
+        "leaky_relu, got 'elu'"
+    ):
+        Dense(3, activation="elu")
     with raises("units must be a positive int, got 0"):
         Dense(0)
     with raises("filters must be a positive int, got 0"):

@@ -62,7 +62,13 @@ def test_the_file_holds_data_only(tmp_path):
         architecture = json.loads(str(archive["model"]))
     assert architecture["layers"][1] == {
         "class_name": "Dense",
-        "config": {"name": "dense", "units": 2, "activation": None},
+        "config": {
+            "name": "dense",
+            "activation": None,
+            "use_bias": True,
+            "kernel_initializer": "glorot_uniform",
+            "units": 2,
+        },
     }
 
 
@@ -209,3 +215,18 @@ def test_an_unbuilt_model_trains_saves_its_shape_and_resumes_only_once_built(tmp
     with pytest.raises(ValueError, match="build the model"):
         fit(NumpyLearner(again, Adam()), _data(), TrainConfig(steps=4, resume=path),
             log=lambda line: None)  # fmt: skip
+
+
+def test_a_checkpoint_without_the_newer_arguments_still_matches():
+    """An architecture saved before Dense took use_bias and kernel_initializer is
+    read with their defaults: resuming from it is allowed."""
+    from npcnn.modelfile import check_architecture
+
+    model = Sequential([Flatten(), Dense(2)], input_shape=(2, 2))
+    saved = model.get_config()
+    for key in ("use_bias", "kernel_initializer"):
+        del saved["layers"][1]["config"][key]
+    check_architecture(saved, model.get_config(), "old.npz")
+    saved["layers"][1]["config"]["units"] = 3
+    with pytest.raises(ValueError, match="another model"):
+        check_architecture(saved, model.get_config(), "old.npz")

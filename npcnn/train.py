@@ -66,7 +66,7 @@ class TrainConfig:
     resume: str | None = None
     plots: str | None = None
     device: str = "cpu"
-    kernels: str = "fast"  # 'ops' runs the readable reference ops instead (same numbers)
+    kernels: str = "fast"  # 'ops': the readable reference ops (same numbers up to rounding)
     limit_train: int | None = None  # train on the first N images only (quick runs, tests)
     limit_test: int | None = None
 

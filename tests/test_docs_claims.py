@@ -222,9 +222,10 @@ def test_naive_and_ops_agree_within_rounding_not_bit_for_bit():
 
 
 def test_fast_is_ops_bit_for_bit_except_the_rowwise_convolution():
-    """Chapter 14: max-pool, ReLU, dense, softmax and the convolution of thin
-    kernels (kw * Cin < 64, through im2col) give ops' bits; the row-wise
-    convolution (kw * Cin >= 64) sums in another order: within the bound."""
+    """Chapter 14: max-pool, ReLU, dense, softmax, flatten, the loss, Adam and
+    the convolution of thin kernels (kw * Cin < 64, through im2col) give ops'
+    bits; the row-wise convolution (kw * Cin >= 64) sums in another order:
+    within the bound."""
     from npcnn import fast, ops
 
     from .helpers import assert_close_to_scale
@@ -249,6 +250,19 @@ def test_fast_is_ops_bit_for_bit_except_the_rowwise_convolution():
     dy = rng.standard_normal(ya.shape).astype(np.float32)
     for ga, gb in zip(fast.dense_backward(dy, ca), ops.dense_backward(dy, cb)):
         np.testing.assert_array_equal(ga, gb)
+    assert fast.flatten_forward is ops.flatten_forward  # the readable ones, re-exported
+    assert (
+        fast.sparse_categorical_crossentropy_forward is ops.sparse_categorical_crossentropy_forward
+    )
+    states, start = [], rng.standard_normal((2, 300, 7)).astype(np.float32)
+    for tier in (fast, ops):
+        p, g = start.copy()
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        for _ in range(3):
+            tier.adam_update(p, g, m, v, *np.float32([1e-3, 0.1, 0.001, 1e-7]))
+        states.append((p, m, v))
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)
     for got, want in zip(*_conv_both(fast, ops, *_conv_data(1, np.float32))):  # 5 * 1 < 64
         np.testing.assert_array_equal(got, want)
     got, want = _conv_both(fast, ops, *_conv_data(32, np.float32))  # 5 * 32 >= 64: row-wise

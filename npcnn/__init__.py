@@ -40,7 +40,7 @@ from .more_layers import (
     GlobalAveragePooling2D,
     LeakyReLU,
 )
-from .optimizers import SGD, Adam
+from .optimizers import SGD, Adam, RMSprop
 
 __version__ = "0.1.0"
 
@@ -70,5 +70,6 @@ __all__ = [
     "seed_cnn",
     "load_model",
     "SGD",
+    "RMSprop",
     "Adam",
 ]

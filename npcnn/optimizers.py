@@ -1,4 +1,5 @@
-"""Optimizers that update parameter arrays in place: ``SGD`` and Keras's ``Adam``.
+"""Optimizers that update parameter arrays in place, Keras's exactly: ``SGD`` (with
+momentum and Nesterov), ``RMSprop`` and ``Adam``.
 
 Use them as in Keras::
 
@@ -92,26 +93,161 @@ def _iterations(state, who) -> int:
     return int(value)
 
 
-class SGD:
-    """Plain gradient descent: w -= learning_rate * g."""
+class _WithSlots:
+    """An optimizer that keeps, per parameter, one array per *slot* (SGD's momentum,
+    RMSprop's velocity): created at the first step, saved as ``{slot}_{i}``.
 
-    def __init__(self, learning_rate=0.01):
+    ``apply_gradients`` checks everything first -- every pair (:func:`check_pairs`)
+    and every slot (shape, dtype, device) -- so a ``ValueError`` leaves the
+    parameters, the slots and ``iterations`` as they were. A subclass names its
+    ``slots`` and writes ``_update(g, p, slots)``, in the parameter's dtype.
+    """
+
+    who = ""  # the class name, for messages
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate):
         self.learning_rate = check_hyperparameter(learning_rate, "learning_rate")
         self.iterations = 0
+        self.state: dict[str, list] = {name: [] for name in self.slots}
 
     def apply_gradients(self, grads_and_params):
-        """Update every parameter; all pairs are checked (:func:`check_pairs`) first,
-        so a ``ValueError`` leaves every parameter and ``iterations`` as they were."""
-        pairs = check_pairs(grads_and_params, who="SGD")
-        for g, p in pairs:
-            p -= p.dtype.type(self.learning_rate) * g
+        """One step for every parameter (all or nothing, see the class docstring)."""
+        built = bool(self.slots) and bool(self.state[self.slots[0]])
+        count = len(self.state[self.slots[0]]) if built else None
+        pairs = check_pairs(grads_and_params, count, self.who)
+        for name, arrays in self.state.items():
+            for i, ((_, p), slot) in enumerate(zip(pairs, arrays)):
+                same_device = get_array_module(slot) is get_array_module(p)
+                if tuple(slot.shape) != tuple(p.shape) or slot.dtype != p.dtype or not same_device:
+                    raise ValueError(
+                        f"{self.who}: parameter {i} is {tuple(p.shape)} {p.dtype}, its slot "
+                        f"{name}_{i} {tuple(slot.shape)} {slot.dtype}"
+                        + ("" if same_device else " on another device")
+                    )
+        if not built:  # every check passed: from here on nothing is refused
+            for name in self.slots:
+                self.state[name] = [get_array_module(p).zeros_like(p) for _, p in pairs]
         self.iterations += 1
+        for i, (g, p) in enumerate(pairs):
+            self._update(g, p, [self.state[name][i] for name in self.slots])
+
+    def _lr(self, p):
+        """The learning rate as Keras uses it: a float32 variable cast to p's dtype."""
+        return p.dtype.type(np.float32(self.learning_rate))
 
     def get_state(self) -> dict:
-        return {"iterations": np.array(self.iterations)}
+        """Host arrays for a checkpoint: iterations and ``{slot}_{i}``."""
+        state = {"iterations": np.array(self.iterations)}
+        for name, arrays in self.state.items():
+            for i, a in enumerate(arrays):
+                state[f"{name}_{i}"] = to_numpy(a)
+        return state
 
     def set_state(self, state: dict, params=None) -> None:
-        self.iterations = _iterations(state, "SGD")
+        """Restore from :meth:`get_state`; ``params`` gives the shapes and device.
+
+        The state must hold ``iterations`` and, unless no slot was made yet,
+        exactly one ``{slot}_{i}`` per slot and parameter, with its shape;
+        anything else raises ``ValueError`` and leaves the optimizer as it was.
+        """
+        iterations = _iterations(state, self.who)
+        found = sorted(str(k) for k in state if k != "iterations")
+        params = list(params or [])
+        if not found:
+            self.iterations, self.state = iterations, {name: [] for name in self.slots}
+            return
+        wanted = sorted(f"{name}_{i}" for i in range(len(params)) for name in self.slots)
+        if found != wanted:
+            raise ValueError(
+                f"{self.who} state must hold {', '.join(self.slots) or 'no slots'} for "
+                f"{len(params)} parameters, got {', '.join(found)}"
+            )
+        restored = {name: [] for name in self.slots}
+        for name in self.slots:
+            for i, p in enumerate(params):
+                a = np.asarray(state[f"{name}_{i}"])
+                if a.shape != tuple(p.shape) or a.dtype.kind != "f":
+                    raise ValueError(
+                        f"{self.who} state: {name}_{i} is {a.shape} {a.dtype}, parameter {i} "
+                        f"needs {tuple(p.shape)} float"
+                    )
+                own = np.array(a, dtype=p.dtype, order="C")  # its own copy
+                restored[name].append(to_device(own, get_array_module(p)))
+        self.iterations, self.state = iterations, restored
+
+
+class SGD(_WithSlots):
+    """Gradient descent with Keras's momentum and Nesterov (``keras.optimizers.SGD``).
+
+    For each parameter w with gradient g (all in w's dtype)::
+
+        momentum == 0:  w -= lr * g
+        momentum  > 0:  m = m * momentum - lr * g         (m starts at 0)
+                        w += m                            (nesterov=False)
+                        w += m * momentum - lr * g        (nesterov=True: a look ahead)
+
+    The velocity m remembers past steps: along a valley's floor the gradients
+    agree and m grows to lr / (1 - momentum) times g; across it they cancel.
+    """
+
+    who = "SGD"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+        self.momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, open_low=False)
+        self.nesterov = check_bool(nesterov, "nesterov")
+        self.slots = ("momentum",) if self.momentum else ()
+        super().__init__(learning_rate)
+
+    def _update(self, g, p, slots):
+        lr = self._lr(p)
+        if not slots:
+            p -= lr * g
+            return
+        (m,) = slots
+        momentum = p.dtype.type(np.float32(self.momentum))  # cast from a float32 tensor, as Keras
+        m[...] = m * momentum - g * lr
+        if self.nesterov:
+            p += m * momentum - g * lr
+        else:
+            p += m
+
+
+class RMSprop(_WithSlots):
+    """RMSprop with Keras's exact update (``keras.optimizers.RMSprop``, not centered).
+
+    For each parameter w with gradient g (all in w's dtype)::
+
+        v = rho * v + (1 - rho) * g*g               (running mean of g^2; v starts at 0)
+        step = lr * g / sqrt(v + epsilon)           (epsilon inside the root, as Keras)
+        momentum == 0:  w -= step
+        momentum  > 0:  m = momentum * m + step;  w -= m
+
+    Each weight's step is scaled by its own recent gradient size: a weight with
+    large gradients takes small steps, and the reverse.
+    """
+
+    who = "RMSprop"
+
+    def __init__(self, learning_rate=1e-3, rho=0.9, momentum=0.0, epsilon=1e-7):
+        self.rho = check_hyperparameter(rho, "rho", 0.0, 1.0, open_low=False)
+        self.momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, open_low=False)
+        self.epsilon = check_hyperparameter(epsilon, "epsilon", 0.0, open_low=False)
+        self.slots = ("velocity", "momentum") if self.momentum else ("velocity",)
+        super().__init__(learning_rate)
+
+    def _update(self, g, p, slots):
+        f = p.dtype.type
+        lr, rho, one_minus_rho = self._lr(p), f(self.rho), f(1 - self.rho)  # 1 - rho in Python
+        v = slots[0]
+        v[...] = rho * v + one_minus_rho * (g * g)
+        step = (lr * g) / np.sqrt(v + f(self.epsilon))
+        if len(slots) == 1:
+            p -= step
+            return
+        m = slots[1]
+        m[...] = f(self.momentum) * m + step
+        p -= m
 
 
 class Adam:

@@ -15,12 +15,14 @@ import copy
 import numpy as np
 import pytest
 
-from npcnn import SGD, Adam, Dense, Sequential
+from npcnn import SGD, Adam, Dense, RMSprop, Sequential
 from npcnn.checkpoint import load_checkpoint, save_checkpoint
 from npcnn.train import TrainConfig, fit, make_numpy_learner
 
 OPTIMIZERS = {
     "sgd": lambda: SGD(0.1),
+    "sgd-nesterov": lambda: SGD(0.1, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: RMSprop(momentum=0.5),
     "adam-fast": lambda: Adam(kernels="fast"),
     "adam-ops": lambda: Adam(kernels="ops"),
 }

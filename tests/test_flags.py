@@ -32,7 +32,7 @@ from npcnn.more_layers import (
     GlobalAveragePooling2D,
     LeakyReLU,
 )
-from npcnn.optimizers import check_hyperparameter, check_pairs
+from npcnn.optimizers import SGD, check_hyperparameter, check_pairs
 from npcnn.train import TrainConfig, check_config
 
 GOOD = [True, False, np.True_, np.False_]
@@ -139,6 +139,9 @@ FLAGS = {
     ),
     "npcnn.more_layers.BatchNormalization.__init__(scale)": (
         lambda *_: lambda flag: BatchNormalization(scale=flag)
+    ),
+    "npcnn.optimizers.SGD.__init__(nesterov)": (
+        lambda *_: lambda flag: SGD(0.1, momentum=0.9, nesterov=flag)
     ),
     "npcnn.layers.Conv2D.__init__(use_bias)": lambda *_: lambda flag: Conv2D(2, 3, use_bias=flag),
     "npcnn.layers.Dense.__init__(use_bias)": lambda *_: lambda flag: Dense(2, use_bias=flag),

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import npcnn
 from npcnn import SGD, Adam
 
 from .helpers import fuzz
@@ -282,9 +283,10 @@ def test_any_gradients_are_applied_whole_or_refused_whole(g1, g2, kind, count):
         reference.set_state(state, ref)
         reference.apply_gradients([(g1, ref[0]), (g2, ref[1])])
     else:  # SGD keeps no state: any number of pairs, one update each
-        ref[0] = ref[0] - 0.01 * g1
+        lr = np.float64(np.float32(0.01))  # Keras keeps the learning rate in float32
+        ref[0] = ref[0] - lr * g1
         for _ in range(count - 1):
-            ref[1] = ref[1] - 0.01 * g2
+            ref[1] = ref[1] - lr * g2
     np.testing.assert_allclose(p1, ref[0], rtol=1e-12)
     np.testing.assert_allclose(p2, ref[1], rtol=1e-12)
 
@@ -301,3 +303,29 @@ def test_optimizers_keep_parameter_dtype(dtype):
     assert adam.m[0].dtype == adam.v[0].dtype == dtype
     SGD(learning_rate=0.1).apply_gradients([(g, p)])
     assert p.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    "make, slots",
+    [
+        (lambda: SGD(0.1, momentum=0.9), ["momentum_0"]),
+        (lambda: npcnn.RMSprop(momentum=0.5), ["momentum_0", "velocity_0"]),
+    ],
+)
+def test_slot_state_round_trip_and_refusals(make, slots):
+    p, g = np.ones(3, dtype=np.float32), np.full(3, 0.5, dtype=np.float32)
+    opt = make()
+    opt.apply_gradients([(g, p)])
+    state = opt.get_state()
+    assert sorted(k for k in state if k != "iterations") == slots
+    fresh = make()
+    with pytest.raises(ValueError, match="parameters"):
+        fresh.set_state({**state, "momentum_1": state["momentum_0"]}, [p])
+    with pytest.raises(ValueError, match="needs"):
+        fresh.set_state(state, [np.ones(4, dtype=np.float32)])
+    assert fresh.iterations == 0 and fresh.get_state().keys() == {"iterations"}
+    fresh.set_state(state, [p])
+    twin = p.copy()
+    opt.apply_gradients([(g, p)])
+    fresh.apply_gradients([(g, twin)])
+    assert np.array_equal(p, twin)

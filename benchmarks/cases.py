@@ -1,6 +1,7 @@
 """The cases other than the whole network, inside a system's worker: a square
 matmul (the machine's peak), one op forward or with its gradients, the Adam
-update alone, a fused CUDA kernel (``--device gpu``)."""
+update alone, a fused CUDA kernel (``--device gpu``), the explorer's answer to
+one drawing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def other(system, spec):
         return op(system, name, kind, wl.make_inputs(name, n, dtype))
     if kind == "update" and (system.name == "npcnn" or system.name.startswith("tf-")):
         return adam(system, dtype)
+    if kind == "drawing" and system.name == "npcnn" and system.xp is np:
+        return drawing(), None
     if kind == "call" and system.xp.__name__ == "cupy":
         from .gpu import kernel_workloads
 
@@ -62,3 +65,23 @@ def adam(system, dtype):
         return net.optimizer.apply_gradients(zip(grads, variables))
 
     return (tf.function(apply) if system.name == "tf-function" else apply), system.sync()
+
+
+def drawing():
+    """The explorer's work for one drawing: /api/predict (every layer's output) and
+    /api/gradients (one class's loss at every layer), each encoded as JSON."""
+    import json
+
+    import npcnn
+    from npcnn.explore import Explorer
+
+    explorer = Explorer(npcnn.seed_cnn(seed=0, kernels="ops"))
+    image = np.zeros((28, 28))
+    image[4:24, 12:16] = 1.0
+    body = {"image": image.tolist(), "label": 3}
+
+    def answer():
+        json.dumps(explorer.answer("/api/predict", body))
+        json.dumps(explorer.answer("/api/gradients", body))
+
+    return answer

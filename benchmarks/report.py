@@ -179,8 +179,10 @@ def targets_rows(data) -> list[tuple[str, str, str, str]]:
                  else fastest(res, "headline", kind, cores))  # fmt: skip
         value = ratio(kind, cores, rival)
         if value is not None:
-            what = (f"{kind}, batch {rival['batch']}, {CORES[cores]}: npcnn vs "
-                    f"{'the fastest, ' if not rival_name else ''}{label(rival['impl'], versions)}")
+            what = (
+                f"{kind}, batch {rival['batch']}, {CORES[cores]}: npcnn vs "
+                f"{'the fastest, ' if not rival_name else ''}{label(rival['impl'], versions)}"
+            )
             add(what, key, value)
     f32 = find(res, "float64", "npcnn", dtype="float32")
     f64 = find(res, "float64", "npcnn", dtype="float64")
@@ -378,7 +380,9 @@ def markdown(data) -> str:
         if table:
             lines += [f"## {title}", "", *table, ""]
     titles = {"matmul": "Matmul peak", "float64": "float64 and float32 step",
-              "adam": "Adam update (all parameters)", "kernels": "Fused CUDA kernels"}  # fmt: skip
+              "adam": "Adam update (all parameters)", "kernels": "Fused CUDA kernels",
+              "explore": "npcnn explore: one drawing (every layer, one class's gradients)"
+              }  # fmt: skip
     for section, title in titles.items():
         rows = [r for r in res if r["section"] == section]
         if rows:

@@ -16,7 +16,8 @@ GFLOP/s), op (each op of the network, forward and forward+backward), train
 step / inference (the batch sweeps), headline (the step at batch 50 and
 inference at batch 1000, more rounds: the README's table), float64 (npcnn's
 step in both dtypes), adam (the update alone), memory (peak memory of predict),
-kernels (the fused CUDA kernels, ``--device gpu``). ``peers`` and ``targets``
+kernels (the fused CUDA kernels, ``--device gpu``), explore (``npcnn explore``'s
+answer to one drawing). ``peers`` and ``targets``
 select several.
 
 Cores (``--cores``): all (every CPU this process may use), one (every worker
@@ -40,10 +41,10 @@ from .systems import DEFAULT, NETWORKS, missing
 from .worker import Worker, WorkerError
 
 SECTIONS = ["matmul", "op", "train step", "inference", "headline", "float64", "adam", "memory",
-            "kernels"]  # fmt: skip
+            "kernels", "explore"]  # fmt: skip
 PRESETS = {
     "peers": ["matmul", "headline", "train step", "inference", "op"],
-    "targets": ["matmul", "headline", "float64", "memory"],
+    "targets": ["matmul", "headline", "float64", "memory", "explore"],
 }
 EVERYTHING = ["matmul", "op", "train step", "inference", "headline", "float64", "adam", "memory"]
 CORES = {"all", "one", "busy"}
@@ -267,6 +268,12 @@ class Coordinator:
             systems = [s for s in ("npcnn", "tf-eager", "tf-function") if s in self.systems]
             self.group([(s, spec("adam", "adam", "update", 0, dtype)) for s in systems])
 
+    def explore(self):
+        """``npcnn explore``'s answer to one drawing: every layer's output and one
+        class's gradients, as JSON (what the page waits for)."""
+        if "npcnn" in self.systems:
+            self.group([("npcnn", spec("explore", "one drawing", "drawing", 1))])
+
     def memory(self):
         from . import memory
 
@@ -306,7 +313,7 @@ class Coordinator:
          "inference": lambda: self.sweep("inference", "inference",
                                          self.config.inference_batch_sizes or m["inference"]),
          "float64": self.float64, "adam": self.adam, "memory": self.memory,
-         "kernels": self.kernels}[section]()  # fmt: skip
+         "kernels": self.kernels, "explore": self.explore}[section]()  # fmt: skip
 
 
 BURN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"

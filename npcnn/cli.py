@@ -1,5 +1,5 @@
-"""Command line: ``npcnn train``, ``npcnn evaluate``, ``npcnn predict``, ``npcnn check`` and
-``npcnn exercise`` (also ``python -m npcnn ...``).
+"""Command line: ``npcnn train``, ``npcnn evaluate``, ``npcnn predict``, ``npcnn check``,
+``npcnn exercise`` and ``npcnn explore`` (also ``python -m npcnn ...``).
 
 ``python -m tfcnn train`` uses the same parser and loop with the TensorFlow
 twin, so the two can be compared run for run.
@@ -115,8 +115,10 @@ def build_parser(prog: str = "npcnn", framework: str = "npcnn") -> argparse.Argu
     if npcnn:  # tfcnn only trains; npcnn evaluates and predicts for both
         add_model_parsers(sub)
         from .check.command import add_parsers  # npcnn check / exercise: a learner's own ops
+        from .explore.command import add_parser  # npcnn explore: the network, in the browser
 
         add_parsers(sub)
+        add_parser(sub)
     return parser
 
 
@@ -366,6 +368,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("check", "exercise"):
         from .check.command import run
+
+        return run(args)
+    if args.command == "explore":
+        from .explore.command import run
 
         return run(args)
 

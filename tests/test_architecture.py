@@ -75,12 +75,16 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
             *("ops", "fast", "layers", "model", "optimizers", "modelfile", "inputs"),
         ),
     },
-    {"plots": ("backend", "ops", "fast", "layers", "model", "train")},
+    {
+        "plots": ("backend", "ops", "fast", "layers", "model", "train"),
+        "explore": ("validation", "ops", "layers", "modelfile", "datasets", "train"),
+    },
     {
         "cli": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "datasets"),
             *("modelfile", "inputs"),
             *("ops", "fast", "naive", "check", "layers", "model", "optimizers", "train", "plots"),
+            "explore",
         ),
         "data": ("datasets",),
         "__init__": (

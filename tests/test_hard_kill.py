@@ -154,11 +154,15 @@ def test_sigkill_while_a_checkpoint_is_written_keeps_the_previous_one(straight, 
             time.sleep(0.002)
         previous = identity(save)
         while not temporaries(save) and proc.poll() is None:  # then the next write begins
-            pass
+            previous = identity(save)  # the last whole checkpoint before it
         proc.kill()
         proc.communicate(timeout=60)
-        if proc.returncode == -signal.SIGKILL and temporaries(save):
-            break  # killed mid-write: its temporary file is there, not yet renamed
+        # Killed mid-write: its temporary file is there, not yet renamed. (On a busy
+        # machine this test may lose its core between seeing the temporary file and
+        # the kill, and the writer may finish that write and start another: then the
+        # checkpoint before the killed write is not ``previous``, and it tries again.)
+        if proc.returncode == -signal.SIGKILL and temporaries(save) and identity(save) == previous:
+            break
     else:
         pytest.fail("no kill landed during a checkpoint write in 6 tries")
     assert identity(save) == previous  # the old checkpoint, untouched ...

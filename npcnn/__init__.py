@@ -39,6 +39,7 @@ from .more_layers import (
     Dropout,
     GlobalAveragePooling2D,
     LeakyReLU,
+    Rescaling,
 )
 from .optimizers import SGD, Adam, RMSprop
 
@@ -66,6 +67,7 @@ __all__ = [
     "Activation",
     "BatchNormalization",
     "Dropout",
+    "Rescaling",
     "Sequential",
     "seed_cnn",
     "load_model",

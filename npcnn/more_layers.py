@@ -205,3 +205,30 @@ class Dropout(Layer):
         if self.cache is None:  # the forward passed x through
             return dy
         return self.kernels.dropout_backward(dy, self.cache)
+
+
+@register_layer
+class Rescaling(Layer):
+    """``keras.layers.Rescaling(scale, offset)``: y = x * scale + offset (e.g. 1/255 for
+    pixels). Keras casts both numbers from float32 tensors: so does this layer."""
+
+    def __init__(self, scale, offset=0.0, name=None):
+        super().__init__(name)
+        for what, value in (("scale", scale), ("offset", offset)):
+            if not np.isfinite(_rate(value, what, -np.inf, np.inf)):  # a number, not -inf
+                raise ValueError(f"{what} must be a finite number, got {value!r}")
+        self.scale, self.offset = float(scale), float(offset)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    def _number(self, value, x):
+        return x.dtype.type(np.float32(value))
+
+    def forward(self, x):
+        self.cache = self._number(self.scale, x)
+        return x * self.cache + self._number(self.offset, x)
+
+    def backward(self, dy, need_dx=True):
+        check_bool(need_dx, "need_dx")
+        return dy * self.cache.astype(dy.dtype)

@@ -31,6 +31,7 @@ from npcnn.more_layers import (
     Dropout,
     GlobalAveragePooling2D,
     LeakyReLU,
+    Rescaling,
 )
 from npcnn.optimizers import SGD, check_hyperparameter, check_pairs
 from npcnn.train import TrainConfig, check_config
@@ -134,6 +135,7 @@ FLAGS = {
         lambda *_: _layer_backward(GlobalAveragePooling2D())
     ),
     "npcnn.more_layers.LeakyReLU.backward(need_dx)": lambda *_: _layer_backward(LeakyReLU()),
+    "npcnn.more_layers.Rescaling.backward(need_dx)": lambda *_: _layer_backward(Rescaling(0.5)),
     "npcnn.more_layers.BatchNormalization.__init__(center)": (
         lambda *_: lambda flag: BatchNormalization(center=flag)
     ),

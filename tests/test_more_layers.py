@@ -17,6 +17,7 @@ from npcnn.more_layers import (
     Dropout,
     GlobalAveragePooling2D,
     LeakyReLU,
+    Rescaling,
 )
 from npcnn.ops import sparse_categorical_crossentropy_backward as xent_backward
 from npcnn.ops import sparse_categorical_crossentropy_forward as xent_forward
@@ -202,3 +203,13 @@ def test_bad_arguments_are_named(make, message):
 def test_batchnorm_refuses_another_axis():
     with pytest.raises(ValueError, match="last axis"):
         npcnn.Sequential([BatchNormalization(axis=1)], input_shape=(4, 4, 2))
+
+
+def test_rescaling_scales_with_float32_numbers_as_keras():
+    layer = Rescaling(1 / 255, offset=-0.5)
+    npcnn.Sequential([layer], input_shape=(2,), dtype="float64")
+    y = layer.forward(np.array([[255.0, 0.0]]))
+    assert y[0, 0] == 255.0 * np.float64(np.float32(1 / 255)) - 0.5
+    assert np.array_equal(layer.backward(np.ones((1, 2))), np.full((1, 2), np.float32(1 / 255)))
+    with pytest.raises(ValueError, match="scale"):
+        Rescaling(float("-inf"))

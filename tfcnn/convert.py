@@ -24,32 +24,35 @@ names the layer and the option):
 ==================  ===========================================================
 Keras layer         npcnn layer, and what must hold
 ==================  ===========================================================
-Conv2D              ``Conv2D``; channels_last, dilation_rate 1, groups 1,
-                    use_bias True
+Conv2D              ``Conv2D``; channels_last, dilation_rate 1, groups 1
 MaxPooling2D        ``MaxPool2D``; channels_last
-Dense               ``Dense``; use_bias True, on flat inputs
+Dense               ``Dense``; on flat inputs
 ReLU                ``ReLU``; max_value None, negative_slope 0, threshold 0
 Softmax             ``Softmax``; over the last axis
-Activation          ``ReLU`` / ``Softmax`` / nothing (linear)
+Activation          ``ReLU`` / ``Softmax`` / ``Activation`` / nothing (linear)
 Flatten             ``Flatten``; channels_last
 Reshape             ``Reshape`` (a -1 size included)
 InputLayer          (nothing: gives the input shape)
 Sequential          its layers, in line (a ``keras.Sequential`` used as a layer)
 ==================  ===========================================================
 
+and the layers real CNNs add (batch normalization, dropout, average pooling,
+leaky ReLU, rescaling): ``convert_more.py`` has their table.
+
 Only these exact classes are converted. A user's subclass of one of them
 (or of ``keras.Sequential``, ``keras.Model`` or :class:`tfcnn.SeedCNN`) is
 refused by name when it overrides ``call`` or any other method (only
 ``__init__``, ``get_config`` and ``from_config`` may differ): npcnn cannot read
-what an overridden method computes. Options npcnn would ignore are refused
-too, on every layer: ``activity_regularizer``, ``trainable=False``, a
-``dtype_policy`` other than the model's dtype.
+what an overridden method computes. A ``dtype_policy`` other than the model's
+dtype is refused on every layer.
 
 Activations (``activation=`` of Conv2D, Dense, Activation) may be 'relu',
-'softmax', 'linear' or None, as Keras names or as ``tf.nn.relu`` /
-``tf.nn.softmax``. Regularizers, constraints, LoRA and quantization are
-refused too: npcnn would silently train a different model. All weights must
-share one dtype, float32 or float64; the npcnn model gets that dtype.
+'softmax', 'sigmoid', 'tanh', 'leaky_relu', 'linear' or None, as Keras names or
+as ``tf.nn`` functions. What changes training but not what the model computes
+is ignored: regularizers (kernel, bias, activity), constraints, ``trainable``
+(the npcnn model trains every layer, without penalties). LoRA and quantization
+change the output and are refused. All weights must share one dtype, float32 or
+float64; the npcnn model gets that dtype.
 
 ``from_npcnn(np_model)`` is the reverse: a ``keras.Sequential`` with the same
 layers and weights.
@@ -63,6 +66,7 @@ import tensorflow as tf
 
 import npcnn
 
+from .convert_more import MORE_LAYERS, convert_more, keras_more
 from .model import INPUT_SHAPE, SeedCNN
 
 # activation function (as Keras stores it on the layer) -> npcnn's activation name
@@ -72,6 +76,13 @@ _ACTIVATION_NAMES = {
     keras.activations.softmax: "softmax",
     tf.nn.softmax: "softmax",
     keras.activations.linear: None,
+    keras.activations.sigmoid: "sigmoid",
+    tf.nn.sigmoid: "sigmoid",
+    tf.sigmoid: "sigmoid",
+    keras.activations.tanh: "tanh",
+    tf.nn.tanh: "tanh",
+    tf.tanh: "tanh",
+    keras.activations.leaky_relu: "leaky_relu",
 }
 
 
@@ -91,7 +102,8 @@ def _activation_name(layer, activation):
     except (KeyError, TypeError):
         name = getattr(activation, "__name__", repr(activation))
         raise _unsupported(
-            layer, f"activation={name!r} (only relu, softmax, linear or None)"
+            layer,
+            f"activation={name!r} (only relu, softmax, sigmoid, tanh, leaky_relu, linear or None)",
         ) from None
 
 
@@ -106,16 +118,7 @@ def _check_options(layer, **allowed):
 
 
 def _check_no_extras(layer):
-    """Regularizers, constraints, LoRA, quantization: refuse rather than ignore."""
-    for option in (
-        "kernel_regularizer",
-        "bias_regularizer",
-        "activity_regularizer",
-        "kernel_constraint",
-        "bias_constraint",
-    ):
-        if getattr(layer, option, None) is not None:
-            raise _unsupported(layer, f"{option}={getattr(layer, option)!r}")
+    """LoRA and quantization change what the layer computes: refuse rather than ignore."""
     if getattr(layer, "lora_enabled", False):
         raise _unsupported(layer, "LoRA enabled")
     if getattr(layer, "quantization_mode", None) is not None:
@@ -165,15 +168,8 @@ _KNOWN_LAYERS = (
     keras.layers.Activation,
     keras.layers.Flatten,
     keras.layers.Reshape,
+    *MORE_LAYERS,
 )
-
-
-def _check_layer_options(layer):
-    """Options any Keras layer may carry that npcnn would silently ignore."""
-    if getattr(layer, "activity_regularizer", None) is not None:
-        raise _unsupported(layer, f"activity_regularizer={layer.activity_regularizer!r}")
-    if not getattr(layer, "trainable", True):
-        raise _unsupported(layer, "trainable=False (npcnn trains every layer)")
 
 
 def _convert_layer(layer) -> list:
@@ -185,11 +181,8 @@ def _convert_layer(layer) -> list:
     _check_exact_class(layer, _KNOWN_LAYERS, "layer")
     if isinstance(layer, L.InputLayer):
         return []
-    _check_layer_options(layer)
     if isinstance(layer, L.Conv2D):
-        _check_options(
-            layer, data_format="channels_last", dilation_rate=(1, 1), groups=1, use_bias=True
-        )
+        _check_options(layer, data_format="channels_last", dilation_rate=(1, 1), groups=1)
         _check_no_extras(layer)
         return [
             npcnn.Conv2D(
@@ -198,6 +191,7 @@ def _convert_layer(layer) -> list:
                 strides=tuple(layer.strides),
                 padding=layer.padding,
                 activation=_activation_name(layer, layer.activation),
+                use_bias=layer.use_bias,
                 name=name,
             )
         ]
@@ -212,13 +206,9 @@ def _convert_layer(layer) -> list:
             )
         ]
     if isinstance(layer, L.Dense):
-        _check_options(layer, use_bias=True)
         _check_no_extras(layer)
-        return [
-            npcnn.Dense(
-                layer.units, activation=_activation_name(layer, layer.activation), name=name
-            )
-        ]
+        activation = _activation_name(layer, layer.activation)
+        return [npcnn.Dense(layer.units, activation, use_bias=layer.use_bias, name=name)]
     if isinstance(layer, L.ReLU):
         _check_options(layer, max_value=None, negative_slope=0.0, threshold=0.0)
         return [npcnn.ReLU(name=name)]
@@ -230,15 +220,20 @@ def _convert_layer(layer) -> list:
         activation = _activation_name(layer, layer.activation)
         if activation is None:
             return []
-        return [npcnn.ReLU(name=name) if activation == "relu" else npcnn.Softmax(name=name)]
+        if activation in ("relu", "softmax"):
+            return [npcnn.ReLU(name=name) if activation == "relu" else npcnn.Softmax(name=name)]
+        return [npcnn.Activation(activation, name=name)]
     if isinstance(layer, L.Flatten):
         _check_options(layer, data_format="channels_last")
         return [npcnn.Flatten(name=name)]
     if isinstance(layer, L.Reshape):
         return [npcnn.Reshape(layer.target_shape, name=name)]
+    more = convert_more(layer, _check_options, _unsupported)
+    if more is not None:
+        return [more]
     raise ValueError(
         f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
-        "(supported: Conv2D, MaxPooling2D, Dense, ReLU, Softmax, Activation, Flatten, Reshape)"
+        f"(supported: {', '.join(cls.__name__ for cls in _KNOWN_LAYERS[1:])})"
     )
 
 
@@ -251,7 +246,6 @@ def _convert_nested(model) -> list:
             "converts a single chain of layers: put its layers in the outer model, or convert "
             "a keras.Sequential of them"
         )
-    _check_layer_options(model)
     return [np_layer for inner in model.layers for np_layer in _convert_layer(inner)]
 
 
@@ -259,8 +253,6 @@ def _layer_chain(model):
     """(keras layers in order, input shape without batch axis, ends_in_tf_softmax)."""
     functional = keras.src.models.functional.Functional
     _check_exact_class(model, (SeedCNN, keras.Sequential, functional), "model")
-    if getattr(model, "activity_regularizer", None) is not None:
-        raise ValueError("to_npcnn: the model has an activity_regularizer, which npcnn ignores")
     if isinstance(model, SeedCNN):
         return model.feature_layers, INPUT_SHAPE, True
     if isinstance(model, keras.Sequential):
@@ -346,6 +338,7 @@ def _keras_layer(layer, dtype, name):
             strides=layer.strides,
             padding=layer.padding,
             activation=layer.activation,
+            use_bias=layer.use_bias,
             name=name,
             dtype=dtype,
         )
@@ -354,7 +347,10 @@ def _keras_layer(layer, dtype, name):
             layer.pool_size, strides=layer.strides, padding=layer.padding, name=name, dtype=dtype
         )
     if isinstance(layer, npcnn.Dense):
-        return L.Dense(layer.units, activation=layer.activation, name=name, dtype=dtype)
+        return L.Dense(
+            layer.units, activation=layer.activation, use_bias=layer.use_bias, name=name,
+            dtype=dtype,
+        )  # fmt: skip
     if isinstance(layer, npcnn.ReLU):
         return L.ReLU(name=name, dtype=dtype)
     if isinstance(layer, npcnn.Softmax):
@@ -363,7 +359,10 @@ def _keras_layer(layer, dtype, name):
         return L.Flatten(name=name, dtype=dtype)
     if isinstance(layer, npcnn.Reshape):
         return L.Reshape(layer.target_shape, name=name, dtype=dtype)
-    raise ValueError(f"from_npcnn: no Keras layer for npcnn layer {layer!r}")
+    more = keras_more(layer, dtype, name)
+    if more is None:
+        raise ValueError(f"from_npcnn: no Keras layer for npcnn layer {layer!r}")
+    return more
 
 
 def from_npcnn(np_model) -> keras.Sequential:

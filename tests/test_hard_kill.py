@@ -181,10 +181,7 @@ def test_two_processes_training_into_one_save_leave_one_whole_checkpoint(tmp_pat
     procs = [
         subprocess.Popen(
             train_command(shared, *every_step, "--seed", seed),
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         for seed in ("1", "2")
     ]
@@ -224,7 +221,9 @@ print(len(x), len(xt), int(x.sum()) + int(xt.sum()))
 
 def idx_file(array):
     """IDX bytes: magic (0, 0, 8 = uint8, ndim), big-endian sizes, then the data."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     return header + array.astype(np.uint8).tobytes()
 
 
@@ -278,11 +277,8 @@ def test_two_processes_fetching_into_one_empty_cache_both_succeed(tmp_path):
     try:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", FETCHER, url, *checksums],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                [sys.executable, "-c", FETCHER, url, *checksums], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             for _ in range(2)
         ]

@@ -160,19 +160,19 @@ class DataParallel:
 
 
 def add_all(arrays):
-    """``arrays[0] + arrays[1] + ...`` (same shapes), summed left to right, into a
-    new array; the elements split over the threads (``threads.split_batch``)."""
+    """``arrays[0] + arrays[1] + ...`` (same shapes), summed left to right into
+    ``arrays[0]`` itself (part 0's gradient, made fresh by its backward pass: a
+    second 13 MB array for dense1 would cost fresh OS pages every step); the
+    elements split over the threads (``threads.split_batch``). Returns it."""
     xp = get_array_module(arrays[0])
-    total = xp.empty_like(arrays[0])
-    flats = [a.reshape(-1) for a in arrays]
-    out = total.reshape(-1)
+    total = arrays[0] if arrays[0].flags.c_contiguous else xp.ascontiguousarray(arrays[0])
+    flats = [total.reshape(-1)] + [a.reshape(-1) for a in arrays[1:]]
 
     def add(lo, hi):
-        xp.add(flats[0][lo:hi], flats[1][lo:hi], out=out[lo:hi])
-        for flat in flats[2:]:
-            out[lo:hi] += flat[lo:hi]
+        for flat in flats[1:]:
+            flats[0][lo:hi] += flat[lo:hi]
 
-    split_batch(add, out.size, out.size, xp)
+    split_batch(add, flats[0].size, flats[0].size, xp)
     return total
 
 

@@ -22,7 +22,7 @@ RTOL = {"float32": 1e-4, "float64": 1e-10}
 
 def modern_keras(dtype):
     layers = [
-        keras.Input((12, 12, 3), dtype=dtype),
+        keras.Input((13, 13, 3), dtype=dtype),
         L.Rescaling(1 / 255.0, offset=-0.5),
         L.Conv2D(8, 3, padding="same", use_bias=False, kernel_regularizer="l2"),
         L.BatchNormalization(momentum=0.9),
@@ -60,7 +60,7 @@ def test_converted_model_predicts_what_keras_predicts(dtype, tmp_path):
             )  # fmt: skip
     model.set_weights([w if "variance" not in v.path else v.numpy()
                        for w, v in zip(weights, model.weights)])  # fmt: skip
-    x = rng.uniform(0, 255, (6, 12, 12, 3)).astype(dtype)
+    x = rng.uniform(0, 255, (6, 13, 13, 3)).astype(dtype)
     expected = model(x, training=False).numpy()
     np_model = tfcnn.to_npcnn(model, kernels="ops")
     assert np_model.dtype == dtype

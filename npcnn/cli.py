@@ -133,6 +133,14 @@ def add_train_parser(sub, framework: str) -> None:
     t.add_argument("--seed", type=SEED, default=0)
     if framework == "npcnn":
         t.add_argument(
+            "--model",
+            dest="network",  # not a file, as predict's --model is
+            default="seed",
+            choices=["seed", "modern"],
+            help="seed: the tutorial's CNN (default); modern: conv-BN-ReLU blocks, global "
+            "average pooling and dropout (npcnn.zoo)",
+        )
+        t.add_argument(
             "--kernels",
             default="fast",
             choices=["fast", "ops"],

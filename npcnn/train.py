@@ -38,11 +38,11 @@ from .bars import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights_for
 from .curves import AccuracyCurve, check_curve_settings
 from .inputs import evaluate, images_to_inputs, outputs_probabilities
-from .model import seed_cnn
 from .modelfile import check_architecture
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
 from .validation import check_bool, non_negative_int, positive_int
+from .zoo import build_model
 
 
 @dataclass
@@ -50,6 +50,7 @@ class TrainConfig:
     """Settings of a run; the defaults are the tutorial's."""
 
     dataset: str = "mnist"
+    network: str = "seed"  # --model: npcnn.zoo.MODELS, 'seed' (the tutorial's) or 'modern'
     data_dir: str | None = None
     epochs: int = 5
     steps: int | None = None  # overrides epochs
@@ -183,9 +184,9 @@ class NumpyLearner:
         self.optimizer.set_state(state, self.model.params)
 
 
-def make_numpy_learner(config: TrainConfig) -> NumpyLearner:
-    model = seed_cnn(seed=config.seed, dtype=config.dtype, kernels=config.kernels)
-    return NumpyLearner(model, Adam(config.learning_rate, kernels=config.kernels), config.device)
+def make_numpy_learner(c: TrainConfig) -> NumpyLearner:
+    model = build_model(c.network, seed=c.seed, dtype=c.dtype, kernels=c.kernels)
+    return NumpyLearner(model, Adam(c.learning_rate, kernels=c.kernels), c.device)
 
 
 class _DeferredInterrupt:

@@ -68,11 +68,12 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     {
         "modelfile": ("validation", "checkpoint", "layers", "more_layers", "model"),
         "inputs": ("layers",),
+        "zoo": ("layers", "more_layers", "model"),
     },
     {
         "train": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "curves", "datasets"),
-            *("ops", "fast", "layers", "model", "optimizers", "modelfile", "inputs"),
+            *("ops", "fast", "layers", "model", "optimizers", "modelfile", "inputs", "zoo"),
         ),
     },
     {

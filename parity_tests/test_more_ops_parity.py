@@ -69,7 +69,11 @@ def test_avgpool2d_matches_tf_and_the_loops(dtype, case, data):
     dx_m = ops.avgpool2d_backward(magnitude(dy), cache_m)
     overlap = math.prod(-(-k // s) for k, s in zip(case.window, case.strides))
     assert_within(y, y_tf, rounding_bound(y_m, math.prod(case.window) + 1, dtype), "y")
-    assert_within(dx, dx_tf, rounding_bound(dx_m, overlap + 1, dtype), "dx")
+    # TensorFlow's AvgPoolGrad disagrees with its own avg_pool when a 'same' window is
+    # wider than the image (width 4, window 5: dx[0] is 0.75, its forward's 1/3 + 1/4 + 1/4):
+    # there the loops below are the reference for dx.
+    if not any(k > n for k, n in zip(case.window, case.input_shape[1:3])):
+        assert_within(dx, dx_tf, rounding_bound(dx_m, overlap + 1, dtype), "dx")
     y_loop, loop_cache = naive.avgpool2d_forward(x, *geometry)  # the loops agree too
     assert_within(y, y_loop, rounding_bound(y_m, math.prod(case.window) + 1, dtype), "loops y")
     dx_loop = naive.avgpool2d_backward(dy, loop_cache)

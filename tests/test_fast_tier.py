@@ -13,7 +13,8 @@ the same order, within the rounding bound where it does not.
 - the whole network on ``kernels="fast"`` (fused blocks, row-wise conv2)
   agrees with ``kernels="ops"`` within the rounding bound of its longest sum;
   on a batch of several parts (data parallelism, ``npcnn/fast/parallel.py``)
-  it is each part run alone, the gradients summed part by part, bit for bit.
+  the blocks that see images are each part run alone, the gradients summed
+  part by part, bit for bit, and the dense layers run once on the whole batch.
 """
 
 from __future__ import annotations
@@ -189,18 +190,29 @@ def test_fast_padding_equals_the_readable_one(dtype, n, value):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_seed_cnn_on_several_parts_is_the_fast_tier_on_each_part(dtype):
-    """A batch of 50 runs as two parts of 25 (``parallel.part_cuts``): its output
-    and dx are those of each part run alone, concatenated, and each weight
-    gradient is part 0's plus part 1's, bit for bit; against the readable tier
-    on the whole batch, within the rounding bound."""
+def test_a_batch_of_several_parts_is_each_part_run_alone(dtype):
+    """A batch of 50 runs as two parts of 25 (``parallel.part_cuts``) through the
+    blocks that see images (here all of them, up to the global pooling): its
+    output and dx are those of each part run alone, concatenated, and each weight
+    gradient is part 0's plus part 1's, bit for bit."""
+    from npcnn import Conv2D, GlobalAveragePooling2D, MaxPool2D, Sequential
     from npcnn.fast.parallel import part_cuts
 
+    def model():
+        layers = [
+            Conv2D(8, 3, padding="same", activation="relu"),
+            MaxPool2D(),
+            Conv2D(12, 3, padding="same", activation="relu"),
+            GlobalAveragePooling2D(),
+        ]
+        return Sequential(layers, input_shape=(12, 12, 3), seed=4, dtype=dtype)  # fmt: skip
+
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((50, 28, 28, 1)).astype(dtype)
-    a, b = seed_cnn(seed=2, dtype=dtype), seed_cnn(seed=2, dtype=dtype, kernels="ops")
+    x = rng.standard_normal((50, 12, 12, 3)).astype(dtype)
+    a = model()
     assert part_cuts(50) == [0, 25, 50]
     y = a.forward(x)
+    assert a.parallel.split == len(fast_blocks(a.layers))  # every block ran in the parts
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, grads = a.backward(dy), list(a.grads)
     parts = []
@@ -211,6 +223,21 @@ def test_seed_cnn_on_several_parts_is_the_fast_tier_on_each_part(dtype):
     same_bits(dx, np.concatenate([parts[0][1], parts[1][1]]))
     for g, g0, g1 in zip(grads, parts[0][2], parts[1][2]):
         same_bits(g, g0 + g1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_seed_cnn_on_several_parts_agrees_with_ops_and_runs_dense_once(dtype):
+    """The seed network at batch 50: the two conv blocks and the Reshape run in two
+    parts, the Dense layers once on the joined batch; output, dx and every
+    gradient within the rounding bound of the readable tier's."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((50, 28, 28, 1)).astype(dtype)
+    a, b = seed_cnn(seed=2, dtype=dtype), seed_cnn(seed=2, dtype=dtype, kernels="ops")
+    y = a.forward(x)
+    assert a.parallel.split == 3  # ConvReluPool, ConvReluPool, Reshape | Dense, Dense, Softmax
+    assert a.layers[5].cache.x.shape[0] == 50  # dense1 saw the whole batch at once
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, grads = a.backward(dy), list(a.grads)
     assert_close_to_scale(y, b.forward(x), "probabilities")
     assert_close_to_scale(dx, b.backward(dy), "dx")
     for name, g, g_whole in zip([n for n, _ in a.named_params()], grads, b.grads):

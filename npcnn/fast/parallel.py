@@ -1,12 +1,16 @@
 """Data parallelism: the whole network on every core, one part of the batch per thread.
 
 A training batch of 50 images is cut into parts of at most ``PART`` images
-(two parts of 25). Each part runs through *every* layer, forward and then
-backward, on whichever thread takes it (``threads.run_parts``), with BLAS on
-one thread; the parts' weight gradients are then summed::
+(two parts of 25). Each part runs through every layer that sees images (the
+convolutions and poolings, where the work is), forward and then backward, on
+whichever thread takes it (``threads.run_parts``), with BLAS on one thread; the
+parts' weight gradients are then summed. Once the activations are flat
+vectors, the parts are joined and the rest (the Dense layers) runs once on the
+whole batch (``tail_forward``)::
 
-    part 0 (images 0..24)  -> thread 0: forward, backward -> grads_0 --+
-    part 1 (images 25..49) -> thread 1: forward, backward -> grads_1 --+-> grads_0 + grads_1
+    part 0 (images 0..24)  -> thread 0: conv blocks -+                 +- conv grads_0 -+
+                                                     +- dense layers --+                +- summed
+    part 1 (images 25..49) -> thread 1: conv blocks -+  (whole batch)  +- conv grads_1 -+
 
 Why not let BLAS use the cores inside each matrix product instead (the
 classic way, and what this tier once did)? Every multi-threaded BLAS call, and
@@ -18,9 +22,10 @@ threads meet twice per step, and a paused thread's part is taken by another.
 
 The numbers: a part's forward and backward are the same operations as the
 whole batch's, on fewer images (a matrix product may round a row differently
-among another number of rows); the weight gradient is summed part by part
-(``grads_0 + grads_1``) instead of inside one matrix product: a different
-order of the same sums, within the rounding bound the parity tests derive.
+among another number of rows); a convolution's weight gradient is summed part
+by part (``grads_0 + grads_1``) instead of inside one matrix product: a
+different order of the same sums, within the rounding bound the parity tests
+derive.
 The parts depend on the batch size only, never on the thread count: 1, 2 or
 8 threads give the same bits.
 
@@ -38,7 +43,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..validation import check_bool
-from .threads import get_threads, run_parts, split_batch
+from .threads import blas_on_one_thread, get_threads, run_parts, split_batch
 
 PART = 32  # images per part at most (a training batch of 50: two parts of 25)
 
@@ -61,6 +66,7 @@ class DataParallel:
         self.replicas = []  # one per training part: (the layers' copies, their blocks)
         self.workers = []  # one per thread running inference chunks: the same
         self.cuts = None  # the parts of the last forward batch
+        self.split = None  # the first block the parts did not run (the tail's first)
 
     def replica(self, k, store=None):
         """Replica ``k`` of ``store`` (the training parts' by default), made on
@@ -76,7 +82,8 @@ class DataParallel:
         return store[k]
 
     def forward(self, x, training=False):
-        """The blocks on each part of ``x`` (N, ...); the parts' outputs, concatenated.
+        """The blocks that see images on each part of ``x`` (N, ...), the rest on
+        the parts joined (:func:`DataParallel.tail_forward`); the output (N, ...).
 
         In training, a layer whose output depends on the whole batch
         (``needs_whole_batch``: BatchNormalization's batch statistics, Dropout's
@@ -89,46 +96,71 @@ class DataParallel:
         if training and any(layer.needs_whole_batch for layer in self.layers):
             cuts = [0, len(x)]
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
-        outs = [None] * len(replicas)
+        heads, stops = [None] * len(replicas), [None] * len(replicas)
 
-        def run(k, slot):
-            y = x[cuts[k] : cuts[k + 1]]
-            for block in replicas[k]:
-                y = block.forward(y)
-            outs[k] = y
+        def run(k, slot):  # part k, up to the first block whose input is flat
+            y, blocks, i = x[cuts[k] : cuts[k + 1]], replicas[k], 0
+            while i < len(blocks) and (len(replicas) == 1 or y.ndim > 2):
+                y, i = blocks[i].forward(y), i + 1
+            heads[k], stops[k] = y, i
 
         run_parts(run, len(replicas))
-        self.cuts = cuts
-        return outs[0] if len(outs) == 1 else get_array_module(x).concatenate(outs)
+        self.cuts, self.split = cuts, stops[0]
+        y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
+        return self.tail_forward(y)
+
+    def tail_forward(self, y):
+        """The blocks from ``split`` on (the Dense layers and what follows) once, on the
+        whole batch, on the calling thread with BLAS on one thread (so the numbers
+        do not depend on the thread count): dense1's 3.2 M weights are read once
+        per pass instead of once per part, and its gradient is one matrix product
+        instead of one per part summed (a 13 MB array each)."""
+        blocks = self.replicas[0][1]
+        if self.split < len(blocks):
+            with blas_on_one_thread():
+                for block in blocks[self.split :]:
+                    y = block.forward(y)
+        return y
 
     def backward(self, dy, need_dx=True):
-        """Each part's backward pass through its blocks; each layer's ``grads``
-        become the sum of its parts' gradients; dL/dx (or None), concatenated."""
+        """The tail's backward pass on the whole batch, then each part's through its
+        blocks; each layer's ``grads`` become the sum of its parts' gradients;
+        dL/dx (or None), concatenated."""
         need_dx = check_bool(need_dx, "need_dx")
         cuts = self.cuts
         if cuts is None or len(dy) != cuts[-1]:
             rows = "no forward pass yet" if cuts is None else f"{cuts[-1]} images"
             raise ValueError(f"dy must have one row per image of the last forward ({rows})")
+        blocks, split = self.replicas[0][1], self.split
+        with blas_on_one_thread():  # the tail, whole batch: the layers themselves hold it
+            for i in reversed(range(split, len(blocks))):
+                dy = blocks[i].backward(dy, need_dx=need_dx or i > 0)
+        if split == 0:
+            return dy
         replicas = self.replicas[: len(cuts) - 1]
         dxs = [None] * len(replicas)
 
         def run(k, slot):
             d = dy[cuts[k] : cuts[k + 1]]
             blocks = replicas[k][1]
-            for i in reversed(range(len(blocks))):
+            for i in reversed(range(split)):
                 d = blocks[i].backward(d, need_dx=need_dx or i > 0)
             dxs[k] = d
 
         run_parts(run, len(replicas))
-        self.sum_gradients([copies for copies, _ in replicas])
+        self.sum_gradients([copies for copies, _ in replicas], blocks[:split])
         if not need_dx:
             return None
         return dxs[0] if len(dxs) == 1 else get_array_module(dy).concatenate(dxs)
 
-    def sum_gradients(self, parts):
-        """Each layer's ``grads``: its copies' gradients summed part by part, in
-        order (``g_0 + g_1 + ...``), the elements split over the threads."""
+    def sum_gradients(self, parts, head):
+        """The ``grads`` of each layer of the ``head`` blocks (those run in parts):
+        its copies' gradients summed part by part, in order (``g_0 + g_1 + ...``),
+        the elements split over the threads. The tail's layers keep their own."""
+        in_head = {id(layer) for block in head for layer in getattr(block, "layers", (block,))}
         for i, layer in enumerate(self.layers):
+            if id(layer) not in in_head:
+                continue
             grads = [copies[i].grads for copies in parts]
             if len(grads) == 1:
                 layer.grads = grads[0]

@@ -118,56 +118,7 @@ def mnist_like_batch(n, dtype, seed=0):
 def npcnn_op(name, kind, arrays, use_naive=False):
     """A zero-argument function running npcnn's op, forward or forward then backward:
     the fast tier's (``npcnn.fast``, what the layers run), or the naive loops."""
-    impl = naive if use_naive else fast
-    a = arrays
-    if name in CONV:
-
-        def forward():
-            return impl.conv2d_forward(a["x"], a["w"], a["b"], 1, "same")
-
-        def backward(cache):
-            return impl.conv2d_backward(a["dy"], cache)
-
-    elif name in POOL:
-
-        def forward():
-            return impl.maxpool2d_forward(a["x"], 2, 2, "valid")
-
-        def backward(cache):
-            return impl.maxpool2d_backward(a["dy"], cache)
-
-    elif name in DENSE:
-
-        def forward():
-            return fast.dense_forward(a["x"], a["w"], a["b"])
-
-        def backward(cache):
-            return fast.dense_backward(a["dy"], cache)
-
-    elif name == "relu":
-
-        def forward():
-            return fast.relu_forward(a["x"])
-
-        def backward(cache):
-            return fast.relu_backward(a["dy"], cache)
-
-    elif name == "softmax+loss":
-        one = a["x"].dtype.type(1)
-
-        def forward():
-            p, softmax_cache = fast.softmax_forward(a["x"])
-            loss, loss_cache = fast.sparse_categorical_crossentropy_forward(p, a["labels"])
-            return loss, (softmax_cache, loss_cache)
-
-        def backward(cache):
-            softmax_cache, loss_cache = cache
-            dp = fast.sparse_categorical_crossentropy_backward(one, loss_cache)
-            return fast.softmax_backward(dp, softmax_cache)
-
-    else:
-        raise ValueError(f"unknown op {name!r}")
-
+    forward, backward = _op_pair(name, naive if use_naive else fast, arrays)
     if kind == "forward":
         return forward
 
@@ -176,6 +127,42 @@ def npcnn_op(name, kind, arrays, use_naive=False):
         return backward(cache)
 
     return forward_backward
+
+
+def _op_pair(name, impl, a):
+    """(forward(), backward(cache)) of op ``name`` on the arrays ``a``."""
+    if name in CONV:
+        return (lambda: impl.conv2d_forward(a["x"], a["w"], a["b"], 1, "same"),
+                lambda cache: impl.conv2d_backward(a["dy"], cache))  # fmt: skip
+    if name in POOL:
+        return (lambda: impl.maxpool2d_forward(a["x"], 2, 2, "valid"),
+                lambda cache: impl.maxpool2d_backward(a["dy"], cache))  # fmt: skip
+    if name in DENSE:
+        return (lambda: fast.dense_forward(a["x"], a["w"], a["b"]),
+                lambda cache: fast.dense_backward(a["dy"], cache))  # fmt: skip
+    if name == "relu":
+        return (lambda: fast.relu_forward(a["x"]),
+                lambda cache: fast.relu_backward(a["dy"], cache))  # fmt: skip
+    if name == "softmax+loss":
+        return _softmax_loss_pair(a)
+    raise ValueError(f"unknown op {name!r}")
+
+
+def _softmax_loss_pair(a):
+    """Softmax then the summed cross-entropy, and back to the logits' gradient."""
+    one = a["x"].dtype.type(1)
+
+    def forward():
+        p, softmax_cache = fast.softmax_forward(a["x"])
+        loss, loss_cache = fast.sparse_categorical_crossentropy_forward(p, a["labels"])
+        return loss, (softmax_cache, loss_cache)
+
+    def backward(cache):
+        softmax_cache, loss_cache = cache
+        dp = fast.sparse_categorical_crossentropy_backward(one, loss_cache)
+        return fast.softmax_backward(dp, softmax_cache)
+
+    return forward, backward
 
 
 class NpcnnNetwork:

@@ -142,6 +142,19 @@ def sparse_categorical_crossentropy_cases(draw, dtype, from_logits, reduction):
     return Case("sparse_categorical_crossentropy", (y_pred, labels, from_logits, reduction), dloss)
 
 
+@st.composite
+def batchnorm_cases(draw, dtype, images):
+    """Training-mode batch norm: (N, C) features or (N, H, W, C) images, 2+ values a channel
+    (grid values often make a channel constant: var 0, the epsilon's case)."""
+    c = draw(st.integers(1, 3))
+    shape = (draw(st.integers(2, 4)), c)
+    if images:
+        shape = (draw(st.integers(2, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), c)
+    x = arrays(draw, shape, dtype)
+    gamma, beta = arrays(draw, (c,), dtype), arrays(draw, (c,), dtype)
+    return Case("batchnorm", (x, gamma, beta, 1e-3), _upstream(draw, shape, dtype))
+
+
 def _grid(**choices):
     """Every combination of the choices, as keyword dicts (the first value varies slowest)."""
     combos = [{}]
@@ -167,6 +180,7 @@ STRATEGIES = {
         sparse_categorical_crossentropy_cases,
         _grid(from_logits=(True, False), reduction=("sum", "mean", "none"), dtype=DTYPES),
     ),
+    "batchnorm": (batchnorm_cases, _grid(images=(False, True), dtype=DTYPES)),
 }
 
 

@@ -80,7 +80,30 @@ def bounds(case):
         grad = p * (dp + (dp * p).sum(axis=-1, keepdims=True)) * scale
         c = k + 2 * TRANSCENDENTAL_ULPS
         return rounding_bound(p * scale, c + 4, dtype), (rounding_bound(grad, c + 6, dtype),)
+    if case.op == "batchnorm":
+        return _batchnorm_bounds(case)
     return _crossentropy_bounds(case)
+
+
+def _batchnorm_bounds(case):
+    """The mean and the variance are sums of m terms; x - mean carries the mean's error
+    (m * eps * max|x|), which 1 / sqrt(var + epsilon) amplifies: every magnitude
+    below is relative to that worst case, in float64."""
+    x, gamma, beta, epsilon = case.args
+    dtype, axes = case.dtype, tuple(range(x.ndim - 1))
+    x64, g64, dy = np.asarray(x, dtype=np.float64), _abs64(gamma), _abs64(case.upstream)
+    m = x.size // x.shape[-1]
+    inv = 1 / np.sqrt(x64.var(axis=axes) + epsilon)
+    spread = 2 * np.abs(x64).max(axis=axes) * inv  # |x_hat| and its error's scale, per channel
+    c = 4 * m + 20
+    y = g64 * spread + _abs64(beta)
+    dx = g64 * inv * (dy + dy.mean(axis=axes) + spread * (dy * spread).mean(axis=axes))
+    dgamma = (dy * spread).sum(axis=axes)
+    return rounding_bound(y + 0 * x64, c, dtype), (
+        rounding_bound(dx * (1 + spread), c, dtype),
+        rounding_bound(dgamma, c, dtype),
+        rounding_bound(dy.sum(axis=axes), m, dtype),
+    )
 
 
 def _crossentropy_bounds(case):

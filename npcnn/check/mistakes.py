@@ -283,6 +283,38 @@ MISTAKES = (
         "class gets some, not just -1/p at the label.",
         wrong.xent_grad_only_label,
     ),
+    Mistake(
+        "batchnorm-unbiased-variance",
+        "batchnorm",
+        "forward",
+        "the variance is divided by m - 1 (unbiased, np.var(ddof=1)); batch normalization "
+        "uses the batch's biased variance, sum((x - mean)**2) / m, as Keras does.",
+        wrong.batchnorm_unbiased_variance,
+    ),
+    Mistake(
+        "batchnorm-dx-no-mean-term",
+        "batchnorm",
+        "backward",
+        "dx misses the path through the batch mean: every x moves the mean, which adds "
+        "-sum(g) / m to each dx (g = dy * gamma); the dx of a channel must sum to 0.",
+        wrong.batchnorm_dx_no_mean_term,
+    ),
+    Mistake(
+        "batchnorm-dx-no-variance-term",
+        "batchnorm",
+        "backward",
+        "dx misses the path through the batch variance: every x moves the variance, which "
+        "adds -x_hat * sum(g * x_hat) / m to each dx (times 1 / sqrt(var + epsilon)).",
+        wrong.batchnorm_dx_no_variance_term,
+    ),
+    Mistake(
+        "batchnorm-dx-as-constants",
+        "batchnorm",
+        "backward",
+        "dx treats the batch's mean and variance as constants (dx = dy * gamma / sqrt(var + "
+        "epsilon)): that is inference mode's gradient; in training they depend on every x.",
+        wrong.batchnorm_dx_as_constants,
+    ),
 )
 
 

@@ -23,7 +23,7 @@ def numpy_reference(case):
     """npcnn.ops: forward, then backward from our own cache."""
     forward = getattr(ops, BY_NAME[case.op].forward)
     backward = getattr(ops, BY_NAME[case.op].backward)
-    out, cache = forward(*case.args)
+    out, cache = forward(*case.args)[:2]  # batchnorm also returns the batch's statistics
     return np.asarray(out), as_tuple(backward(case.upstream, cache))
 
 
@@ -89,6 +89,15 @@ def _tf_forward(tf, case):
         return lambda x: tf.reshape(x, (x.shape[0], -1)), [args[0]]
     if case.op == "softmax":
         return tf.nn.softmax, list(args)
+    if case.op == "batchnorm":  # training mode: the batch's mean and biased variance
+        x, gamma, beta, epsilon = args
+        axes = list(range(x.ndim - 1))
+
+        def batchnorm(x, gamma, beta):
+            mean, var = tf.nn.moments(x, axes)
+            return tf.nn.batch_normalization(x, mean, var, beta, gamma, epsilon)
+
+        return batchnorm, [x, gamma, beta]
     return _tf_loss(tf, *args[1:]), [args[0]]
 
 

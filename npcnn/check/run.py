@@ -127,11 +127,11 @@ def _forward(outcome, case, spec, forward, want_out, limit):
         result = _guarded(outcome, "forward", spec.forward, forward, args, limit)
     except NotImplementedError:
         raise NotWritten from None
-    if not (isinstance(result, tuple) and len(result) == 2):
+    if not (isinstance(result, tuple) and len(result) == len(spec.forward_returns)):
         got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
-        message = f"{spec.forward} must return (out, cache), got {got}"
+        message = f"{spec.forward} must return ({', '.join(spec.forward_returns)}), got {got}"
         raise _Failed(outcome.fail("forward", "contract", message))
-    out, cache = result
+    out, cache = result[:2]
     outcome.out = out
     changed = _changed_input(case.args, args)
     if changed is not None:

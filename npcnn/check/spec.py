@@ -22,6 +22,7 @@ class OpSpec:
     grads: tuple  # what the backward returns, in order
     wrt: tuple  # the forward argument each gradient belongs to
     output: str = "y"  # the forward's output, as the docs name it
+    forward_returns: tuple = ("out", "cache")  # what the forward returns, in order
 
     @property
     def forward(self) -> str:
@@ -77,12 +78,23 @@ OPS = (
         ("y_pred",),
         "loss",
     ),
+    OpSpec(
+        "batchnorm",
+        ("x", "gamma", "beta", "epsilon"),
+        3,
+        ("1e-3",),
+        "dy",
+        ("dx", "dgamma", "dbeta"),
+        ("x", "gamma", "beta"),
+        forward_returns=("y", "cache", "(mean, var)"),
+    ),
 )
 BY_NAME = {op.name: op for op in OPS}
 ALIASES = {
     "crossentropy": "sparse_categorical_crossentropy",
     "maxpool": "maxpool2d",
     "conv": "conv2d",
+    "batchnormalization": "batchnorm",
 }
 
 

@@ -325,3 +325,40 @@ def xent_grad_only_label(args, dloss):
     dlogits[rows, labels] = -1  # d(-log p[t]) = -1/p[t] at the label, and nothing else
     dlogits *= _per_example(y_pred, reduction, dloss)[:, None]
     return {"dy_pred": _to_y_pred(dlogits, y_pred, from_logits)}
+
+
+def _bn(x, gamma, beta, epsilon, ddof=0):
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    var = ((x - mean) ** 2).sum(axis=axes) / (x.size // x.shape[-1] - ddof)
+    inv = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    return (x - mean) * inv, inv, axes
+
+
+def batchnorm_unbiased_variance(x, gamma, beta, epsilon=1e-3):
+    x_hat, _, _ = _bn(x, gamma, beta, epsilon, ddof=1)
+    return gamma * x_hat + beta
+
+
+def _bn_dx(args, dy, mean_term=True, variance_term=True):
+    x, gamma, beta, epsilon = args
+    x_hat, inv, axes = _bn(x, gamma, beta, epsilon)
+    m, g = x_hat.size // x_hat.shape[-1], dy * gamma
+    dx = m * g
+    if mean_term:
+        dx = dx - g.sum(axis=axes)
+    if variance_term:
+        dx = dx - x_hat * (g * x_hat).sum(axis=axes)
+    return {"dx": (inv / m) * dx}
+
+
+def batchnorm_dx_no_mean_term(args, dy):
+    return _bn_dx(args, dy, mean_term=False)
+
+
+def batchnorm_dx_no_variance_term(args, dy):
+    return _bn_dx(args, dy, variance_term=False)
+
+
+def batchnorm_dx_as_constants(args, dy):
+    return _bn_dx(args, dy, mean_term=False, variance_term=False)

@@ -12,6 +12,26 @@ from pathlib import Path
 GOOD = Path(__file__).parent / "learners" / "good.py"
 
 MISTAKEN = {
+    "batchnorm-unbiased-variance": (
+        "batchnorm",
+        "    var = ((x - mean) ** 2).mean(axis=axes)\n",
+        "    var = ((x - mean) ** 2).sum(axis=axes) / (x.size // x.shape[-1] - 1)\n",
+    ),
+    "batchnorm-dx-no-mean-term": (
+        "batchnorm",
+        "(m * g - g.sum(axis=axes) - x_hat",
+        "(m * g - x_hat",
+    ),
+    "batchnorm-dx-no-variance-term": (
+        "batchnorm",
+        " - x_hat * (g * x_hat).sum(axis=axes))\n",
+        ")\n",
+    ),
+    "batchnorm-dx-as-constants": (
+        "batchnorm",
+        "    dx = (inv / m) * (m * g - g.sum(axis=axes) - x_hat * (g * x_hat).sum(axis=axes))\n",
+        "    dx = g * inv\n",
+    ),
     "conv2d-same-pad-top-left": (
         "conv2d",
         "    return out, total // 2, total - total // 2\n",

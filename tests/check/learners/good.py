@@ -173,3 +173,21 @@ def sparse_categorical_crossentropy_backward(dloss, cache):
     clipped = np.clip(y_pred, lo, hi)
     inside = (y_pred >= lo) & (y_pred <= hi)
     return np.where(inside, dlogits / clipped, 0).astype(y_pred.dtype)
+
+
+def batchnorm_forward(x, gamma, beta, epsilon=1e-3):
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    var = ((x - mean) ** 2).mean(axis=axes)
+    inv = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    x_hat = (x - mean) * inv
+    return gamma * x_hat + beta, (x_hat, gamma, inv), (mean, var)
+
+
+def batchnorm_backward(dy, cache):
+    x_hat, gamma, inv = cache
+    axes = tuple(range(dy.ndim - 1))
+    m = x_hat.size // x_hat.shape[-1]
+    g = dy * gamma
+    dx = (inv / m) * (m * g - g.sum(axis=axes) - x_hat * (g * x_hat).sum(axis=axes))
+    return dx, (dy * x_hat).sum(axis=axes), dy.sum(axis=axes)

@@ -232,3 +232,49 @@ class Rescaling(Layer):
     def backward(self, dy, need_dx=True):
         check_bool(need_dx, "need_dx")
         return dy * self.cache.astype(dy.dtype)
+
+
+GENERATOR_PREFIX = "generator/"  # a Dropout's generator state in an optimizer-state dict
+_WORD = (1 << 64) - 1
+
+
+def generator_states(layers) -> dict:
+    """Each Dropout's random generator, as ``{"generator/<name>": uint64 array}``: a
+    checkpoint keeps them beside the optimizer's state, so a resumed run draws the
+    masks the uninterrupted run would have drawn (Keras keeps them out of the weights too)."""
+    out = {}
+    for layer in layers:
+        if isinstance(layer, Dropout):
+            s = layer.rng.bit_generator.state  # PCG64: two 128-bit numbers and a spare word
+            words = [s["state"]["state"], s["state"]["inc"]]
+            flat = [w >> 64 for w in words] + [w & _WORD for w in words]
+            out[GENERATOR_PREFIX + layer.name] = np.array(
+                [*flat, s["has_uint32"], s["uinteger"]], dtype=np.uint64
+            )
+    return out
+
+
+def set_generator_states(layers, state) -> dict:
+    """Restore :func:`generator_states`'s entries of ``state`` (all checked first; none
+    at all leaves the generators as they are); returns the other entries."""
+    dropouts = {
+        GENERATOR_PREFIX + layer.name: layer for layer in layers if isinstance(layer, Dropout)
+    }
+    ours = {str(k): np.asarray(v) for k, v in state.items() if str(k).startswith(GENERATOR_PREFIX)}
+    if ours and set(ours) != set(dropouts):
+        raise ValueError(
+            f"the saved generator states ({', '.join(sorted(ours))}) are not this model's "
+            f"Dropout layers' ({', '.join(sorted(dropouts)) or 'none'})"
+        )
+    for key, a in ours.items():
+        if a.shape != (6,) or a.dtype.kind not in "iu":
+            raise ValueError(f"{key} must be 6 unsigned words, got {a.shape} {a.dtype}")
+    for key, a in ours.items():
+        w = [int(v) for v in a]
+        dropouts[key].rng.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": (w[0] << 64) | w[2], "inc": (w[1] << 64) | w[3]},
+            "has_uint32": w[4],
+            "uinteger": w[5],
+        }
+    return {k: v for k, v in state.items() if not str(k).startswith(GENERATOR_PREFIX)}

@@ -10,16 +10,15 @@ The heart of it is :func:`train_step`, the whole of learning::
 :func:`fit` wraps it in what a long run needs: the tutorial's random batches,
 a progress bar, evaluation, checkpoints written atomically (every
 ``save_every`` steps, at each epoch end, at the end and on Ctrl-C) and exact
-resumption. A run killed outright (SIGKILL, the OOM killer, a power cut)
-resumes from its last checkpoint and ends bit for bit where a run never
-killed ends, having redone at most ``save_every`` steps. ``fit`` drives any
+resumption: a run killed outright (SIGKILL, OOM, a power cut) resumes from its
+last checkpoint and ends bit for bit where a run never killed ends (Dropout's
+generators included), redoing at most ``save_every`` steps. ``fit`` drives any
 :class:`Learner` -- an object with ``train_step``, ``predict``,
-``named_params``/``set_weights`` and optimizer state -- so ``python -m tfcnn train`` runs it too.
+``named_params``/``set_weights`` and optimizer state -- so ``tfcnn train`` runs it too.
 
-A run whose loss becomes NaN or inf stops with :class:`TrainingDiverged`
-(a ``FloatingPointError``) and never writes the diverged weights over
-``config.save``: the last good checkpoint stays as it was, and the diverged
-state goes beside it to ``config.save + ".diverged.npz"`` for inspection.
+A run whose loss becomes NaN or inf stops with :class:`TrainingDiverged` (a ``FloatingPointError``)
+and never writes the diverged weights over ``config.save``: the last good checkpoint stays as
+it was, and the diverged state goes beside it to ``config.save + ".diverged.npz"``.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, training_meta, weights
 from .curves import AccuracyCurve, check_curve_settings
 from .inputs import evaluate, images_to_inputs, outputs_probabilities
 from .modelfile import check_architecture
+from .more_layers import generator_states, set_generator_states
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
 from .optimizers import Adam
 from .validation import check_bool, non_negative_int, positive_int
@@ -177,11 +177,11 @@ class NumpyLearner:
     def set_weights(self, weights):
         self.model.set_weights(weights)
 
-    def optimizer_state(self) -> dict:
-        return self.optimizer.get_state()
+    def optimizer_state(self) -> dict:  # with the Dropout layers' generators
+        return {**self.optimizer.get_state(), **generator_states(self.model.layers)}
 
     def set_optimizer_state(self, state):
-        self.optimizer.set_state(state, self.model.params)
+        self.optimizer.set_state(set_generator_states(self.model.layers, state), self.model.params)
 
 
 def make_numpy_learner(c: TrainConfig) -> NumpyLearner:

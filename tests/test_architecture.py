@@ -73,7 +73,8 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     {
         "train": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "curves", "datasets"),
-            *("ops", "fast", "layers", "model", "optimizers", "modelfile", "inputs", "zoo"),
+            *("ops", "fast", "layers", "more_layers", "model", "optimizers", "modelfile"),
+            *("inputs", "zoo"),
         ),
     },
     {

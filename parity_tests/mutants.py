@@ -288,8 +288,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rowwise-first-row-accumulates",
         "npcnn/fast/rowwise.py",
-        "y2, beta=float(i > 0))",
-        "y2, beta=1.0)",
+        "y2, beta=float(i > 0),",
+        "y2, beta=1.0,",
         "fast",
         "row-wise conv: the first kernel row adds to uninitialised memory (beta=1 from the start)",
     ),

@@ -33,7 +33,7 @@ from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import window_view
 from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
-from .rowwise import GEMM, RowwiseCache, rowwise_backward, rowwise_forward
+from .rowwise import GEMM_DTYPES, RowwiseCache, rowwise_backward, rowwise_forward
 from .threads import split_batch
 
 KEEP_COLS = 64  # batches up to this size are one matrix, kept for the backward pass
@@ -161,7 +161,7 @@ def rowwise_wins(w, x) -> bool:
     kernel rows of ``ROWWISE_MIN_K`` values or more (a thin row, like conv1's 5,
     makes small matrix products, where one im2col product is faster)."""
     kw, cin = w.shape[1], w.shape[2]
-    numpy_floats = get_array_module(x) is np and x.dtype in GEMM and w.dtype == x.dtype
+    numpy_floats = get_array_module(x) is np and x.dtype in GEMM_DTYPES and w.dtype == x.dtype
     return numpy_floats and kw * cin >= ROWWISE_MIN_K
 
 

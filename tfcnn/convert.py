@@ -182,29 +182,11 @@ def _convert_layer(layer) -> list:
     if isinstance(layer, L.InputLayer):
         return []
     if isinstance(layer, L.Conv2D):
-        _check_options(layer, data_format="channels_last", dilation_rate=(1, 1), groups=1)
-        _check_no_extras(layer)
-        return [
-            npcnn.Conv2D(
-                layer.filters,
-                tuple(layer.kernel_size),
-                strides=tuple(layer.strides),
-                padding=layer.padding,
-                activation=_activation_name(layer, layer.activation),
-                use_bias=layer.use_bias,
-                name=name,
-            )
-        ]
+        return [_conv2d(layer)]
     if isinstance(layer, L.MaxPooling2D):
         _check_options(layer, data_format="channels_last")
-        return [
-            npcnn.MaxPool2D(
-                tuple(layer.pool_size),
-                strides=tuple(layer.strides),
-                padding=layer.padding,
-                name=name,
-            )
-        ]
+        pool = tuple(layer.pool_size)
+        return [npcnn.MaxPool2D(pool, tuple(layer.strides), layer.padding, name=name)]
     if isinstance(layer, L.Dense):
         _check_no_extras(layer)
         activation = _activation_name(layer, layer.activation)
@@ -234,6 +216,21 @@ def _convert_layer(layer) -> list:
     raise ValueError(
         f"to_npcnn: layer {layer.name!r} is a {type(layer).__name__}, which npcnn does not have "
         f"(supported: {', '.join(cls.__name__ for cls in _KNOWN_LAYERS[1:])})"
+    )
+
+
+def _conv2d(layer):
+    """npcnn's Conv2D for Keras's ``layer`` (channels last, no dilation or groups)."""
+    _check_options(layer, data_format="channels_last", dilation_rate=(1, 1), groups=1)
+    _check_no_extras(layer)
+    return npcnn.Conv2D(
+        layer.filters,
+        tuple(layer.kernel_size),
+        strides=tuple(layer.strides),
+        padding=layer.padding,
+        activation=_activation_name(layer, layer.activation),
+        use_bias=layer.use_bias,
+        name=layer.name,
     )
 
 

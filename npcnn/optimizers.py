@@ -39,6 +39,17 @@ def _is_array(a) -> bool:
     return isinstance(a, np.ndarray) or type(a).__module__.split(".")[0] == "cupy"
 
 
+def check_slot(slot, p, parameter, what) -> None:
+    """Raise ``ValueError`` unless an optimizer's ``slot`` (a moment, a momentum) has
+    parameter ``p``'s shape, dtype and device; the message names both."""
+    same_device = get_array_module(slot) is get_array_module(p)
+    if tuple(slot.shape) != tuple(p.shape) or slot.dtype != p.dtype or not same_device:
+        raise ValueError(
+            f"{parameter} is {tuple(p.shape)} {p.dtype}, {what} {tuple(slot.shape)} {slot.dtype}"
+            + ("" if same_device else " on another device")
+        )
+
+
 def check_pairs(grads_and_params, expected=None, who="optimizer", contiguous=False) -> list:
     """The (gradient, parameter) pairs as a list, every one checked before any is used.
 
@@ -118,13 +129,7 @@ class _WithSlots:
         pairs = check_pairs(grads_and_params, count, self.who)
         for name, arrays in self.state.items():
             for i, ((_, p), slot) in enumerate(zip(pairs, arrays)):
-                same_device = get_array_module(slot) is get_array_module(p)
-                if tuple(slot.shape) != tuple(p.shape) or slot.dtype != p.dtype or not same_device:
-                    raise ValueError(
-                        f"{self.who}: parameter {i} is {tuple(p.shape)} {p.dtype}, its slot "
-                        f"{name}_{i} {tuple(slot.shape)} {slot.dtype}"
-                        + ("" if same_device else " on another device")
-                    )
+                check_slot(slot, p, f"{self.who}: parameter {i}", f"its slot {name}_{i}")
         if not built:  # every check passed: from here on nothing is refused
             for name in self.slots:
                 self.state[name] = [get_array_module(p).zeros_like(p) for _, p in pairs]
@@ -288,13 +293,7 @@ class Adam:
         pairs = check_pairs(grads_and_params, len(self.m) or None, "Adam", contiguous=in_place)
         for i, ((_, p), m, v) in enumerate(zip(pairs, self.m, self.v)):
             for kind, slot in (("m", m), ("v", v)):
-                same_device = get_array_module(slot) is get_array_module(p)
-                if tuple(slot.shape) != tuple(p.shape) or slot.dtype != p.dtype or not same_device:
-                    raise ValueError(
-                        f"Adam: parameter {i} is {tuple(p.shape)} {p.dtype}, its moment "
-                        f"{kind}_{i} {tuple(slot.shape)} {slot.dtype}"
-                        + ("" if same_device else " on another device")
-                    )
+                check_slot(slot, p, f"Adam: parameter {i}", f"its moment {kind}_{i}")
         # every check passed: from here on nothing is refused
         if not self.m:
             self.m = [get_array_module(p).zeros_like(p) for _, p in pairs]

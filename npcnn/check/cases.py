@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ..ops.padding import output_length
+from .learner import Seeded
 
 DTYPES = (np.float64, np.float32)
 GRID = (-1.0, 0.0, 1.0, 2.0)  # few levels: many exact ties and zeros
@@ -66,10 +67,25 @@ def _upstream(draw, shape, dtype):
 
 
 @st.composite
-def relu_cases(draw, dtype):
+def elementwise_cases(draw, dtype, op="relu"):
+    """An elementwise op (relu, sigmoid, tanh, leaky_relu with a drawn or the default slope)."""
     shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4))
     x = arrays(draw, shape, dtype)
-    return Case("relu", (x,), _upstream(draw, x.shape, dtype))
+    args = (x,)
+    if op == "leaky_relu" and draw(st.booleans()):
+        args += (draw(st.sampled_from([0.2, 0.01, 0.5])),)
+    return Case(op, args, _upstream(draw, x.shape, dtype))
+
+
+@st.composite
+def dropout_cases(draw, dtype):
+    """Training-mode dropout: a rate (0 included) and a seeded generator for the mask; x has
+    no zeros, so that a kept value shows the scaling in the forward already."""
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4))
+    x = arrays(draw, shape, dtype, elements=st.sampled_from([1.0, -1.0, 2.0, 0.375]))
+    rate = draw(st.sampled_from([0.5, 0.25, 0.8, 0.0]))
+    rng = Seeded(draw(st.integers(0, 2**16)))
+    return Case("dropout", (x, rate, rng), _upstream(draw, x.shape, dtype))
 
 
 @st.composite
@@ -103,7 +119,8 @@ def conv2d_cases(draw, dtype, padding):
 
 
 @st.composite
-def maxpool2d_cases(draw, dtype, padding, default_strides):
+def pool2d_cases(draw, dtype, padding, default_strides, op="maxpool2d"):
+    """Max- or average pooling: a window, strides (or None: the window's), a padding."""
     pool = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     strides = None if default_strides else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     h, w = _sides(draw, pool[0], padding), _sides(draw, pool[1], padding)
@@ -113,7 +130,14 @@ def maxpool2d_cases(draw, dtype, padding, default_strides):
     out_hw = [output_length(s, k, st_, padding) for s, k, st_ in zip((h, w), pool, steps)]
     dy = _upstream(draw, (n, *out_hw, c), dtype)
     strides = None if strides is None else _pair_or_int(strides)
-    return Case("maxpool2d", (x, _pair_or_int(pool), strides, padding), dy)
+    return Case(op, (x, _pair_or_int(pool), strides, padding), dy)
+
+
+@st.composite
+def global_avgpool2d_cases(draw, dtype):
+    n, h, w, c = (draw(st.integers(1, 3)) for _ in range(4))
+    x = arrays(draw, (n, h, w, c), dtype)
+    return Case("global_avgpool2d", (x,), _upstream(draw, (n, c), dtype))
 
 
 @st.composite
@@ -155,6 +179,19 @@ def batchnorm_cases(draw, dtype, images):
     return Case("batchnorm", (x, gamma, beta, 1e-3), _upstream(draw, shape, dtype))
 
 
+@st.composite
+def batchnorm_inference_cases(draw, dtype, images):
+    """Inference-mode batch norm: the moving statistics given (variances positive)."""
+    case = draw(batchnorm_cases(dtype, images))
+    x, gamma, beta, epsilon = case.args
+    c = x.shape[-1]
+    moving_mean = arrays(draw, (c,), dtype)
+    levels = st.sampled_from([0.25, 1.0, 2.5, 4.0])
+    moving_var = arrays(draw, (c,), dtype, elements=levels)
+    args = (x, gamma, beta, moving_mean, moving_var, epsilon)
+    return Case("batchnorm_inference", args, case.upstream)
+
+
 def _grid(**choices):
     """Every combination of the choices, as keyword dicts (the first value varies slowest)."""
     combos = [{}]
@@ -167,12 +204,12 @@ def _grid(**choices):
 # so that every variant gets its share of cases: Hypothesis alone, given a few dozen cases,
 # may never draw the rarer branch of a choice.
 STRATEGIES = {
-    "relu": (relu_cases, _grid(dtype=DTYPES)),
+    "relu": (elementwise_cases, _grid(dtype=DTYPES)),
     "dense": (dense_cases, _grid(dtype=DTYPES)),
     "flatten": (flatten_cases, _grid(dtype=DTYPES)),
     "conv2d": (conv2d_cases, _grid(padding=("valid", "same"), dtype=DTYPES)),
     "maxpool2d": (
-        maxpool2d_cases,
+        pool2d_cases,
         _grid(padding=("valid", "same"), default_strides=(True, False), dtype=DTYPES),
     ),
     "softmax": (softmax_cases, _grid(dtype=DTYPES)),
@@ -181,6 +218,25 @@ STRATEGIES = {
         _grid(from_logits=(True, False), reduction=("sum", "mean", "none"), dtype=DTYPES),
     ),
     "batchnorm": (batchnorm_cases, _grid(images=(False, True), dtype=DTYPES)),
+    "batchnorm_inference": (
+        batchnorm_inference_cases,
+        _grid(images=(False, True), dtype=DTYPES),
+    ),
+    "dropout": (dropout_cases, _grid(dtype=DTYPES)),
+    "avgpool2d": (
+        pool2d_cases,
+        _grid(
+            op=("avgpool2d",),
+            padding=("same", "valid"),
+            default_strides=(True, False),
+            dtype=DTYPES,
+        ),
+    ),
+    "global_avgpool2d": (global_avgpool2d_cases, _grid(dtype=DTYPES)),
+    **{
+        op: (elementwise_cases, _grid(op=(op,), dtype=DTYPES))
+        for op in ("leaky_relu", "sigmoid", "tanh")
+    },
 }
 
 

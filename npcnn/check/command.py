@@ -37,9 +37,7 @@ def add_parsers(sub) -> None:
         choices=["default", "thorough"],
         help="default: 15 cases per variant of an op (seconds); thorough: 150",
     )
-    c.add_argument(
-        "--seed", type=SEED, default=None, help="the random seed of the search"
-    )
+    c.add_argument("--seed", type=SEED, default=None, help="the random seed of the search")
     c.add_argument(
         "--replay", default=None, metavar="OP:SEED", help="rerun one failure a report printed"
     )

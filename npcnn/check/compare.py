@@ -44,6 +44,8 @@ def bounds(case):
     dtype, args, up = case.dtype, case.args, case.upstream
     if case.op in ("relu", "flatten"):
         return 0.0, (0.0,)
+    if case.op in MORE_BOUNDS:
+        return MORE_BOUNDS[case.op](case)
     if case.op == "maxpool2d":  # the max is exact; a cell that wins overlapping windows sums
         x, pool, strides, padding = args
         _, cache = ops.maxpool2d_forward(x, pool, strides, padding)
@@ -104,6 +106,79 @@ def _batchnorm_bounds(case):
         rounding_bound(dgamma, c, dtype),
         rounding_bound(dy.sum(axis=axes), m, dtype),
     )
+
+
+def _batchnorm_inference_bounds(case):
+    """y = gamma * (x - moving_mean) / sqrt(moving_var + epsilon) + beta: a few roundings
+    and a square root per element; dgamma and dbeta sum m of them."""
+    x, gamma, beta, moving_mean, moving_var, epsilon = (_abs64(a) for a in case.args)
+    dtype, axes, dy = case.dtype, tuple(range(x.ndim - 1)), _abs64(case.upstream)
+    m = x.size // x.shape[-1]
+    x_hat = (x + moving_mean) / np.sqrt(moving_var + epsilon)
+    return rounding_bound(gamma * x_hat + beta, 8, dtype), (
+        rounding_bound(dy * gamma / np.sqrt(moving_var + epsilon), 8, dtype),
+        rounding_bound((dy * x_hat).sum(axis=axes), m + 8, dtype),
+        rounding_bound(dy.sum(axis=axes), m, dtype),
+    )
+
+
+def _dropout_bounds(case):
+    """x / (1 - rate) or x * (1 / (1 - rate)): two roundings either way."""
+    x, rate, _ = case.args
+    scale = 1 / (1 - rate)
+    return rounding_bound(_abs64(x) * scale, 3, case.dtype), (
+        rounding_bound(_abs64(case.upstream) * scale, 3, case.dtype),
+    )
+
+
+def _avgpool2d_bounds(case):
+    """A mean of at most ph*pw cells; a cell sums the shares of the windows that overlap it."""
+    x, pool, strides, padding = case.args
+    y, cache = ops.avgpool2d_forward(_abs64(x), pool, strides, padding)
+    c = len(cache.taps) + 2
+    dx = ops.avgpool2d_backward(_abs64(case.upstream), cache)
+    return rounding_bound(y, c, case.dtype), (rounding_bound(dx, c, case.dtype),)
+
+
+def _global_avgpool2d_bounds(case):
+    x, dy = _abs64(case.args[0]), _abs64(case.upstream)
+    cells = x.shape[1] * x.shape[2]
+    dx = np.broadcast_to(dy[:, None, None, :] / cells, x.shape)
+    return rounding_bound(x.mean(axis=(1, 2)), cells + 1, case.dtype), (
+        rounding_bound(dx, 2, case.dtype),
+    )
+
+
+def _leaky_relu_bounds(case):
+    """One product; the slope may be a (TensorFlow's float32 slope) or the Python float a,
+    which differ by float32's rounding of a."""
+    x, dy = _abs64(case.args[0]), _abs64(case.upstream)
+    a = case.args[1] if len(case.args) > 1 else 0.3
+    slack = float(np.finfo(np.float32).eps) * a
+    return rounding_bound(a * x, 1, case.dtype) + slack * x, (
+        rounding_bound(a * dy, 1, case.dtype) + slack * dy,
+    )
+
+
+def _squashing_bounds(case):
+    """sigmoid and tanh: an exp or two and a division, in any of the usual formulas, whose
+    error is relative to 1 (the outputs' scale); the backward's to |dy|."""
+    one = np.ones_like(_abs64(case.args[0]))
+    c = 2 * TRANSCENDENTAL_ULPS + 6
+    return rounding_bound(one, c, case.dtype), (
+        rounding_bound(_abs64(case.upstream), c, case.dtype),
+    )
+
+
+MORE_BOUNDS = {
+    "batchnorm_inference": _batchnorm_inference_bounds,
+    "dropout": _dropout_bounds,
+    "avgpool2d": _avgpool2d_bounds,
+    "global_avgpool2d": _global_avgpool2d_bounds,
+    "leaky_relu": _leaky_relu_bounds,
+    "sigmoid": _squashing_bounds,
+    "tanh": _squashing_bounds,
+}
 
 
 def _crossentropy_bounds(case):

@@ -10,6 +10,7 @@ import json
 import os
 
 from ..atomicwrite import atomic_write
+from .more_exercises import MORE_DOCS
 from .spec import OPS, op_named
 
 DOCS = {
@@ -175,34 +176,7 @@ DOCS = {
         dy_pred (N, K).
     """,
     ),
-    "batchnorm": (
-        """Batch normalization, training mode, over every axis but the last (channels):
-
-        mean = sum(x) / m        var = sum((x - mean)**2) / m     (m values per channel)
-        x_hat = (x - mean) / sqrt(var + epsilon)       y = gamma * x_hat + beta
-
-    var divides by m, not m - 1: the biased variance, as Keras.
-
-    Args:
-        x: (N, C) or (N, H, W, C), float32 or float64.  gamma, beta: (C,).
-    Returns:
-        (y, cache, (mean, var)): y has x's shape; mean and var (C,) are the
-        batch's statistics (a layer moves its running averages toward them).
-    """,
-        """Gradients of y. mean and var depend on every x of the channel, so dx
-    has three paths: direct, through the mean, through the variance. With
-    g = dy * gamma and inv = 1 / sqrt(var + epsilon) they add up to
-
-        dx = (inv / m) * (m * g - sum(g) - x_hat * sum(g * x_hat))
-
-    (sums over every axis but the channels'). Derive it, then check it.
-
-    Args:
-        dy: dL/dy, x's shape.  cache: what batchnorm_forward returned.
-    Returns:
-        (dx, dgamma, dbeta): x's shape, (C,), (C,); dgamma = sum(dy * x_hat).
-    """,
-    ),
+    **MORE_DOCS,
 }
 
 

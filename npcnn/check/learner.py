@@ -218,8 +218,28 @@ def learner_traceback(exc: BaseException, limit: int = 6) -> str:
     return "".join(lines).rstrip("\n")
 
 
+@dataclass(frozen=True)
+class Seeded:
+    """A random generator as a case holds it: every call gets a fresh one from the seed, so
+    the learner's forward and the reference draw the same numbers (a report prints it as code)."""
+
+    seed: int
+
+    def __repr__(self):
+        return f"np.random.default_rng({self.seed})"
+
+
+def _fresh(arg):
+    if isinstance(arg, np.ndarray):
+        return arg.copy()
+    if isinstance(arg, Seeded):
+        return np.random.default_rng(arg.seed)
+    return arg
+
+
 def copy_args(args):
-    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+    """The arguments a call gets: copies of the arrays, a fresh generator for a :class:`Seeded`."""
+    return tuple(_fresh(a) for a in args)
 
 
 def unchanged(before, after) -> list:

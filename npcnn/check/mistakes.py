@@ -3,7 +3,8 @@
 When a learner's op fails, ``npcnn check`` runs the failing case through every
 mistake of that op here and names the one whose output (or gradient) equals
 the learner's. Each mistake is a standalone wrong implementation of one half
-of an op, in ``wrong.py``: a ``forward`` mistake takes the forward's
+of an op, in ``wrong.py`` (``more_mistakes.py`` for the layers beyond the
+tutorial's, with their catalogue): a ``forward`` mistake takes the forward's
 arguments and returns the wrong output; a ``backward`` mistake takes the
 forward's arguments and the upstream gradient and returns the wrong gradients
 by name (only those it gets wrong), or None when the case cannot show it.
@@ -11,22 +12,11 @@ by name (only those it gets wrong), or None when the case cannot show it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import wrong
-
-
-@dataclass(frozen=True)
-class Mistake:
-    name: str
-    op: str
-    stage: str  # 'forward' or 'backward'
-    says: str  # what a teacher would tell the learner
-    fn: Callable
-
+from . import more_mistakes, wrong
+from .learner import copy_args
+from .spec import Mistake
 
 MISTAKES = (
     Mistake(
@@ -283,39 +273,7 @@ MISTAKES = (
         "class gets some, not just -1/p at the label.",
         wrong.xent_grad_only_label,
     ),
-    Mistake(
-        "batchnorm-unbiased-variance",
-        "batchnorm",
-        "forward",
-        "the variance is divided by m - 1 (unbiased, np.var(ddof=1)); batch normalization "
-        "uses the batch's biased variance, sum((x - mean)**2) / m, as Keras does.",
-        wrong.batchnorm_unbiased_variance,
-    ),
-    Mistake(
-        "batchnorm-dx-no-mean-term",
-        "batchnorm",
-        "backward",
-        "dx misses the path through the batch mean: every x moves the mean, which adds "
-        "-sum(g) / m to each dx (g = dy * gamma); the dx of a channel must sum to 0.",
-        wrong.batchnorm_dx_no_mean_term,
-    ),
-    Mistake(
-        "batchnorm-dx-no-variance-term",
-        "batchnorm",
-        "backward",
-        "dx misses the path through the batch variance: every x moves the variance, which "
-        "adds -x_hat * sum(g * x_hat) / m to each dx (times 1 / sqrt(var + epsilon)).",
-        wrong.batchnorm_dx_no_variance_term,
-    ),
-    Mistake(
-        "batchnorm-dx-as-constants",
-        "batchnorm",
-        "backward",
-        "dx treats the batch's mean and variance as constants (dx = dy * gamma / sqrt(var + "
-        "epsilon)): that is inference mode's gradient; in training they depend on every x.",
-        wrong.batchnorm_dx_as_constants,
-    ),
-)
+) + more_mistakes.MISTAKES
 
 
 def for_op(op: str, stage: str):
@@ -329,7 +287,7 @@ def run(mistake: Mistake, case):
     with np.errstate(all="ignore"):
         try:
             if mistake.stage == "forward":
-                return mistake.fn(*case.args)
-            return mistake.fn(case.args, case.upstream)
+                return mistake.fn(*copy_args(case.args))
+            return mistake.fn(copy_args(case.args), case.upstream)
         except (ValueError, IndexError, ZeroDivisionError):
             return None

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..validation import as_pair
+from .learner import copy_args
 from .spec import BY_NAME
 
 
@@ -21,9 +22,10 @@ def as_tuple(grads):
 
 def numpy_reference(case):
     """npcnn.ops: forward, then backward from our own cache."""
-    forward = getattr(ops, BY_NAME[case.op].forward)
-    backward = getattr(ops, BY_NAME[case.op].backward)
-    out, cache = forward(*case.args)[:2]  # batchnorm also returns the batch's statistics
+    spec = BY_NAME[case.op]
+    forward_name, backward_name = spec.reference or (spec.forward, spec.backward)
+    forward, backward = getattr(ops, forward_name), getattr(ops, backward_name)
+    out, cache = forward(*copy_args(case.args))[:2]  # batchnorm also returns its statistics
     return np.asarray(out), as_tuple(backward(case.upstream, cache))
 
 
@@ -89,6 +91,8 @@ def _tf_forward(tf, case):
         return lambda x: tf.reshape(x, (x.shape[0], -1)), [args[0]]
     if case.op == "softmax":
         return tf.nn.softmax, list(args)
+    if case.op in _MORE:
+        return _MORE[case.op](tf, *args)
     if case.op == "batchnorm":  # training mode: the batch's mean and biased variance
         x, gamma, beta, epsilon = args
         axes = list(range(x.ndim - 1))
@@ -99,6 +103,36 @@ def _tf_forward(tf, case):
 
         return batchnorm, [x, gamma, beta]
     return _tf_loss(tf, *args[1:]), [args[0]]
+
+
+def _tf_avgpool2d(tf, x, pool, strides, padding):
+    steps = pool if strides is None else strides
+    return lambda x: tf.nn.avg_pool2d(x, _pair(pool), _pair(steps), padding.upper()), [x]
+
+
+def _tf_batchnorm_inference(tf, x, gamma, beta, moving_mean, moving_var, epsilon=1e-3):
+    def batchnorm(x, gamma, beta):
+        return tf.nn.batch_normalization(x, moving_mean, moving_var, beta, gamma, epsilon)
+
+    return batchnorm, [x, gamma, beta]
+
+
+def _tf_dropout(tf, x, rate, rng):
+    """TensorFlow draws its masks from a generator of its own: the mask here is npcnn's
+    (``rng.random(x.shape) >= rate``), the scaling TensorFlow's."""
+    keep = copy_args((rng,))[0].random(x.shape) >= rate
+    return lambda x: tf.where(keep, x / (1 - rate), tf.zeros_like(x)), [x]
+
+
+_MORE = {  # op -> (tf, *case.args) -> (TensorFlow's function, the differentiated inputs)
+    "avgpool2d": _tf_avgpool2d,
+    "global_avgpool2d": lambda tf, x: (lambda x: tf.reduce_mean(x, axis=(1, 2)), [x]),
+    "batchnorm_inference": _tf_batchnorm_inference,
+    "dropout": _tf_dropout,
+    "leaky_relu": lambda tf, x, a=0.3: (lambda x: tf.nn.leaky_relu(x, a), [x]),
+    "sigmoid": lambda tf, x: (tf.math.sigmoid, [x]),
+    "tanh": lambda tf, x: (tf.math.tanh, [x]),
+}
 
 
 def _tf_loss(tf, labels, from_logits, reduction):

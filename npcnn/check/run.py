@@ -40,6 +40,7 @@ class Outcome:
     out: object = None  # the learner's forward output
     grads: dict = field(default_factory=dict)  # the learner's gradients by name
     printed: str = ""
+    changed: str = ""  # the input the learner changed in place ('mutated')
 
     def fail(self, stage, kind, message, **more):
         self.failed, self.stage, self.kind, self.message = True, stage, kind, message
@@ -135,11 +136,12 @@ def _forward(outcome, case, spec, forward, want_out, limit):
     outcome.out = out
     changed = _changed_input(case.args, args)
     if changed is not None:
+        name = spec.forward_args[changed]
         message = (
-            f"{spec.forward} changed its input {spec.forward_args[changed]} in place; the "
+            f"{spec.forward} changed its input {name} in place; the "
             "caller's arrays must stay as they were (work on a copy)"
         )
-        raise _Failed(outcome.fail("forward", "mutated", message))
+        raise _Failed(outcome.fail("forward", "mutated", message, changed=name))
     mismatch = compare.compare(spec.output, out, want_out, compare.bounds(case)[0], case.dtype)
     if mismatch:
         raise _Failed(
@@ -178,7 +180,7 @@ def _backward(outcome, case, spec, backward, cache, want_grads, limit):
             f"{spec.backward} changed its input {spec.upstream} in place; "
             "the caller's arrays must stay as they were (work on a copy)"
         )
-        raise _Failed(outcome.fail("backward", "mutated", message))
+        raise _Failed(outcome.fail("backward", "mutated", message, changed=spec.upstream))
     bounds = compare.bounds(case)[1]
     found = [
         m
@@ -321,6 +323,9 @@ def _with_failure(result, case, search):
             c, search.spec, search.forward, search.backward, search.reference, search.limit
         )
         result.diagnoses = diagnose(case, result.outcome, search.samples, run_one)
+    if result.outcome.kind == "mutated":  # a mistake that is a change in place, by its name
+        changed, found = result.outcome.changed, mistakes.for_op(case.op, result.outcome.stage)
+        result.diagnoses = [Diagnosis(m, True) for m in found if changed in m.mutates]
     if result.outcome.kind == "dtype":
         result.hint = (
             "NumPy makes float64 unless told otherwise: np.zeros(shape) and "

@@ -7,6 +7,7 @@ order a course teaches them; ``npcnn check`` checks those a file defines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -23,6 +24,7 @@ class OpSpec:
     wrt: tuple  # the forward argument each gradient belongs to
     output: str = "y"  # the forward's output, as the docs name it
     forward_returns: tuple = ("out", "cache")  # what the forward returns, in order
+    reference: tuple = ()  # npcnn.ops's (forward, backward) names, when not <name>_forward/...
 
     @property
     def forward(self) -> str:
@@ -88,6 +90,30 @@ OPS = (
         ("x", "gamma", "beta"),
         forward_returns=("y", "cache", "(mean, var)"),
     ),
+    OpSpec(
+        "batchnorm_inference",
+        ("x", "gamma", "beta", "moving_mean", "moving_var", "epsilon"),
+        5,
+        ("1e-3",),
+        "dy",
+        ("dx", "dgamma", "dbeta"),
+        ("x", "gamma", "beta"),
+        reference=("batchnorm_inference", "batchnorm_backward"),
+    ),
+    OpSpec("dropout", ("x", "rate", "rng"), 3, (), "dy", ("dx",), ("x",)),
+    OpSpec(
+        "avgpool2d",
+        ("x", "pool_size", "strides", "padding"),
+        1,
+        ("2", "None", "'valid'"),
+        "dy",
+        ("dx",),
+        ("x",),
+    ),
+    OpSpec("global_avgpool2d", ("x",), 1, (), "dy", ("dx",), ("x",)),
+    OpSpec("leaky_relu", ("x", "negative_slope"), 1, ("0.3",), "dy", ("dx",), ("x",)),
+    OpSpec("sigmoid", ("x",), 1, (), "dy", ("dx",), ("x",), "s"),
+    OpSpec("tanh", ("x",), 1, (), "dy", ("dx",), ("x",), "t"),
 )
 BY_NAME = {op.name: op for op in OPS}
 ALIASES = {
@@ -95,7 +121,23 @@ ALIASES = {
     "maxpool": "maxpool2d",
     "conv": "conv2d",
     "batchnormalization": "batchnorm",
+    "avgpool": "avgpool2d",
+    "averagepooling2d": "avgpool2d",
+    "globalaveragepooling2d": "global_avgpool2d",
+    "leakyrelu": "leaky_relu",
 }
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known mistake: the wrong code of one half of an op, and what a teacher would say."""
+
+    name: str
+    op: str
+    stage: str  # 'forward' or 'backward'
+    says: str  # what a teacher would tell the learner
+    fn: Callable
+    mutates: tuple = ()  # the arguments whose change in place is this mistake
 
 
 def op_named(name: str) -> OpSpec:

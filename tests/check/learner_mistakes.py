@@ -12,6 +12,87 @@ from pathlib import Path
 GOOD = Path(__file__).parent / "learners" / "good.py"
 
 MISTAKEN = {
+    "batchnorm-inference-batch-statistics": (
+        "batchnorm_inference",
+        "    inv = 1 / np.sqrt(moving_var + x.dtype.type(epsilon))\n"
+        "    x_hat = (x - moving_mean) * inv\n",
+        "    axes = tuple(range(x.ndim - 1))\n"
+        "    mean, var = x.mean(axis=axes), x.var(axis=axes)\n"
+        "    inv = 1 / np.sqrt(var + x.dtype.type(epsilon))\n"
+        "    x_hat = (x - mean) * inv\n",
+    ),
+    "batchnorm-inference-updates-moving-averages": (  # in place, as a layer's update is written
+        "batchnorm_inference",
+        "    inv = 1 / np.sqrt(moving_var + x.dtype.type(epsilon))\n",
+        "    axes = tuple(range(x.ndim - 1))\n"
+        "    moving_mean *= 0.99\n"
+        "    moving_mean += 0.01 * x.mean(axis=axes)\n"
+        "    moving_var *= 0.99\n"
+        "    moving_var += 0.01 * x.var(axis=axes)\n"
+        "    inv = 1 / np.sqrt(moving_var + x.dtype.type(epsilon))\n",
+    ),
+    "dropout-not-rescaled": (
+        "dropout",
+        "    return np.where(keep, x * scale, 0).astype(x.dtype), (keep, scale)\n",
+        "    return np.where(keep, x, 0).astype(x.dtype), (keep, scale)\n",
+    ),
+    "dropout-times-keep-probability": (
+        "dropout",
+        "    scale = x.dtype.type(1 / (1 - rate))\n",
+        "    scale = x.dtype.type(1 - rate)\n",
+    ),
+    "dropout-keeps-rate": (
+        "dropout",
+        "    keep = rng.random(x.shape) >= rate\n",
+        "    keep = rng.random(x.shape) < rate\n",
+    ),
+    "dropout-grad-not-rescaled": (
+        "dropout",
+        "    return np.where(keep, dy * scale, 0).astype(dy.dtype)\n",
+        "    return np.where(keep, dy, 0).astype(dy.dtype)\n",
+    ),
+    "avgpool2d-same-averages-padding": (
+        "avgpool2d",
+        "            count[i, j] = inside[i * sh : i * sh + ph, j * sw : j * sw + pw].sum()\n",
+        "            count[i, j] = ph * pw\n",
+    ),
+    "avgpool2d-default-stride-1": (
+        "avgpool2d",
+        "    sh, sw = _pair(strides) if strides is not None else (ph, pw)\n",
+        "    sh, sw = _pair(strides) if strides is not None else (1, 1)\n",
+    ),
+    "avgpool2d-grad-not-divided": (
+        "avgpool2d",
+        "            share = dy[:, i, j, :] / count[i, j]\n",
+        "            share = dy[:, i, j, :]\n",
+    ),
+    "avgpool2d-grad-same-averages-padding": (
+        "avgpool2d",
+        "            share = dy[:, i, j, :] / count[i, j]\n",
+        "            share = dy[:, i, j, :] / (ph * pw)\n",
+    ),
+    "global-avgpool2d-grad-not-divided": (
+        "global_avgpool2d",
+        "    share = dy / dy.dtype.type(h * w)\n",
+        "    share = dy\n",
+    ),
+    "leaky-relu-grad-at-zero": (
+        "leaky_relu",
+        "    return np.where(x > 0, dy, a * dy)\n",
+        "    return np.where(x >= 0, dy, a * dy)\n",
+    ),
+    "leaky-relu-slope-0.01": (
+        "leaky_relu",
+        "def leaky_relu_forward(x, negative_slope=0.3):",
+        "def leaky_relu_forward(x, negative_slope=0.01):",
+    ),
+    "sigmoid-grad-from-input": ("sigmoid", "    return s, s\n", "    return s, x\n"),
+    "tanh-grad-from-input": ("tanh", "    return t, t\n", "    return t, x\n"),
+    "tanh-grad-not-squared": (
+        "tanh",
+        "    return dy * (1 - t * t)\n",
+        "    return dy * (1 - t)\n",
+    ),
     "batchnorm-unbiased-variance": (
         "batchnorm",
         "    var = ((x - mean) ** 2).mean(axis=axes)\n",

@@ -33,7 +33,9 @@ def test_the_reference_written_out_by_a_learner_passes():
 def test_npcnn_itself_passes_as_a_module(tier):
     """The fast tier sums in other orders than the reference: the bounds must allow it."""
     report = npcnn.check(getattr(npcnn, tier), seed=1)
-    assert len(report.results) == len(OPS) and report.passed, str(report)
+    # npcnn names the inference-mode batch norm batchnorm_inference, not *_forward/*_backward
+    expected = [op.name for op in OPS if op.name != "batchnorm_inference"]
+    assert [r.op for r in report.results] == expected and report.passed, str(report)
 
 
 def test_every_catalogue_mistake_has_a_learner_file():
@@ -59,3 +61,24 @@ def test_each_mistake_fails_with_its_diagnosis(name, tmp_path):
     mistake = next(m for m in MISTAKES if m.name == name)
     assert f"diagnosis ({name}): {mistake.says}" in text
     assert f"--replay {op}:0" in text
+
+
+def test_moving_averages_moved_at_inference_into_new_arrays_are_named(tmp_path):
+    """The same mistake without a change in place: the output is normalized with moved averages."""
+    path = tmp_path / "my_batchnorm_inference.py"
+    path.write_text(
+        mistaken_source("batchnorm-inference-updates-moving-averages")
+        .replace(
+            "    moving_mean *= 0.99\n    moving_mean += ",
+            "    moving_mean = 0.99 * moving_mean + ",
+        )
+        .replace(
+            "    moving_var *= 0.99\n    moving_var += ", "    moving_var = 0.99 * moving_var + "
+        ),
+        encoding="utf-8",
+    )
+    report = npcnn.check(str(path), only=["batchnorm_inference"], seed=0)
+    result = report.result("batchnorm_inference")
+    assert result.outcome.kind == "value", str(report)
+    confirmed = [d.mistake.name for d in result.diagnoses if d.confirmed]
+    assert confirmed == ["batchnorm-inference-updates-moving-averages"], str(report)

@@ -191,3 +191,94 @@ def batchnorm_backward(dy, cache):
     g = dy * gamma
     dx = (inv / m) * (m * g - g.sum(axis=axes) - x_hat * (g * x_hat).sum(axis=axes))
     return dx, (dy * x_hat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def batchnorm_inference_forward(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3):
+    inv = 1 / np.sqrt(moving_var + x.dtype.type(epsilon))
+    x_hat = (x - moving_mean) * inv
+    return gamma * x_hat + beta, (x_hat, gamma, inv)
+
+
+def batchnorm_inference_backward(dy, cache):
+    x_hat, gamma, inv = cache
+    axes = tuple(range(dy.ndim - 1))
+    return dy * gamma * inv, (dy * x_hat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def dropout_forward(x, rate, rng):
+    keep = rng.random(x.shape) >= rate
+    scale = x.dtype.type(1 / (1 - rate))
+    return np.where(keep, x * scale, 0).astype(x.dtype), (keep, scale)
+
+
+def dropout_backward(dy, cache):
+    keep, scale = cache
+    return np.where(keep, dy * scale, 0).astype(dy.dtype)
+
+
+def avgpool2d_forward(x, pool_size=2, strides=None, padding="valid"):
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(strides) if strides is not None else (ph, pw)
+    (out_h, out_w), (pad_h, pad_w) = _geometry(x, (ph, pw), (sh, sw), padding)
+    x_pad = np.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    inside = np.pad(np.ones(x.shape[1:3], dtype=x.dtype), (pad_h, pad_w))
+    y = np.zeros((x.shape[0], out_h, out_w, x.shape[3]), dtype=x.dtype)
+    count = np.zeros((out_h, out_w), dtype=x.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x_pad[:, i * sh : i * sh + ph, j * sw : j * sw + pw, :]
+            count[i, j] = inside[i * sh : i * sh + ph, j * sw : j * sw + pw].sum()
+            y[:, i, j, :] = window.sum(axis=(1, 2)) / count[i, j]
+    return y, (x.shape, count, (ph, pw), (sh, sw), (pad_h, pad_w))
+
+
+def avgpool2d_backward(dy, cache):
+    x_shape, count, (ph, pw), (sh, sw), (pad_h, pad_w) = cache
+    height, width = x_shape[1] + sum(pad_h), x_shape[2] + sum(pad_w)
+    dx_pad = np.zeros((x_shape[0], height, width, x_shape[3]), dtype=dy.dtype)
+    for i in range(dy.shape[1]):
+        for j in range(dy.shape[2]):
+            share = dy[:, i, j, :] / count[i, j]
+            dx_pad[:, i * sh : i * sh + ph, j * sw : j * sw + pw, :] += share[:, None, None, :]
+    return dx_pad[:, pad_h[0] : pad_h[0] + x_shape[1], pad_w[0] : pad_w[0] + x_shape[2], :]
+
+
+def global_avgpool2d_forward(x):
+    return x.mean(axis=(1, 2)), x.shape
+
+
+def global_avgpool2d_backward(dy, cache):
+    n, h, w, c = cache
+    share = dy / dy.dtype.type(h * w)
+    return np.broadcast_to(share[:, None, None, :], cache).copy()
+
+
+def leaky_relu_forward(x, negative_slope=0.3):
+    a = x.dtype.type(negative_slope)
+    return np.where(x > 0, x, a * x), (x, a)
+
+
+def leaky_relu_backward(dy, cache):
+    x, a = cache
+    return np.where(x > 0, dy, a * dy)
+
+
+def sigmoid_forward(x):
+    e = np.exp(-np.abs(x))
+    s = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+    return s, s
+
+
+def sigmoid_backward(dy, cache):
+    s = cache
+    return dy * s * (1 - s)
+
+
+def tanh_forward(x):
+    t = np.tanh(x)
+    return t, t
+
+
+def tanh_backward(dy, cache):
+    t = cache
+    return dy * (1 - t * t)

@@ -47,6 +47,16 @@ class OpSpec:
         return f"({', '.join(self.grads)})" if len(self.grads) > 1 else self.grads[0]
 
 
+# a pooling op's arguments, their defaults, its upstream gradient and its gradient
+POOLING = (
+    ("x", "pool_size", "strides", "padding"),
+    1,
+    ("2", "None", "'valid'"),
+    "dy",
+    ("dx",),
+    ("x",),
+)
+
 OPS = (
     OpSpec("relu", ("x",), 1, (), "dy", ("dx",), ("x",)),
     OpSpec("dense", ("x", "w", "b"), 3, (), "dy", ("dx", "dw", "db"), ("x", "w", "b")),
@@ -60,15 +70,7 @@ OPS = (
         ("dx", "dw", "db"),
         ("x", "w", "b"),
     ),
-    OpSpec(
-        "maxpool2d",
-        ("x", "pool_size", "strides", "padding"),
-        1,
-        ("2", "None", "'valid'"),
-        "dy",
-        ("dx",),
-        ("x",),
-    ),
+    OpSpec("maxpool2d", *POOLING),
     OpSpec("softmax", ("z",), 1, (), "dp", ("dz",), ("z",), "p"),
     OpSpec(
         "sparse_categorical_crossentropy",
@@ -101,15 +103,7 @@ OPS = (
         reference=("batchnorm_inference", "batchnorm_backward"),
     ),
     OpSpec("dropout", ("x", "rate", "rng"), 3, (), "dy", ("dx",), ("x",)),
-    OpSpec(
-        "avgpool2d",
-        ("x", "pool_size", "strides", "padding"),
-        1,
-        ("2", "None", "'valid'"),
-        "dy",
-        ("dx",),
-        ("x",),
-    ),
+    OpSpec("avgpool2d", *POOLING),
     OpSpec("global_avgpool2d", ("x",), 1, (), "dy", ("dx",), ("x",)),
     OpSpec("leaky_relu", ("x", "negative_slope"), 1, ("0.3",), "dy", ("dx",), ("x",)),
     OpSpec("sigmoid", ("x",), 1, (), "dy", ("dx",), ("x",), "s"),

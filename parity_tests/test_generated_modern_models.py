@@ -9,9 +9,10 @@ positive); a geometry Keras refuses is discarded. For each model:
 
 1. ``tfcnn.to_npcnn`` converts it, on both tiers; inference (``predict``, and
    Keras's ``training=False``) agrees with Keras;
-2. in training mode (batch statistics; models without Dropout, whose masks
-   come from another generator) the outputs agree, and so do the moving
-   statistics after the step;
+2. in training mode (batch statistics; models whose Dropout drops nothing,
+   rate 0, as masks come from another generator) the outputs agree, so do
+   the gradients of every parameter (for an upstream gradient drawn with the
+   model) and the moving statistics after the step;
 3. the model file round trip gives the same predictions, bit for bit.
 
 The tolerance is stated, not derived (``parity_tests/README.md`` derives the
@@ -42,7 +43,7 @@ ACTIVATIONS = ["relu", "linear", "sigmoid", "tanh", "leaky_relu"]
 
 @st.composite
 def modern_layers(draw):
-    """(input shape, Keras layer factories, uses dropout)."""
+    """(input shape, Keras layer factories, drops values in training, a seed)."""
     side = draw(st.integers(4, 9))
     shape = (side, draw(st.integers(4, 9)), draw(st.integers(1, 3)))
     makers, dropout = [], False
@@ -61,6 +62,7 @@ def modern_layers(draw):
         extra = draw(st.sampled_from(["bn", "avg", "max", "leaky", "dropout", "none"]))
         pool, pool_padding = draw(st.integers(1, 3)), draw(st.sampled_from(["same", "valid"]))
         momentum, center = draw(st.sampled_from([0.99, 0.5])), draw(st.booleans())
+        rate = draw(st.sampled_from([0.3, 0.0]))
         makers.append(
             {
                 "bn": lambda m=momentum, c=center: L.BatchNormalization(
@@ -69,11 +71,11 @@ def modern_layers(draw):
                 "avg": lambda q=pool, p=pool_padding: L.AveragePooling2D(q, padding=p, dtype=DTYPE),
                 "max": lambda q=pool, p=pool_padding: L.MaxPooling2D(q, padding=p, dtype=DTYPE),
                 "leaky": lambda: L.LeakyReLU(0.2, dtype=DTYPE),
-                "dropout": lambda: L.Dropout(0.3, seed=1, dtype=DTYPE),
+                "dropout": lambda r=rate: L.Dropout(r, seed=1, dtype=DTYPE),
                 "none": None,
             }[extra]
         )
-        dropout |= extra == "dropout"
+        dropout |= extra == "dropout" and rate > 0
     makers = [m for m in makers if m is not None]
     head = draw(st.sampled_from(["gap", "flatten"]))
     makers.append(
@@ -118,6 +120,25 @@ def test_generated_modern_model_matches_keras(drawn, kernels, tmp_path_factory):
     assert np.array_equal(npcnn.load_model(path, kernels=kernels).predict(x), np_model.predict(x))
     if dropout:
         return
-    assert_close(np_model(x, training=True), model(x, training=True).numpy(), "training")
+    out, grads = keras_training_step(model, x, seed)
+    assert_close(np_model(x, training=True), out, "training")
+    np_model.backward(np.random.default_rng(seed + 2).standard_normal(out.shape), need_dx=False)
+    named = np_model.named_params()
+    assert len(named) == len(grads)
+    for (name, _), ours, theirs in zip(named, np_model.grads, grads):
+        assert_close(ours, theirs, f"gradient of {name}")
     for (name, a), b in zip(np_model.named_weights(), model.get_weights()):
         assert_close(a, b, name)
+
+
+def keras_training_step(model, x, seed):
+    """Keras's training-mode output and the gradients of <upstream, output> by each
+    trainable variable (upstream from ``seed``), as npcnn's ``named_params`` order them."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        upstream = np.random.default_rng(seed + 2).standard_normal(tuple(out.shape))
+        total = tf.reduce_sum(out * upstream)
+    grads = tape.gradient(total, model.trainable_variables)
+    return out.numpy(), [g.numpy() for g in grads]

@@ -28,7 +28,13 @@ def modern_keras(dtype):
         L.BatchNormalization(momentum=0.9),
         L.ReLU(),
         L.AveragePooling2D(2, padding="same", trainable=False),
-        L.Conv2D(6, 3, activation="tanh", kernel_constraint=keras.constraints.MaxNorm(2.0)),
+        L.Conv2D(
+            6,
+            3,
+            activation="tanh",
+            kernel_constraint=keras.constraints.MaxNorm(2.0),
+            trainable=False,  # frozen weights still predict: converted all the same
+        ),
         L.LeakyReLU(0.1),
         L.Dropout(0.4, seed=3),
         L.GlobalAveragePooling2D(activity_regularizer="l1"),

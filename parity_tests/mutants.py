@@ -318,6 +318,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "data parallelism: each part's backward gets another part's upstream gradient",
     ),
     Mutant(
+        "dense-block-bias-of-first-block",
+        "npcnn/fast/dense.py",
+        "y[:, lo:hi] += b[lo:hi]",
+        "y[:, lo:hi] += b[: hi - lo]",
+        "fast",
+        "big dense layer: every column block gets the first block's biases",
+    ),
+    Mutant(
+        "dense-block-dx-of-first-rows",
+        "npcnn/fast/dense.py",
+        "np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])",
+        "np.matmul(dy, w[: hi - lo].T, out=dx[:, lo:hi])",
+        "fast",
+        "big dense layer: dx's column blocks all from the first rows of w",
+    ),
+    Mutant(
         "adam-one-minus-beta-f32",
         "npcnn/optimizers.py",
         "one_minus_b1, one_minus_b2 = f(1 - self.beta_1), f(1 - self.beta_2)",

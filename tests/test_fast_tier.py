@@ -272,3 +272,38 @@ def test_rowwise_convolution_agrees_with_ops_within_the_rounding_bound(case):
     terms = {"y": kh * kw * cin + 1, "dx": kh * kw * cout, "dw": positions, "db": positions}
     for name, a, e, m in zip(terms, (y, *got), (y_ops, *want), (mag_y, *mags)):
         assert_within(a, e, rounding_bound(m, terms[name], x.dtype), f"row-wise {name}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_big_dense_layer_in_column_blocks_agrees_with_ops_on_any_thread_count(dtype):
+    """A dense layer of a million weights or more (the seed's dense1) runs its
+    products in fixed column (forward) and row (backward) blocks shared over the
+    threads: y, dx, dw within the rounding bound of the readable ops' (db the
+    same sum, bit for bit), and the same bits on 1, 2 and 3 threads."""
+    from npcnn.fast import dense as fast_dense
+    from npcnn.fast import threads
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((50, 3136)).astype(dtype)
+    w = (rng.standard_normal((3136, 1024)) * 0.02).astype(dtype)
+    b, dy = rng.standard_normal(1024).astype(dtype), rng.standard_normal((50, 1024)).astype(dtype)
+    assert len(fast_dense.blocks(1024, w.size)) - 1 == 8  # split: blocks of 128 columns
+    assert fast_dense.blocks(1024, 1024 * 512) == [0, 1024]  # small: one product
+    y_ops, cache_ops = ops.dense_forward(x, w, b)
+    dx_ops, dw_ops, db_ops = ops.dense_backward(dy, cache_ops)
+    before, runs = threads.get_threads(), []
+    try:
+        for count in (1, 2, 3):
+            threads.set_threads(count)
+            y, cache = fast.dense_forward(x, w, b)
+            runs.append((y, *fast.dense_backward(dy, cache)))
+    finally:
+        threads.set_threads(before)
+    for run in runs[1:]:
+        for got, first in zip(run, runs[0]):
+            same_bits(got, first)
+    y, dx, dw, db = runs[0]
+    assert_close_to_scale(y, y_ops, "y", longest_sum=3136 + 1)
+    assert_close_to_scale(dx, dx_ops, "dx", longest_sum=1024)
+    assert_close_to_scale(dw, dw_ops, "dw", longest_sum=50)
+    same_bits(db, db_ops)

@@ -219,8 +219,9 @@ def test_fused_routing_keeps_inf_and_nan_where_the_composition_puts_them(monkeyp
 
 
 def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
-    """The fused block writes its convolution's big matrix (conv2: the row-wise
-    width windows) into its own buffer, step after step (no fresh pages per step),
+    """The fused block writes its convolution's big arrays (conv2: the row-wise
+    width windows, the output, their gradients) into its own buffers, step after
+    step (no fresh pages per step),
     and the numbers are those of the same calls without a workspace."""
     rng = np.random.default_rng(7)
     model = npcnn.seed_cnn(seed=2, dtype="float64")
@@ -229,7 +230,7 @@ def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
     _, blocks = model.parallel.replica(0)
     conv1, conv2 = blocks[0].conv, blocks[1]
     buffers = {name: id(a) for name, a in conv2.workspace.items()}
-    assert set(buffers) == {"xw"}
+    assert set(buffers) == {"xw", "y", "y_scratch", "dy", "dxw", "dxw_scratch", "dz_pad"}
     probs = model.forward(x[1])
     _, cache = ops.sparse_categorical_crossentropy_forward(probs, labels[1], reduction="sum")
     model.backward(ops.sparse_categorical_crossentropy_backward(1.0, cache), need_dx=False)

@@ -35,6 +35,7 @@ from ..validation import as_pair, check_bool, check_conv2d_args, normalize_paddi
 from .padding import pad_nhwc
 from .rowwise import GEMM_DTYPES, RowwiseCache, rowwise_backward, rowwise_forward
 from .threads import split_batch
+from .workspace import reusable
 
 KEEP_COLS = 64  # batches up to this size are one matrix, kept for the backward pass
 SLAB = 32  # images per matrix product in bigger batches (speed only)
@@ -109,24 +110,6 @@ def col2im(dcols, x_pad_shape, kernel_hw, strides, out_hw):
 
     split_batch(scatter, x_pad_shape[0], dcols.size)
     return dx_pad
-
-
-def reusable(workspace, name, shape, dtype, xp):
-    """An uninitialised array for ``name``: the one kept in ``workspace`` (a dict)
-    when its shape, dtype and array library match, else a new one, kept there.
-
-    Why: NumPy gets a big array (conv2's im2col matrix is 31 MB in float32, 63 MB
-    in float64) from fresh pages of the OS every time, and touching them costs
-    more than the copy into them (10-40% of a float64 step, varying call to call).
-    A layer passes its own workspace, so it reuses its buffers from step to step.
-    """
-    if workspace is None:
-        return xp.empty(shape, dtype=dtype)
-    array = workspace.get(name)
-    fits = array is not None and array.shape == shape and array.dtype == dtype
-    if not (fits and get_array_module(array) is xp):
-        array = workspace[name] = xp.empty(shape, dtype=dtype)
-    return array
 
 
 def conv2d_forward(x, w, b, strides=1, padding="same"):
@@ -208,7 +191,7 @@ def convolve_backward(dy, cache, need_dx, workspace=None):
     if isinstance(cache, RowwiseCache):
         if tuple(dy.shape) != (cache.x_shape[0], *cache.out_hw, cache.w.shape[3]):
             raise ValueError(f"dy must have the output's shape, got {tuple(dy.shape)}")
-        return rowwise_backward(dy.transpose(1, 0, 2, 3), cache, need_dx)
+        return rowwise_backward(dy.transpose(1, 0, 2, 3), cache, need_dx, workspace)
     x_shape, w, x_pad, cols, strides, pads, out_hw = cache
     kh, kw, cin, cout = w.shape
     n, height, width, _ = x_shape

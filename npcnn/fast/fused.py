@@ -40,6 +40,7 @@ from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
 from .padding import pad_nhwc
 from .threads import split_batch
+from .workspace import zeroed
 
 
 def conv2d_relu_maxpool2d_forward(
@@ -89,7 +90,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     if tuple(dy.shape) != tuple(y.shape):
         raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
     xp = get_array_module(dy)
-    dz_pad = xp.zeros(z_pad.shape, dtype=dy.dtype)
+    dz_pad = zeroed(workspace, "dz_pad", z_pad.shape, dy.dtype, xp)
     bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
 
     def route(lo, hi):  # images lo..hi-1

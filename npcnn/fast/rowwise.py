@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .workspace import reusable, zeroed
+
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # BLAS's: sgemm and dgemm
 
 
@@ -96,45 +98,39 @@ def band(xw, i, sh, out_h):
 
 def rowwise_forward(x_pad, w, strides, out_hw, workspace=None):
     """Convolution of the padded input ``x_pad`` (N, Hp, Wp, Cin) with ``w``,
-    no bias: y as (H_out, N, W_out, Cout), contiguous, and ``xw`` for backward."""
+    no bias: y as (H_out, N, W_out, Cout), contiguous, and ``xw`` for backward.
+    ``workspace``: a dict of buffers to reuse (``workspace.py``); y is then one
+    of them too, valid until the next call with the same workspace."""
     kh, kw, cin, cout = w.shape
     (sh, _), (out_h, out_w) = strides, out_hw
-    n = x_pad.shape[0]
-    buffer = _buffer(workspace, "xw", x_pad, kw, strides, out_hw)
-    xw = width_windows(x_pad, kw, strides, out_hw, buffer)
-    y = np.empty((out_h, n, out_w, cout), dtype=x_pad.dtype)
-    y2, scratch = y.reshape(-1, cout), np.empty((out_h * n * out_w, cout), dtype=x_pad.dtype)
+    n, hp, _, _ = x_pad.shape
+    shape = (sh, -(-hp // sh), n, out_w, kw * cin)
+    xw = width_windows(x_pad, kw, strides, out_hw, reusable(workspace, "xw", shape, w.dtype, np))
+    y = reusable(workspace, "y", (out_h, n, out_w, cout), x_pad.dtype, np)
+    y2 = y.reshape(-1, cout)
+    scratch = reusable(workspace, "y_scratch", y2.shape, x_pad.dtype, np)
     for i in range(kh):  # y = sum over kernel rows of band_i @ w[i]
         gemm(band(xw, i, sh, out_h), w[i].reshape(kw * cin, cout), y2, beta=float(i > 0),
              scratch=scratch)  # fmt: skip
     return y, xw
 
 
-def _buffer(workspace, name, x_pad, kw, strides, out_hw):
-    """The reused buffer for ``xw`` when ``workspace`` (a dict) holds one that fits."""
-    if workspace is None:
-        return None
-    n, hp, _, c = x_pad.shape
-    shape = (strides[0], -(-hp // strides[0]), n, out_hw[1], kw * c)
-    kept = workspace.get(name)
-    if kept is None or kept.shape != shape or kept.dtype != x_pad.dtype:
-        kept = workspace[name] = np.empty(shape, dtype=x_pad.dtype)
-    return kept
-
-
-def rowwise_backward(dy_t, cache, need_dx):
-    """Gradients from dy as (H_out, N, W_out, Cout): dx (N, H, W, Cin) or None, dw, db."""
+def rowwise_backward(dy_t, cache, need_dx, workspace=None):
+    """Gradients from dy as (H_out, N, W_out, Cout): dx (N, H, W, Cin) or None, dw, db.
+    ``workspace``: as in :func:`rowwise_forward` (dx, dw and db are new arrays)."""
     w, xw, sh, out_h = cache.w, cache.xw, cache.strides[0], cache.out_hw[0]
     kh, kw, cin, cout = w.shape
-    dy2 = np.ascontiguousarray(dy_t).reshape(-1, cout)
+    dy2 = reusable(workspace, "dy", dy_t.shape, dy_t.dtype, np)
+    dy2[...] = dy_t  # contiguous, so that it reshapes to a matrix
+    dy2 = dy2.reshape(-1, cout)
     db = dy2.sum(axis=0)  # each b[co] was added at every output position
     dw = np.empty(w.shape, dtype=w.dtype)  # C-ordered: dw[i] reshapes to a view
     for i in range(kh):  # dw[i] = band_i.T @ dy: y's local derivative wrt w[i] is band_i
         gemm(band(xw, i, sh, out_h), dy2, dw[i].reshape(kw * cin, cout), 0.0, trans="tn")
     if not need_dx:
         return None, dw, db
-    dxw = np.zeros_like(xw)  # the gradient of every width window, same layout
-    scratch = np.empty((dy2.shape[0], kw * cin), dtype=dy2.dtype)
+    dxw = zeroed(workspace, "dxw", xw.shape, xw.dtype, np)  # every window's gradient
+    scratch = reusable(workspace, "dxw_scratch", (dy2.shape[0], kw * cin), dy2.dtype, np)
     for i in range(kh):  # dband_i += dy @ w[i].T: y's local derivative wrt band_i is w[i]
         gemm(dy2, w[i].reshape(kw * cin, cout), band(dxw, i, sh, out_h), 1.0, trans="nt",
              scratch=scratch)  # fmt: skip

@@ -27,7 +27,7 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 # npcnn.check(path) checks a learner's own ops (npcnn/check/)
-from . import check, fast, gradcheck, initializers, naive, ops
+from . import check, fast, gradcheck, initializers, naive, ops, schedules
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, MaxPooling2D, ReLU, Reshape, Softmax
 from .model import Sequential, seed_cnn
 from .modelfile import load_model
@@ -52,6 +52,7 @@ __all__ = [
     "gradcheck",
     "check",
     "initializers",
+    "schedules",
     "Conv2D",
     "Dense",
     "Flatten",

@@ -14,8 +14,10 @@ import time
 
 import numpy as np
 
-from .train import TrainConfig, TrainingDiverged, evaluate, fit, make_numpy_learner
-from .validation import COUNT, RATE, SEED
+from .schedules import SCHEDULES
+from .train import TrainConfig, TrainingDiverged, evaluate, fit, make_numpy_learner, total_steps
+from .validation import COUNT, RATE, SEED, check_writable_dir, check_writable_file
+from .zoo import MODELS
 
 EXIT_ERROR = 2  # bad arguments (argparse's own code), unreadable files, full disk...
 EXIT_DIVERGED = 3  # the loss became NaN or inf; the last good checkpoint is kept
@@ -23,39 +25,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 # what main() reports as one line instead of a traceback
 EXPECTED_ERRORS = (ValueError, OSError, RuntimeError, ArithmeticError, ImportError, MemoryError)
-
-
-# argparse types (every number is checked before any work starts): npcnn.validation
-
-
-def check_writable_file(path, what: str) -> None:
-    """Raise ``ValueError`` unless a file can be written at ``path`` (checked up front).
-
-    ``path`` must not be a directory, and its nearest existing ancestor must be
-    a directory we may write into (missing folders are created on write).
-    """
-    if not path:
-        raise ValueError(f"{what}: empty path")
-    if os.path.isdir(path):
-        raise ValueError(f"{what} {path} is a directory; give a file name")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise ValueError(f"{what} {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: cannot write into {parent} (permission denied)")
-
-
-def check_writable_dir(path, what: str) -> None:
-    """Raise ``ValueError`` unless ``path`` is, or can be created as, a writable directory."""
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise ValueError(f"{what} {path} exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"{what} {path}: permission denied")
-        return
-    check_writable_file(path, what)
 
 
 def check_paths(args) -> None:
@@ -130,16 +99,23 @@ def add_train_parser(sub, framework: str) -> None:
     t.add_argument("--steps", type=COUNT, default=None, help="number of steps (overrides --epochs)")
     t.add_argument("--batch-size", type=COUNT, default=50)
     t.add_argument("--learning-rate", type=RATE, default=1e-3)
+    t.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=SCHEDULES,
+        help="constant (default): --learning-rate throughout; cosine: from --learning-rate "
+        "down to 0 along half a cosine over the run (Keras's CosineDecay)",
+    )
     t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument(
+        "--model",
+        dest="network",  # not a file, as predict's --model is
+        default="seed",
+        choices=list(MODELS),
+        help="seed: the tutorial's CNN (default); modern: conv-BN-ReLU blocks, global "
+        "average pooling and dropout (npcnn.zoo)",
+    )
     if framework == "npcnn":
-        t.add_argument(
-            "--model",
-            dest="network",  # not a file, as predict's --model is
-            default="seed",
-            choices=["seed", "modern"],
-            help="seed: the tutorial's CNN (default); modern: conv-BN-ReLU blocks, global "
-            "average pooling and dropout (npcnn.zoo)",
-        )
         t.add_argument(
             "--kernels",
             default="fast",
@@ -258,6 +234,8 @@ def run_train(args, make_learner, log=print) -> dict:
     """Shared by ``npcnn train`` and ``tfcnn train``: load data, fit, report, plot."""
     config = config_from_args(args)
     data = load_data(args)
+    if config.lr_schedule != "constant" and config.decay_steps is None:  # over the whole run
+        config.decay_steps = total_steps(config, len(data[0][0]))
     learner = make_learner(config)
     start = time.perf_counter()
     try:

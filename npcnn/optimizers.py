@@ -1,7 +1,7 @@
 """Optimizers that update parameter arrays in place, Keras's exactly: ``SGD`` (with
 momentum and Nesterov), ``RMSprop`` and ``Adam``.
 
-Use them as in Keras::
+Use them as in Keras (a learning rate may be a schedule, ``npcnn.schedules``)::
 
     model.backward(dloss)
     optimizer.apply_gradients(zip(model.grads, model.params))
@@ -32,6 +32,17 @@ def check_hyperparameter(value, name, low=0.0, high=None, open_low=True):
         bounds = f"{'(' if open_low else '['}{low}, {'inf' if high is None else high})"
         raise ValueError(f"{name} must be a finite number in {bounds}, got {value!r}")
     return x
+
+
+def check_learning_rate(value):
+    """A learning rate: a number > 0 (:func:`check_hyperparameter`) or a schedule,
+    called with the number of updates made so far (``npcnn.schedules``)."""
+    return value if callable(value) else check_hyperparameter(value, "learning_rate")
+
+
+def learning_rate_at(learning_rate, step) -> np.float32:
+    """The rate of the update after ``step`` updates, in float32 as Keras keeps it."""
+    return np.float32(learning_rate(step) if callable(learning_rate) else learning_rate)
 
 
 def _is_array(a) -> bool:
@@ -118,7 +129,7 @@ class _WithSlots:
     slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate):
-        self.learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+        self.learning_rate = check_learning_rate(learning_rate)
         self.iterations = 0
         self.state: dict[str, list] = {name: [] for name in self.slots}
 
@@ -139,7 +150,7 @@ class _WithSlots:
 
     def _lr(self, p):
         """The learning rate as Keras uses it: a float32 variable cast to p's dtype."""
-        return p.dtype.type(np.float32(self.learning_rate))
+        return p.dtype.type(learning_rate_at(self.learning_rate, self.iterations - 1))
 
     def get_state(self) -> dict:
         """Host arrays for a checkpoint: iterations and ``{slot}_{i}``."""
@@ -275,7 +286,7 @@ class Adam:
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, kernels="fast"):
         self.kernels = kernels_module(kernels)
-        self.learning_rate = check_hyperparameter(learning_rate, "learning_rate")
+        self.learning_rate = check_learning_rate(learning_rate)
         self.beta_1 = check_hyperparameter(beta_1, "beta_1", 0.0, 1.0, open_low=False)
         self.beta_2 = check_hyperparameter(beta_2, "beta_2", 0.0, 1.0, open_low=False)
         self.epsilon = check_hyperparameter(epsilon, "epsilon", 0.0, open_low=False)
@@ -309,7 +320,8 @@ class Adam:
         # float32 variable and the betas inside alpha pass through float32 before
         # the cast to p's dtype, while 1 - beta is computed in Python (float64)
         # and rounded once; f(1) - f(b) would differ by ~1e-5 relative in float32.
-        lr, b1, b2 = (f(np.float32(h)) for h in (self.learning_rate, self.beta_1, self.beta_2))
+        lr = f(learning_rate_at(self.learning_rate, self.iterations - 1))  # updates before this
+        b1, b2 = (f(np.float32(h)) for h in (self.beta_1, self.beta_2))
         one_minus_b1, one_minus_b2 = f(1 - self.beta_1), f(1 - self.beta_2)
         eps = f(self.epsilon)
         alpha = lr * np.sqrt(f(1) - b2**t) / (f(1) - b1**t)

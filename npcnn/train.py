@@ -40,7 +40,8 @@ from .inputs import evaluate, images_to_inputs, outputs_probabilities
 from .modelfile import check_architecture
 from .more_layers import generator_states, set_generator_states
 from .ops import sparse_categorical_crossentropy_backward, sparse_categorical_crossentropy_forward
-from .optimizers import Adam
+from .optimizers import Adam, check_hyperparameter
+from .schedules import learning_rate_schedule
 from .validation import check_bool, non_negative_int, positive_int
 from .zoo import build_model
 
@@ -56,6 +57,8 @@ class TrainConfig:
     steps: int | None = None  # overrides epochs
     batch_size: int = 50
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or 'cosine', to 0 over decay_steps (npcnn.schedules)
+    decay_steps: int | None = None  # None: the whole run (run_train sets it from the data)
     seed: int = 0
     dtype: str = "float32"
     eval_batch_size: int = 1000
@@ -118,18 +121,15 @@ def check_config(config: TrainConfig) -> None:
     """Raise ``ValueError`` naming the first setting of ``config`` that cannot work."""
     for name in ("epochs", "batch_size", "eval_batch_size"):
         positive_int(getattr(config, name), name)
-    for name in ("steps", "limit_train", "limit_test"):
+    for name in ("steps", "decay_steps", "limit_train", "limit_test"):
         if getattr(config, name) is not None:
             positive_int(getattr(config, name), name)
     non_negative_int(config.seed, "seed")
     non_negative_int(config.save_every, "save_every")
     check_bool(config.eval_every_epoch, "eval_every_epoch")
     check_curve_settings(config.monitor_every, config.monitor_size)
-    lr = config.learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not lr > 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
-    if not np.isfinite(lr):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {lr!r}")
+    learning_rate_schedule(config.lr_schedule, config.learning_rate, config.decay_steps or 1)
+    check_hyperparameter(config.learning_rate, "learning_rate")  # a finite number > 0
 
 
 def train_step(model, optimizer, x, labels):
@@ -186,7 +186,8 @@ class NumpyLearner:
 
 def make_numpy_learner(c: TrainConfig) -> NumpyLearner:
     model = build_model(c.network, seed=c.seed, dtype=c.dtype, kernels=c.kernels)
-    return NumpyLearner(model, Adam(c.learning_rate, kernels=c.kernels), c.device)
+    learning_rate = learning_rate_schedule(c.lr_schedule, c.learning_rate, c.decay_steps)
+    return NumpyLearner(model, Adam(learning_rate, kernels=c.kernels), c.device)
 
 
 class _DeferredInterrupt:
@@ -272,7 +273,7 @@ class _Run:
             raise
         self.rng.bit_generator.state = ckpt["rng"]
         self.step, self.history = meta["step"], meta["history"]
-        for key in ("dataset", "batch_size", "dtype", "learning_rate"):
+        for key in ("dataset", "batch_size", "dtype", "learning_rate", "lr_schedule"):
             saved, now = meta["config"].get(key), getattr(config, key)
             if saved != now:
                 self.log(f"warning: resuming a run made with {key}={saved!r}, now {now!r}")
@@ -312,6 +313,12 @@ class _Run:
             self.write(self.config.save, named)
 
 
+def total_steps(config: TrainConfig, train_size: int) -> int:
+    """The run's length: ``config.steps``, else ``config.epochs`` epochs of ``train_size``."""
+    steps_per_epoch = max(train_size // config.batch_size, 1)
+    return config.steps if config.steps is not None else steps_per_epoch * config.epochs
+
+
 def fit(learner: Learner, data, config: TrainConfig, log=print):
     """Train ``learner`` on ``data`` = ((x_train, y_train), (x_test, y_test)) as the tutorial does.
 
@@ -321,24 +328,18 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     very same sequence of batches. Returns a dict with the history, the test
     accuracy and the confusion matrix.
 
-    Raises :class:`TrainingDiverged` when the loss becomes NaN or inf: the
-    checkpoint at ``config.save`` keeps the last good state (it is never
-    overwritten by the diverged one), which is written to
-    ``config.save + DIVERGED_SUFFIX`` instead.
-
-    With ``config.save`` set, a checkpoint (weights, optimizer state, sampler
-    state, step, history) is written every ``config.save_every`` steps (0: not
-    on a step count), at each epoch end, at the end and on Ctrl-C. A checkpoint
-    is always whole -- it is written beside the old one and renamed over it --
-    so a process killed at any moment leaves either the previous or the new
-    one, and ``config.resume`` from it continues exactly the same run.
+    Raises :class:`TrainingDiverged` when the loss becomes NaN or inf (the
+    module docstring says what is kept). With ``config.save`` set, a whole
+    checkpoint (weights, optimizer and sampler state, step, history) is written
+    every ``config.save_every`` steps (0: not on a step count), at each epoch
+    end, at the end and on Ctrl-C; ``config.resume`` continues the same run.
     """
     check_config(config)
     (x_train, y_train), test = data
     if len(x_train) == 0:
         raise ValueError("the training set is empty")
     steps_per_epoch = max(len(x_train) // config.batch_size, 1)
-    total = config.steps if config.steps is not None else steps_per_epoch * config.epochs
+    total = total_steps(config, len(x_train))
     run = _Run(learner, config, log)
     if config.resume:
         run.resume()
@@ -349,7 +350,6 @@ def fit(learner: Learner, data, config: TrainConfig, log=print):
     )
     curve = AccuracyCurve.start(run, test, total, evaluate)
     _train(run, (x_train, y_train), test, total, steps_per_epoch, curve)
-
     accuracy, confusion = evaluate(learner, *test, config.eval_batch_size, config.dtype)
     evals = run.history["eval"]
     if not (evals and evals[-1][0] == run.step):  # resuming a finished run: evaluated already

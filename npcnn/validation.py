@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import numpy as np
 
@@ -161,3 +162,33 @@ def check_unique_names(names, what) -> None:
             "once: weights are stored by name, so one of them would be lost; give each layer "
             "its own name= (or none: unnamed layers are numbered conv2d, conv2d_1, ...)"
         )
+
+
+def check_writable_file(path, what: str) -> None:
+    """Raise ``ValueError`` unless a file can be written at ``path`` (checked up front).
+
+    ``path`` must not be a directory, and its nearest existing ancestor must be
+    a directory we may write into (missing folders are created on write).
+    """
+    if not path:
+        raise ValueError(f"{what}: empty path")
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path} is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: cannot write into {parent} (permission denied)")
+
+
+def check_writable_dir(path, what: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is, or can be created as, a writable directory."""
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{what} {path} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {path}: permission denied")
+        return
+    check_writable_file(path, what)

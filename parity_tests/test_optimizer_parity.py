@@ -1,4 +1,5 @@
-"""SGD (momentum, Nesterov) and RMSprop against Keras's optimizers, step by step.
+"""SGD (momentum, Nesterov), RMSprop and Adam, with a constant learning rate or
+Keras's cosine schedule, against Keras's optimizers, step by step.
 
 The same parameters and gradients go to ``keras.optimizers.SGD``/``RMSprop``
 (TensorFlow backend, eager) and to npcnn's; after every step the parameters
@@ -23,12 +24,23 @@ import npcnn  # noqa: E402
 STEPS = 6
 SHAPES = [(3, 3, 2, 4), (4,), (7, 3)]
 
+
+def cosine(m):
+    """The same cosine schedule, npcnn's (m is npcnn) or Keras's (m is keras.optimizers);
+    it ends two steps before the run, so the rate held at its floor is compared too."""
+    schedules = npcnn.schedules if m is npcnn else m.schedules
+    return schedules.CosineDecay(0.05, STEPS - 2, alpha=0.1)
+
+
 CASES = {  # name -> (npcnn optimizer, Keras optimizer), the same arguments
     "sgd": lambda m: m.SGD(learning_rate=0.05),
     "sgd-momentum": lambda m: m.SGD(learning_rate=0.05, momentum=0.9),
     "sgd-nesterov": lambda m: m.SGD(learning_rate=0.03, momentum=0.8, nesterov=True),
     "rmsprop": lambda m: m.RMSprop(learning_rate=0.01),
     "rmsprop-momentum": lambda m: m.RMSprop(learning_rate=0.01, rho=0.8, momentum=0.7),
+    "sgd-momentum-cosine": lambda m: m.SGD(learning_rate=cosine(m), momentum=0.9),
+    "rmsprop-cosine": lambda m: m.RMSprop(learning_rate=cosine(m)),
+    "adam-cosine": lambda m: m.Adam(learning_rate=cosine(m)),
 }
 
 

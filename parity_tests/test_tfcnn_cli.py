@@ -110,3 +110,38 @@ def test_tfcnn_help_offers_only_what_tfcnn_does(capsys):
         main(["evaluate", "--weights", "x.npz"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'evaluate'" in capsys.readouterr().err
+
+
+def test_tfcnn_trains_the_modern_network_from_npcnns_weights(mnist_dir, tmp_path, capsys):
+    """`--model modern`: Keras's twin of the zoo network starts from npcnn's very weights,
+    trains in training mode (its moving statistics move), on Keras's cosine schedule,
+    and leaves a checkpoint of npcnn's architecture that `npcnn evaluate` reads."""
+    import keras
+
+    from npcnn.train import TrainConfig
+    from npcnn.zoo import build_model
+    from tfcnn.cli import TFLearner
+    from tfcnn.cli import main as tfcnn_main
+
+    config = TrainConfig(network="modern", seed=3, lr_schedule="cosine", decay_steps=5)
+    learner = TFLearner(config, jit=False)
+    npcnn_weights = build_model("modern", seed=3).named_weights()
+    assert [name for name, _ in learner.named_params()] == [name for name, _ in npcnn_weights]
+    for (name, ours), (_, theirs) in zip(learner.named_params(), npcnn_weights):
+        np.testing.assert_array_equal(ours, theirs, err_msg=name)
+    schedule = learner.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert (schedule.initial_learning_rate, schedule.decay_steps) == (1e-3, 5)
+
+    ckpt = tmp_path / "modern.npz"
+    data = ["--data-dir", mnist_dir, "--limit-test", "20"]
+    train = ["train", *data, "--limit-train", "40", "--steps", "2", "--batch-size", "8"]
+    modern = ["--model", "modern", "--lr-schedule", "cosine", "--save", str(ckpt)]
+    assert tfcnn_main([*train, *modern]) == 0
+    saved = load_checkpoint(ckpt)
+    assert saved["meta"]["config"]["decay_steps"] == 2
+    assert saved["architecture"] == build_model("modern", seed=0).get_config()
+    assert saved["weights"]["batch_normalization/moving_mean"].any()  # training=True
+    capsys.readouterr()
+    assert npcnn_main(["evaluate", "--weights", str(ckpt), *data]) == 0
+    assert "trained by tfcnn" in capsys.readouterr().out

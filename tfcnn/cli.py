@@ -3,7 +3,10 @@
 Same options, same loop (``npcnn.train.fit``: the same random batches for the
 same ``--seed``, progress bar, checkpoints, resume, evaluation and plots), same
 output. What differs is the learner: :class:`TFLearner` runs
-:class:`tfcnn.SeedCNN` with Keras's Adam. Extra options:
+:class:`tfcnn.SeedCNN` (``--model seed``) or the Keras twin of another
+``npcnn.zoo`` network (``--model modern``: ``tfcnn.from_npcnn``, starting from
+the very weights npcnn starts from for the same ``--seed``) with Keras's Adam
+and Keras's learning-rate schedule. Extra options:
 
 - ``--eager``: run the step eagerly, as the tutorial does (default: ``tf.function``);
 - ``--loss-path``: 'clipped-probs' (default; npcnn's loss), 'logits' or
@@ -22,29 +25,36 @@ import numpy as np  # noqa: E402
 
 
 class TFLearner:
-    """SeedCNN + Keras Adam behind the interface ``npcnn.train.fit`` drives."""
+    """SeedCNN (or a zoo network's Keras twin) + Keras Adam behind the interface
+    ``npcnn.train.fit`` drives."""
 
     name = "tfcnn"
 
     def __init__(self, config, loss_path="clipped-probs", jit=True):
-        import npcnn
+        from npcnn.schedules import learning_rate_schedule
+        from npcnn.zoo import build_model
 
+        from .convert import from_npcnn
         from .model import SeedCNN
         from .training import make_optimizer, make_train_step
 
         if config.device == "gpu":
             raise ValueError("--device gpu is npcnn's CuPy path; TensorFlow picks its GPU itself")
-        self.model = SeedCNN(seed=config.seed, dtype=config.dtype)
-        self.optimizer = make_optimizer(config.learning_rate)
+        twin = build_model(config.network, seed=config.seed, dtype=config.dtype)
+        if config.network == "seed":
+            self.model = SeedCNN(seed=config.seed, dtype=config.dtype)
+        else:  # the same layers, and the same initial weights as npcnn's for this seed
+            self.model = from_npcnn(twin)
+        rate = learning_rate_schedule(config.lr_schedule, config.learning_rate, config.decay_steps)
+        self.optimizer = make_optimizer(rate)
         self.optimizer.build(self.model.trainable_variables)
         self.step = make_train_step(self.model, self.optimizer, loss_path=loss_path, jit=jit)
         # parameter names and architecture in npcnn's, so checkpoints are interchangeable
-        twin = npcnn.seed_cnn(dtype=config.dtype)
-        self.names = [name for name, _ in twin.named_params()]
+        self.names = [name for name, _ in twin.named_weights()]  # moving statistics too
         self.npcnn_config, self.input_shape = twin.get_config(), twin.input_shape
 
     def architecture(self) -> dict:
-        """npcnn's description of SeedCNN (``npcnn.seed_cnn().get_config()``)."""
+        """npcnn's description of the network (``npcnn.zoo.build_model(...).get_config()``)."""
         return self.npcnn_config
 
     def train_step(self, x, labels) -> float:
@@ -98,7 +108,7 @@ def main(argv=None) -> int:
 
     from .training import LOSS_PATHS
 
-    parser = build_parser(prog="tfcnn", framework="TensorFlow (tfcnn.SeedCNN)")
+    parser = build_parser(prog="tfcnn", framework="TensorFlow (Keras)")
     train = parser._subparsers._group_actions[0].choices["train"]
     train.add_argument(
         "--eager", action="store_true", help="run eagerly like the tutorial (default: tf.function)"

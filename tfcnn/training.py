@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from npcnn.ops.crossentropy import EPSILON  # keras.config.epsilon(), the clip bound
+from npcnn.schedules import CosineDecay
 from npcnn.validation import check_bool
 
 LOSS_PATHS = ("clipped-probs", "logits", "tutorial")
@@ -137,8 +138,11 @@ def tutorial_crossentropy(labels, probs):
     return keras.losses.sparse_categorical_crossentropy(labels, probs)
 
 
-def per_example_crossentropy(model, images, labels, loss_path="clipped-probs"):
+def per_example_crossentropy(model, images, labels, loss_path="clipped-probs", training=False):
     """(losses (N,), path): the cross-entropy chosen by ``loss_path``, and the path computed.
+
+    ``training`` is Keras's: True runs BatchNormalization and Dropout as in
+    training (batch statistics, dropped units), False as at inference.
 
     ``path`` is 'clipped-probs' or 'logits'; for 'tutorial' it is what Keras
     takes for this model's output here (:func:`keras_crossentropy_path`), so
@@ -152,7 +156,7 @@ def per_example_crossentropy(model, images, labels, loss_path="clipped-probs"):
                 f"has); {type(model).__name__} has none"
             )
         return logits_crossentropy(labels, model.logits(images)), "logits"
-    probs = model(images)
+    probs = model(images, training=training)
     if loss_path == "clipped-probs":
         return clipped_probs_crossentropy(labels, probs), "clipped-probs"
     return tutorial_crossentropy(labels, probs), keras_crossentropy_path(probs)
@@ -178,9 +182,14 @@ def loss_and_gradients(model, images, labels, loss_path="clipped-probs"):
 def make_optimizer(learning_rate=1e-3):
     """The tutorial's optimizer: ``keras.optimizers.Adam`` (beta 0.9/0.999, epsilon 1e-7).
 
+    ``learning_rate``: a number, or ``npcnn.schedules.CosineDecay`` (made
+    Keras's ``CosineDecay`` with the same settings).
+
     Keras adds epsilon to sqrt(v), not to the bias-corrected sqrt(v_hat) of
     the Adam paper; ``npcnn.Adam`` does the same (see its docstring).
     """
+    if isinstance(learning_rate, CosineDecay):
+        learning_rate = keras.optimizers.schedules.CosineDecay(**learning_rate.get_config())
     return keras.optimizers.Adam(
         learning_rate=learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7
     )
@@ -191,7 +200,8 @@ def make_train_step(model, optimizer=None, loss_path="clipped-probs", jit=False)
 
     One step, as the tutorial writes it: the batch loss under a
     ``tf.GradientTape``, its gradients, ``optimizer.apply_gradients``. The
-    returned loss is the batch's loss *before* the update.
+    returned loss is the batch's loss *before* the update; the model runs with
+    ``training=True`` (BatchNormalization and Dropout as in training).
 
     Args:
         model: a Keras model (``loss_path='logits'`` needs a ``logits`` method).
@@ -215,7 +225,9 @@ def make_train_step(model, optimizer=None, loss_path="clipped-probs", jit=False)
 
     def train_step(images, labels):
         with tf.GradientTape() as tape:
-            per_example, taken = per_example_crossentropy(model, images, labels, loss_path)
+            per_example, taken = per_example_crossentropy(
+                model, images, labels, loss_path, training=True
+            )
             loss = tf.reduce_sum(per_example)
         run.loss_path = taken  # plain Python: runs eagerly, or once per trace
         grads = tape.gradient(loss, model.trainable_variables)

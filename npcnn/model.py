@@ -190,8 +190,10 @@ class Sequential:
         and to be reused by the memory allocator, where 1000 images at once need
         fresh pages for 100 MB of conv1 output alone. The fast tier shares the
         chunks out over the threads, keeps nothing for a backward pass, and on
-        the CPU never takes more than ``INFERENCE_CHUNK`` images at once (predict
-        on 10,000 images peaked at 20 MB against TensorFlow's 66 MB). A GPU
+        the CPU runs the layers that see images on at most ``INFERENCE_CHUNK``
+        images at once, the dense layers on the flat features of groups of 256
+        (``npcnn/fast/parallel.py``; predict on 10,000 images peaked at 20 MB
+        against TensorFlow's 66 MB). A GPU
         wants big launches instead, so None means ``INFERENCE_CHUNK`` examples
         with NumPy arrays and 1024 with CuPy.
         """

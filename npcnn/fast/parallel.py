@@ -46,6 +46,7 @@ from ..validation import check_bool
 from .threads import blas_on_one_thread, get_threads, run_parts, split_batch
 
 PART = 32  # images per part at most (a training batch of 50: two parts of 25)
+GROUP = 256  # images per group in predict: their flat features go through the dense layers at once
 
 
 def part_cuts(n: int, xp=np) -> list[int]:
@@ -109,16 +110,19 @@ class DataParallel:
         y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
         return self.tail_forward(y)
 
-    def tail_forward(self, y):
-        """The blocks from ``split`` on (the Dense layers and what follows) once, on the
-        whole batch, on the calling thread with BLAS on one thread (so the numbers
-        do not depend on the thread count): dense1's 3.2 M weights are read once
-        per pass instead of once per part, and its gradient is one matrix product
-        instead of one per part summed (a 13 MB array each)."""
-        blocks = self.replicas[0][1]
-        if self.split < len(blocks):
+    def tail_forward(self, y, blocks=None, split=None):
+        """The blocks from ``split`` on (the Dense layers and what follows) once, on
+        the whole batch, from the calling thread with BLAS on one thread (a big
+        Dense layer shares its column blocks over the threads: ``dense.py``):
+        dense1's 3.2 M weights are read once per pass instead of once per part,
+        and its gradient is one per batch, not one per part summed (a 13 MB
+        array each). ``blocks``, ``split``: the training parts' (the layers
+        themselves) and the last forward's, by default."""
+        blocks = self.replicas[0][1] if blocks is None else blocks
+        split = self.split if split is None else split
+        if split < len(blocks):
             with blas_on_one_thread():
-                for block in blocks[self.split :]:
+                for block in blocks[split:]:
                     y = block.forward(y)
         return y
 
@@ -168,27 +172,39 @@ class DataParallel:
             layer.grads = [add_all([g[j] for g in grads]) for j in range(len(grads[0]))]
 
     def predict(self, x, chunk):
-        """The forward pass over ``x`` in chunks of ``chunk`` images, the chunks
-        shared out over the threads; nothing is kept for a backward pass."""
-        cuts = list(range(0, len(x), chunk)) + [len(x)]
-        if len(cuts) == 1:  # an empty batch: one empty chunk
-            cuts = [0, 0]
-        count = min(get_threads(), len(cuts) - 1)
+        """The forward pass over ``x``, nothing kept for a backward pass: groups
+        of ``GROUP`` images (:func:`DataParallel.predict_group`), concatenated."""
+        group = max(GROUP, chunk)
+        firsts = range(0, len(x), group) if len(x) else [0]  # an empty batch: one empty group
+        count = min(get_threads(), -(-max(len(x), 1) // chunk))
         workers = [self.replica(s, self.workers)[1] for s in range(count)]
-        outs = [None] * (len(cuts) - 1)
-
-        def run(k, slot):
-            y = x[cuts[k] : cuts[k + 1]]
-            for block in workers[slot]:
-                y = block.forward(y)
-            outs[k] = y
-
         try:
-            run_parts(run, len(outs))
+            outs = [self.predict_group(x[i : i + group], chunk, workers) for i in firsts]
         finally:
             for blocks in workers:
                 forget_caches(blocks)
         return outs[0] if len(outs) == 1 else get_array_module(x).concatenate(outs)
+
+    def predict_group(self, x, chunk, workers):
+        """``x`` in chunks of ``chunk`` images shared out over the threads, each
+        through the blocks that see images (a chunk's arrays stay in the CPU's
+        caches); then the flat features of the whole group through the rest, once
+        (``tail_forward``): dense1's 13 MB of weights are read once per group,
+        not once per chunk, its column blocks shared over the threads."""
+        cuts = list(range(0, len(x), chunk)) + [len(x)]
+        if len(cuts) == 1:  # an empty batch: one empty chunk
+            cuts = [0, 0]
+        heads, stops = [None] * (len(cuts) - 1), [None] * (len(cuts) - 1)
+
+        def run(k, slot):
+            y, blocks, i = x[cuts[k] : cuts[k + 1]], workers[slot], 0
+            while i < len(blocks) and y.ndim > 2:
+                y, i = blocks[i].forward(y), i + 1
+            heads[k], stops[k] = y, i
+
+        run_parts(run, len(heads))
+        y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
+        return self.tail_forward(y, workers[0], stops[0])
 
 
 def add_all(arrays):

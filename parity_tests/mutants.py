@@ -495,6 +495,9 @@ def pytest_sessionfinish(session, exitstatus):
 '''.replace("__PACKAGES__", repr(PACKAGES))
 
 
+READ_BY_TESTS = ("tests/check/learners", "docs")  # what parity tests read besides the code
+
+
 def make_copy(tests: str) -> Path:
     """A fresh temporary copy of the packages, the tests, pyproject.toml and the guard plugin."""
     dest = Path(tempfile.mkdtemp(prefix="npcnn-mutant-"))
@@ -505,6 +508,9 @@ def make_copy(tests: str) -> Path:
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for name in ("pyproject.toml", "conftest.py"):  # the root conftest holds the profiles
         shutil.copy2(ROOT / name, dest / name)
+    for name in READ_BY_TESTS:
+        if not (dest / name).exists():
+            shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     (dest / f"{GUARD}.py").write_text(GUARD_SOURCE)
     return dest
 

@@ -395,7 +395,9 @@ def crossentropy_bounds(y_pred, labels, dloss, from_logits, reduction):
     With probabilities, each library's log(clip(p)) is off by up to ULPS ulp
     of |log clip(p)| <= L (L = max over the row); the loss moves by at most
     sum_k |q_k - onehot_k| <= 2 times that, q relatively by at most 2 times
-    that; the final 1/clip(p) adds 2 roundings (TF: reciprocal, multiply).
+    that; the final 1/clip(p) divides the logits gradient's error bound (its
+    ``tiny`` terms too: a subnormal TF flushed is then 1/clip(p) times larger)
+    and adds 2 roundings (TF: reciprocal, multiply).
     """
     dtype = y_pred.dtype.type
     n, k = y_pred.shape
@@ -429,8 +431,11 @@ def crossentropy_bounds(y_pred, labels, dloss, from_logits, reduction):
     grad_c = k + TRANSCENDENTAL_ULPS + 4 + (1 if reduction == "mean" else 0)
     if from_logits:
         return loss_bound, rounding_bound(grad_m, grad_c, dtype)
+    # dL/dp = (dL/dlogits) / clip(p): the logits gradient's error, the subnormals
+    # TF flushes to zero included, is divided by clip(p) too; then 2 roundings
+    grad_bound = rounding_bound(grad_m, grad_c, dtype) / clipped
     grad_m = grad_m / clipped
-    grad_bound = rounding_bound(grad_m, grad_c + 2, dtype)
+    grad_bound += rounding_bound(grad_m, 2, dtype)
     grad_bound += rounding_bound(grad_m, 2 * TRANSCENDENTAL_ULPS * log_error[:, None], dtype)
     return loss_bound, grad_bound
 
@@ -517,6 +522,16 @@ def test_crossentropy_of_saturated_softmax_matches_eager_keras(
     note(f"crossentropy on softmax(z) p={p!r} reduction={reduction!r}")
     labels = data.draw(label_arrays(batch, classes), label="labels")
     check_crossentropy(p, labels, draw_upstream(data, batch, reduction, dtype), False, reduction)
+
+
+def test_crossentropy_gradient_where_tf_flushes_a_subnormal():
+    """An upstream gradient at the smallest normal float32 makes a subnormal inside
+    TF's gradient, which its CPU kernels flush to zero; dividing by p = 1/256 then
+    makes that 1.5e-36 apart from npcnn's. The bound divides the flushed ``tiny``
+    by clip(p) as well (``crossentropy_bounds``)."""
+    p = np.array([[0.00390625, 0.00390625]], np.float32)
+    dloss = np.array([np.finfo(np.float32).tiny], np.float32)
+    check_crossentropy(p, np.array([0]), dloss, False, "none")
 
 
 @by_dtype

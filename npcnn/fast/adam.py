@@ -13,7 +13,7 @@ import numpy as np
 from ..backend import get_array_module
 from .threads import split_batch
 
-CHUNK = 131072  # elements per in-place slice (512 KiB of float32): within a core's L2 cache
+CHUNK_BYTES = 1 << 19  # bytes per in-place slice of each array (512 KiB): within a core's L2 cache
 
 
 def adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
@@ -26,7 +26,7 @@ def adam_update(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
     if not p.flags.c_contiguous:  # reshape(-1) below must be a view of p
         raise ValueError(f"Adam updates parameters in place; got a non-contiguous {p.shape}")
     p, g, m, v = p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1)
-    chunk = CHUNK if xp is np else max(p.size, 1)  # on the GPU, one slice
+    chunk = CHUNK_BYTES // p.itemsize if xp is np else max(p.size, 1)  # on the GPU, one slice
 
     def work(lo, hi):  # chunks lo..hi-1
         _update_slices(

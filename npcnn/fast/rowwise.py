@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .cblas import add_product, available
 from .workspace import reusable, zeroed
 
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # BLAS's: sgemm and dgemm
@@ -54,15 +55,19 @@ class RowwiseCache(NamedTuple):
 
 def gemm(a, b, c, beta, trans="nn", scratch=None):
     """``c = op(a) @ op(b) + beta * c`` in place (``beta`` 0 or 1); ``trans`` as BLAS
-    spells it: "tn" transposes a, "nt" b. With ``beta=1`` the product goes into
-    ``scratch`` (an array of c's shape, or None: a new one) and is then added.
+    spells it: "tn" transposes a, "nt" b. With ``beta=1`` the product is added in
+    one BLAS call (``cblas.add_product``), or, where that cannot run, written into
+    ``scratch`` (an array of c's shape, or None: a new one) and then added.
 
-    Why not BLAS's own ``beta=1`` (``scipy.linalg.blas.sgemm``), which adds in
-    place? SciPy's wrapper holds Python's GIL while BLAS runs, so the two threads
-    of ``parallel.py`` could not multiply at once: two threads doing 200 of conv2's
+    Why not SciPy's ``scipy.linalg.blas.sgemm``, which adds in place too? Its
+    wrapper holds Python's GIL while BLAS runs, so the two threads of
+    ``parallel.py`` could not multiply at once: two threads doing 200 of conv2's
     row GEMMs each took 184 ms with it, 95 ms with NumPy's ``matmul``, which lets
-    go of the GIL (AMD EPYC Zen 4, one BLAS thread each, a quiet machine).
+    go of the GIL (AMD EPYC Zen 4, one BLAS thread each, a quiet machine);
+    ``cblas.py`` lets go of it too.
     """
+    if beta == 1 and add_product(a, b, c, trans):
+        return
     op_a = a.T if trans[0] == "t" else a
     op_b = b.T if trans[1] == "t" else b
     if beta == 0:
@@ -108,7 +113,7 @@ def rowwise_forward(x_pad, w, strides, out_hw, workspace=None):
     xw = width_windows(x_pad, kw, strides, out_hw, reusable(workspace, "xw", shape, w.dtype, np))
     y = reusable(workspace, "y", (out_h, n, out_w, cout), x_pad.dtype, np)
     y2 = y.reshape(-1, cout)
-    scratch = reusable(workspace, "y_scratch", y2.shape, x_pad.dtype, np)
+    scratch = None if available() else reusable(workspace, "y_scratch", y2.shape, y.dtype, np)
     for i in range(kh):  # y = sum over kernel rows of band_i @ w[i]
         gemm(band(xw, i, sh, out_h), w[i].reshape(kw * cin, cout), y2, beta=float(i > 0),
              scratch=scratch)  # fmt: skip
@@ -130,7 +135,8 @@ def rowwise_backward(dy_t, cache, need_dx, workspace=None):
     if not need_dx:
         return None, dw, db
     dxw = zeroed(workspace, "dxw", xw.shape, xw.dtype, np)  # every window's gradient
-    scratch = reusable(workspace, "dxw_scratch", (dy2.shape[0], kw * cin), dy2.dtype, np)
+    shape = (dy2.shape[0], kw * cin)
+    scratch = None if available() else reusable(workspace, "dxw_scratch", shape, dy2.dtype, np)
     for i in range(kh):  # dband_i += dy @ w[i].T: y's local derivative wrt band_i is w[i]
         gemm(dy2, w[i].reshape(kw * cin, cout), band(dxw, i, sh, out_h), 1.0, trans="nt",
              scratch=scratch)  # fmt: skip

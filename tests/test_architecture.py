@@ -6,7 +6,8 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
 0. ``backend``, ``validation``, ``atomicwrite``, ``bars``, ``initializers``:
    import nothing of npcnn; ``names`` (Keras's layer names) on validation.
 1. ``ops`` (the readable reference) on backend and validation; ``datasets`` on
-   atomicwrite and bars; ``checkpoint`` on atomicwrite and validation.
+   atomicwrite and bars; ``checkpoint`` on atomicwrite and validation;
+   ``schedules`` (learning rates by step) on validation.
 2. ``naive`` (the loops) on validation and ``ops.padding`` only, standing alone;
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
 3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
@@ -47,6 +48,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "checkpoint": ("atomicwrite", "validation"),
         "curves": ("validation",),
         "names": ("validation",),
+        "schedules": ("validation",),
     },
     {
         "naive": ("validation", "ops.padding"),

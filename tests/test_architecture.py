@@ -6,8 +6,7 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
 0. ``backend``, ``validation``, ``atomicwrite``, ``bars``, ``initializers``:
    import nothing of npcnn; ``names`` (Keras's layer names) on validation.
 1. ``ops`` (the readable reference) on backend and validation; ``datasets`` on
-   atomicwrite and bars; ``checkpoint`` on atomicwrite and validation;
-   ``schedules`` (learning rates by step) on validation.
+   atomicwrite and bars; ``checkpoint`` on atomicwrite and validation.
 2. ``naive`` (the loops) on validation and ``ops.padding`` only, standing alone;
    ``fast`` on backend, validation and the ops it re-uses; ``gradcheck`` on ops.
 3. ``layers`` on the tiers and initializers; ``check`` (the learner tool) on the tiers
@@ -15,7 +14,7 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
    ``more_layers`` (batch norm, dropout, average pooling) on the layers.
 4. ``model`` and ``optimizers`` on the layers (``model.save`` on checkpoints).
 5. ``modelfile`` (``load_model``) on the model; ``inputs`` (images in, accuracy out)
-   on the layers.
+   on the layers; ``schedules`` (learning rates by step) on the optimizers' checks.
 6. ``train`` on the model, optimizers and checkpoints.
 7. ``plots`` on train and the ops.
 8. the front doors: ``cli``, the package root ``__init__`` and ``data`` (where
@@ -48,7 +47,6 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "checkpoint": ("atomicwrite", "validation"),
         "curves": ("validation",),
         "names": ("validation",),
-        "schedules": ("validation",),
     },
     {
         "naive": ("validation", "ops.padding"),
@@ -71,12 +69,13 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "modelfile": ("validation", "checkpoint", "layers", "more_layers", "model"),
         "inputs": ("layers",),
         "zoo": ("layers", "more_layers", "model"),
+        "schedules": ("validation", "optimizers"),
     },
     {
         "train": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "curves", "datasets"),
             *("ops", "fast", "layers", "more_layers", "model", "optimizers", "modelfile"),
-            *("inputs", "zoo"),
+            *("inputs", "zoo", "schedules"),
         ),
     },
     {
@@ -86,7 +85,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
     {
         "cli": (
             *("backend", "validation", "bars", "atomicwrite", "checkpoint", "datasets"),
-            *("modelfile", "inputs"),
+            *("modelfile", "inputs", "zoo", "schedules"),
             *("ops", "fast", "naive", "check", "layers", "model", "optimizers", "train", "plots"),
             "explore",
         ),
@@ -94,6 +93,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
         "__init__": (
             *("backend", "validation", "initializers", "gradcheck", "ops", "naive", "fast"),
             *("check", "layers", "more_layers", "model", "optimizers", "modelfile"),
+            "schedules",
         ),
     },
     {"__main__": ("cli",)},

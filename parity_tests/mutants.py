@@ -318,6 +318,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "data parallelism: each part's backward gets another part's upstream gradient",
     ),
     Mutant(
+        "fused-tiled-every-tied-tap-wins",
+        "npcnn/fast/fused.py",
+        "np.greater(w6[:, :, i, :, j], taken, out=w6[:, :, i, :, j])  # ... if no earlier did",
+        "pass",
+        "fast",
+        "fused block, tiling windows: every tap equal to the maximum gets the gradient",
+    ),
+    Mutant(
         "dense-block-bias-of-first-block",
         "npcnn/fast/dense.py",
         "y[:, lo:hi] += b[lo:hi]",

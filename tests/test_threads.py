@@ -231,7 +231,7 @@ def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
     conv1, conv2 = blocks[0].conv, blocks[1]
     buffers = {name: id(a) for name, a in conv2.workspace.items()}
     scratch = set() if cblas.available() else {"y_scratch", "dxw_scratch"}  # see cblas.py
-    assert set(buffers) == {"xw", "y", "dy", "dxw", "dz_pad"} | scratch
+    assert set(buffers) == {"xw", "y", "dy", "dxw", "dz_pad", "route", "route_wins"} | scratch
     probs = model.forward(x[1])
     _, cache = ops.sparse_categorical_crossentropy_forward(probs, labels[1], reduction="sum")
     model.backward(ops.sparse_categorical_crossentropy_backward(1.0, cache), need_dx=False)

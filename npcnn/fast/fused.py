@@ -40,7 +40,7 @@ from .conv2d import convolve, convolve_backward
 from .maxpool2d import window_max
 from .padding import pad_nhwc
 from .threads import split_batch
-from .workspace import zeroed
+from .workspace import reusable, zeroed
 
 
 def conv2d_relu_maxpool2d_forward(
@@ -90,12 +90,16 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     if tuple(dy.shape) != tuple(y.shape):
         raise ValueError(f"dy must have the output's shape {tuple(y.shape)}, got {tuple(dy.shape)}")
     xp = get_array_module(dy)
+    pool = (taps[-1][0] + 1, taps[-1][1] + 1)
+    if tiles(z_pad, pool, strides, out_hw) and xp is np:
+        dz_pad = route_tiled(dy, y, z_pad, b, pool, workspace)
+        return convolve_backward(crop(dz_pad, pads), conv_cache, need_dx, workspace)
     dz_pad = zeroed(workspace, "dz_pad", z_pad.shape, dy.dtype, xp)
     bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
 
     def route(lo, hi):  # images lo..hi-1
         y_part, z_part, dz_part = y[lo:hi], z_pad[lo:hi], dz_pad[lo:hi]
-        g = xp.where(y_part > 0, dy[lo:hi], 0)  # ReLU's gradient, taken on the pooled output
+        g = relu_gradient(y_part, dy[lo:hi], xp)  # ReLU's, taken on the pooled output
         z_plus_b, share = xp.empty_like(g), xp.empty_like(g)
         wins, unrouted = xp.empty(g.shape, dtype=bool), xp.ones(g.shape, dtype=bool)
         mask = xp.empty(g.shape, dtype=bits)
@@ -110,7 +114,69 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
             view += share
 
     split_batch(route, y.shape[0], z_pad.size, xp)
+    return convolve_backward(crop(dz_pad, pads), conv_cache, need_dx, workspace)
+
+
+def relu_gradient(y, dy, xp):
+    """``where(y > 0, dy, 0)``: dy where ReLU's output y is positive, +0.0 elsewhere,
+    selected on the bits as the routing selects (NumPy's three-argument ``where``
+    took 13x longer on conv1's 157K gradients)."""
+    if xp is not np:
+        return xp.where(y > 0, dy, 0)
+    bits = np.dtype(f"u{dy.dtype.itemsize}")
+    mask = np.subtract(0, np.greater(y, 0).view(np.uint8), dtype=bits)  # all ones where y > 0
+    return np.bitwise_and(dy.view(bits), mask, out=mask).view(dy.dtype)
+
+
+def crop(dz_pad, pads):
+    """dz_pad without the pooling's padding cells: the gradient of z."""
     (top, bottom), (left, right) = pads
-    h, w = z_pad.shape[1] - top - bottom, z_pad.shape[2] - left - right
-    dz = dz_pad[:, top : top + h, left : left + w, :]
-    return convolve_backward(dz, conv_cache, need_dx, workspace)
+    h, w = dz_pad.shape[1] - top - bottom, dz_pad.shape[2] - left - right
+    return dz_pad[:, top : top + h, left : left + w, :]
+
+
+def tiles(z_pad, pool, strides, out_hw) -> bool:
+    """Whether the pooling windows tile ``z_pad`` exactly: strides equal to the
+    window, and every cell in a window (the common 2x2, stride 2, even sizes)."""
+    return tuple(strides) == pool and z_pad.shape[1:3] == (out_hw[0] * pool[0], out_hw[1] * pool[1])
+
+
+def taps_as_axes(a, pool):
+    """``a`` (N, H_out*ph, W_out*pw, C) as the view (N, H_out, ph, W_out, pw, C):
+    ``[n, oh, i, ow, j, c]`` is tap (i, j) of window (oh, ow)."""
+    n, height, width, c = a.shape
+    (ph, pw), (s_n, s_h, s_w, s_c) = pool, a.strides
+    shape = (n, height // ph, ph, width // pw, pw, c)
+    return np.lib.stride_tricks.as_strided(a, shape, (s_n, s_h * ph, s_h, s_w * pw, s_w, s_c))
+
+
+def route_tiled(dy, y, z_pad, b, pool, workspace):
+    """The routing of ``conv2d_relu_maxpool2d_backward`` when the windows tile z_pad
+    (:func:`tiles`): the same choice, with every tap of every window at once (the
+    taps as axes, :func:`taps_as_axes`), in fewer passes; each cell of dz_pad is
+    written once, so it needs no zeroing. Returns dz_pad."""
+    shape6 = taps_as_axes(z_pad, pool).shape
+    dz_pad = reusable(workspace, "dz_pad", z_pad.shape, dy.dtype, np)
+    scratch = reusable(workspace, "route", shape6, dy.dtype, np)
+    wins = reusable(workspace, "route_wins", shape6, bool, np)
+    bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
+    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major
+
+    def route(lo, hi):  # images lo..hi-1
+        g = relu_gradient(y[lo:hi], dy[lo:hi], np)  # ReLU's, taken on the pooled output
+        z6, w6, s6 = taps_as_axes(z_pad[lo:hi], pool), wins[lo:hi], scratch[lo:hi]
+        np.add(z6, b, out=s6)  # fl(z + b), every tap
+        np.equal(s6, y[lo:hi, :, None, :, None, :], out=w6)  # the taps holding the maximum
+        taken = w6[:, :, 0, :, 0].copy()  # windows whose first tap won
+        for k, (i, j) in enumerate(taps[1:], 2):  # row-major: the first maximum wins, as in TF
+            np.greater(w6[:, :, i, :, j], taken, out=w6[:, :, i, :, j])  # ... if no earlier did
+            if k < len(taps):
+                np.logical_or(taken, w6[:, :, i, :, j], out=taken)
+        mask = s6.view(bits)
+        np.subtract(0, w6.view(np.uint8), out=mask, dtype=bits)  # all ones where a tap wins
+        g6 = g.view(bits)[:, :, None, :, None, :]
+        dz6 = taps_as_axes(dz_pad[lo:hi], pool).view(bits)
+        np.bitwise_and(g6, mask, out=dz6)  # g where the tap wins, else +0.0: every cell
+
+    split_batch(route, y.shape[0], z_pad.size, np)
+    return dz_pad

@@ -116,8 +116,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fused-relu-grad-at-zero",
         "npcnn/fast/fused.py",
-        "g = xp.where(y_part > 0, dy[lo:hi], 0)",
-        "g = xp.where(y_part >= 0, dy[lo:hi], 0)",
+        "mask = np.subtract(0, np.greater(y, 0).view(np.uint8), dtype=bits)",
+        "mask = np.subtract(0, np.greater_equal(y, 0).view(np.uint8), dtype=bits)",
         "fused",
         "fused conv->pool->bias->ReLU: ReLU gradient passes where the pooled output is 0",
     ),

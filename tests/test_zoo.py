@@ -16,7 +16,7 @@ TRAIN = ["train", "--batch-size", "4", "--limit-test", "4", "--eval-batch-size",
 
 def test_models_by_name():
     modern = build_model("modern", seed=0)
-    assert modern.count_params() == npcnn.zoo.modern_cnn(seed=0).count_params() < 70_000
+    assert modern.count_params() == npcnn.zoo.modern_cnn(seed=0).count_params() == 288_170
     assert build_model("seed", seed=0).count_params() == npcnn.seed_cnn().count_params()
     with pytest.raises(ValueError, match="modern"):
         build_model("resnet")
@@ -28,7 +28,7 @@ def test_train_modern_saves_moving_statistics_and_resumes(fake_data, tmp_path, c
     assert main([*TRAIN, "--model", "modern", "--steps", "2", "--save", str(ckpt)]) == 0
     weights = load_checkpoint(ckpt)["weights"]
     moving = [name for name in weights if name.endswith("moving_mean")]
-    assert len(moving) == 4 and any(weights[name].any() for name in moving)  # trained: moved
+    assert len(moving) == 6 and any(weights[name].any() for name in moving)  # trained: moved
     assert main([*TRAIN, "--model", "modern", "--steps", "3", "--resume", str(ckpt)]) == 0
     model = npcnn.load_model(ckpt)
     assert [type(layer).__name__ for layer in model.layers][:3] == [

@@ -7,9 +7,11 @@ A *group* is the cases compared with each other (say the training step at batch
 calls per block chosen), then round 1 times every case once, round 2 again in a
 rotated order, and so on, with a pause between two systems (every framework's
 threads spin a while after its work), so that a burst of noise from other
-processes hits every system alike. Each case gives the median seconds per call
-over the rounds and the spread. A case that fails, a worker that crashes or
-hangs, gives a row saying so, and the run goes on.
+processes hits every system alike. Each timed block starts with ``settle``
+untimed calls: a training loop runs its steps back to back, and the first call
+after the pause pays for the caches the other systems filled. Each case gives
+the median seconds per call over the rounds and the spread. A case that fails,
+a worker that crashes or hangs, gives a row saying so, and the run goes on.
 
 Sections (``--sections``): matmul (the machine's peak, the yardstick of every
 GFLOP/s), op (each op of the network, forward and forward+backward), train
@@ -55,13 +57,13 @@ MODES = {
     "smoke": dict(
         train=[], inference=[], op=[1], naive=[1], ops=["conv2", "pool2"], headline_batch=2,
         headline_inference_batch=4, rounds=2, headline_rounds=2, block_s=0.002, warmup=1,
-        matmul=[128], peak=128, pause_s=0.0, memory_images=64, memory_batches=[None, 64],
-        one_core=["matmul", "headline"], timeout=120,
+        matmul=[128], peak=128, pause_s=0.0, settle=0, memory_images=64,
+        memory_batches=[None, 64], one_core=["matmul", "headline"], timeout=120,
     ),
     "quick": dict(
         train=[8, 128], inference=[50, 256], op=[50], naive=[1], ops=wl.OP_NAMES,
         headline_batch=50, headline_inference_batch=1000, rounds=3, headline_rounds=5,
-        block_s=0.1, warmup=2, matmul=[1024, 2048], peak=1024, pause_s=0.15,
+        block_s=0.1, warmup=2, matmul=[1024, 2048], peak=1024, pause_s=0.15, settle=1,
         memory_images=10000, memory_batches=[None, 1000, 10000],
         one_core=["matmul", "headline"], timeout=600,
     ),
@@ -69,7 +71,7 @@ MODES = {
         train=[1, 8, 32, 128, 256], inference=[1, 50, 256, 2000], op=[1, 50, 128], naive=[1],
         ops=wl.OP_NAMES, headline_batch=50, headline_inference_batch=1000, rounds=5,
         headline_rounds=15, block_s=0.2, warmup=3, matmul=[1024, 2048, 3072], peak=1024,
-        pause_s=0.15, memory_images=10000, memory_batches=[None, 100, 1000, 10000],
+        pause_s=0.15, settle=1, memory_images=10000, memory_batches=[None, 100, 1000, 10000],
         one_core=["matmul", "headline", "train step", "inference"], timeout=900,
     ),
 }  # fmt: skip
@@ -159,7 +161,8 @@ class Coordinator:
             w = self.worker(system)
             try:
                 answer = w.ask(do="prepare", id=len(live), spec=s, warmup=self.mode["warmup"],
-                               block_s=self.mode["block_s"], max_reps=1000)  # fmt: skip
+                               block_s=self.mode["block_s"], max_reps=1000,
+                               settle=self.mode["settle"])  # fmt: skip
             except WorkerError as e:
                 rows.append(self.row(system, s, error=str(e)))
                 continue

@@ -8,10 +8,11 @@ other). Requests and answers are JSON lines: on stdin the requests, on a
 private copy of stdout the answers (the frameworks' own prints go to stderr,
 which is the worker's log):
 
-- ``{"do": "prepare", "id": k, "spec": case, "warmup": w, "block_s": b, "max_reps": m}``:
-  build the case, run it ``w`` times, time one call, keep it; answers ``reps``
-  (calls per timed block, as many as fill ``b`` seconds), or ``skip``;
-- ``{"do": "time", "id": k}``: seconds per call over one block of ``reps`` calls;
+- ``{"do": "prepare", "id": k, "spec": case, "warmup": w, "block_s": b, "max_reps": m,
+  "settle": s}``: build the case, run it ``w`` times, time one call, keep it;
+  answers ``reps`` (calls per timed block, as many as fill ``b`` seconds), or ``skip``;
+- ``{"do": "time", "id": k}``: ``s`` untimed calls, then seconds per call over one
+  block of ``reps`` calls;
 - ``{"do": "info"}``: the system's BLAS, version, threads.
 
 An exception answers ``{"error": "Type: its last line"}``, its traceback in the
@@ -41,8 +42,12 @@ class WorkerError(RuntimeError):
     """A case that failed, or a worker that crashed or hung: the reason is the row."""
 
 
-def run_block(fn, sync, reps) -> float:
-    """Seconds per call, averaged over ``reps`` back-to-back calls."""
+def run_block(fn, sync, reps, settle=0) -> float:
+    """Seconds per call, averaged over ``reps`` back-to-back calls, after ``settle``
+    untimed ones (they pay for what the pause and the other systems took from
+    this one: its data in the caches, its threads awake)."""
+    for _ in range(settle):
+        fn()
     if sync is not None:
         sync()
     start = time.perf_counter()
@@ -71,7 +76,7 @@ def serve(system, requests, answers) -> None:
                     fn()
                 one = max(run_block(fn, sync, 1), 1e-7)
                 reps = max(1, min(req["max_reps"], math.ceil(req["block_s"] / one)))
-                prepared[req["id"]] = (fn, sync, reps)
+                prepared[req["id"]] = (fn, sync, reps, req.get("settle", 0))
                 answer = {"reps": reps}
             else:
                 answer = {"s": run_block(*prepared[req["id"]])}

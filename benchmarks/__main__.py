@@ -95,6 +95,8 @@ def how_to_run(p) -> None:
     p.add_argument("--rounds", type=int, help="interleaved rounds per group")
     p.add_argument("--headline-rounds", type=int)
     p.add_argument("--pause", type=float, help="seconds between two systems (default 0.15)")
+    p.add_argument("--settle", type=int, choices=range(0, 10), metavar="N",
+                   help="untimed calls before each timed block (default 1; smoke: 0)")  # fmt: skip
     p.add_argument("--timeout", type=float, help="seconds an answer may take; then: hung")
     p.add_argument("--out", help="results folder (default: one per machine type)")
     p.add_argument("--no-plots", action="store_true")

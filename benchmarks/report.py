@@ -359,8 +359,11 @@ def markdown(data) -> str:
     lines = ["# Benchmark results", "", "Machine:", "", *machine_lines(data), "", "Runs:", ""]
     lines += [f"- `{cmd}` ({created}, {dur} s): {', '.join(secs)}"
               for secs, cmd, created, dur in data.get("runs", [])]  # fmt: skip
+    settle = data.get("settings", {}).get("settle", 0)
     lines += ["", "Each system in a process of its own; medians of rounds interleaved across "
-              "them; % of the matmul peak measured in the same run on the same cores in "
+              "them, each round's block of calls timed after "
+              f"{settle} untimed one{'s' if settle != 1 else ''} (`--settle`); "
+              "% of the matmul peak measured in the same run on the same cores in "
               "brackets. One core: every worker on one CPU (`taskset -c 0`), one thread.",
               ""]  # fmt: skip
     blocks = [

@@ -125,6 +125,8 @@ class Coordinator:
         self.threads = config.threads or machine.affinity_cpus()
         self.rounds = config.rounds or self.mode["rounds"]
         self.pause = self.mode["pause_s"] if config.pause is None else config.pause
+        settle = getattr(config, "settle", None)
+        self.settle = self.mode["settle"] if settle is None else settle
         self.timeout = config.timeout or self.mode["timeout"]
         self.log_dir = tempfile.mkdtemp(prefix="npcnn-benchmarks-")
         self.workers, self.results, self.notes, self.cores = {}, [], [], "all"
@@ -162,7 +164,7 @@ class Coordinator:
             try:
                 answer = w.ask(do="prepare", id=len(live), spec=s, warmup=self.mode["warmup"],
                                block_s=self.mode["block_s"], max_reps=1000,
-                               settle=self.mode["settle"])  # fmt: skip
+                               settle=self.settle)  # fmt: skip
             except WorkerError as e:
                 rows.append(self.row(system, s, error=str(e)))
                 continue
@@ -383,7 +385,7 @@ def run(config, log=print) -> dict:
         "cores": config.cores,
         "machine": info,
         "missing": co.missing,
-        "settings": {"rounds": co.rounds, "pause_s": co.pause, **co.mode},
+        "settings": {"rounds": co.rounds, **co.mode, "pause_s": co.pause, "settle": co.settle},
         "notes": co.notes,
         "duration_s": round(time.time() - started, 1),
         "results": co.results,

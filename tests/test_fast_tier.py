@@ -191,10 +191,11 @@ def test_fast_padding_equals_the_readable_one(dtype, n, value):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_batch_of_several_parts_is_each_part_run_alone(dtype):
-    """A batch of 50 runs as two parts of 25 (``parallel.part_cuts``) through the
-    blocks that see images (here all of them, up to the global pooling): its
-    output and dx are those of each part run alone, concatenated, and each weight
-    gradient is part 0's plus part 1's, bit for bit."""
+    """A batch of 50 runs in parts (``parallel.part_cuts``: two of 25 in float32,
+    four of 12 or 13 in float64) through the blocks that see images (here all of
+    them, up to the global pooling): its output and dx are those of each part run
+    alone, concatenated, and each weight gradient is the parts' summed in order,
+    bit for bit."""
     from npcnn import Conv2D, GlobalAveragePooling2D, MaxPool2D, Sequential
     from npcnn.fast.parallel import part_cuts
 
@@ -210,19 +211,23 @@ def test_a_batch_of_several_parts_is_each_part_run_alone(dtype):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((50, 12, 12, 3)).astype(dtype)
     a = model()
-    assert part_cuts(50) == [0, 25, 50]
+    cuts = part_cuts(50, np, np.dtype(dtype).itemsize)
+    assert cuts == ([0, 25, 50] if dtype == np.float32 else [0, 12, 25, 37, 50])
     y = a.forward(x)
     assert a.parallel.split == len(fast_blocks(a.layers))  # every block ran in the parts
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, grads = a.backward(dy), list(a.grads)
     parts = []
-    for lo, hi in [(0, 25), (25, 50)]:
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
         y_part = a.forward(x[lo:hi])
         parts.append((y_part, a.backward(dy[lo:hi]), list(a.grads)))
-    same_bits(y, np.concatenate([parts[0][0], parts[1][0]]))
-    same_bits(dx, np.concatenate([parts[0][1], parts[1][1]]))
-    for g, g0, g1 in zip(grads, parts[0][2], parts[1][2]):
-        same_bits(g, g0 + g1)
+    same_bits(y, np.concatenate([part[0] for part in parts]))
+    same_bits(dx, np.concatenate([part[1] for part in parts]))
+    for k, g in enumerate(grads):
+        total = parts[0][2][k]
+        for part in parts[1:]:
+            total = total + part[2][k]  # g_0 + g_1 + ..., left to right
+        same_bits(g, total)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

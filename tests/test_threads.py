@@ -225,7 +225,7 @@ def test_a_block_reuses_its_workspace_and_its_gradients_stay_right():
     and the numbers are those of the same calls without a workspace."""
     rng = np.random.default_rng(7)
     model = npcnn.seed_cnn(seed=2, dtype="float64")
-    x, labels = rng.random((2, 20, 28, 28, 1)), rng.integers(0, 10, (2, 20))  # one part
+    x, labels = rng.random((2, 16, 28, 28, 1)), rng.integers(0, 10, (2, 16))  # one part
     train_step(model, npcnn.Adam(1e-3), x[0], labels[0])
     _, blocks = model.parallel.replica(0)
     conv1, conv2 = blocks[0].conv, blocks[1]

@@ -1,7 +1,7 @@
 """Data parallelism: the whole network on every core, one part of the batch per thread.
 
 A training batch of 50 images is cut into parts of at most ``PART`` images
-(two parts of 25). Each part runs through every layer that sees images (the
+(two parts of 25; in float64, whose arrays are twice as big, four of 12 or 13). Each part runs through every layer that sees images (the
 convolutions and poolings, where the work is), forward and then backward, on
 whichever thread takes it (``threads.run_parts``), with BLAS on one thread; the
 parts' weight gradients are then summed. Once the activations are flat
@@ -45,14 +45,17 @@ from ..backend import get_array_module
 from ..validation import check_bool
 from .threads import blas_on_one_thread, get_threads, run_parts, split_batch
 
-PART = 32  # images per part at most (a training batch of 50: two parts of 25)
+PART = 32  # float32 images per part at most (a training batch of 50: two parts of 25)
 GROUP = 256  # images per group in predict: their flat features go through the dense layers at once
 
 
-def part_cuts(n: int, xp=np) -> list[int]:
-    """Where the batch of ``n`` images is cut: parts of at most ``PART`` images,
-    as even as can be (50 -> [0, 25, 50]); one part for another array library."""
-    count = max(1, -(-n // PART)) if xp is np else 1
+def part_cuts(n: int, xp=np, itemsize: int = 4) -> list[int]:
+    """Where the batch of ``n`` images is cut: parts of at most ``PART`` images in
+    float32 (``PART * 4 // itemsize`` for wider numbers: 16 in float64, whose
+    arrays are twice as big), as even as can be (float32: 50 -> [0, 25, 50]);
+    one part for another array library."""
+    most = max(1, PART * 4 // itemsize)
+    count = max(1, -(-n // most)) if xp is np else 1
     return [n * p // count for p in range(count + 1)]
 
 
@@ -93,7 +96,7 @@ class DataParallel:
         seed alone.
         """
         training = check_bool(training, "training")
-        cuts = part_cuts(len(x), get_array_module(x))
+        cuts = part_cuts(len(x), get_array_module(x), x.dtype.itemsize)
         if training and any(layer.needs_whole_batch for layer in self.layers):
             cuts = [0, len(x)]
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]

@@ -7,7 +7,10 @@ each thread takes the next block nobody has started (``threads.run_parts``)::
 
     y[:, blk]  = x @ w[:, blk] + b[blk]           blk: a block of the Dout columns
     dw[blk, :] = x[:, blk].T @ dy                  blk: a block of the Din rows
-    dx[:, blk] = dy @ w[blk, :].T
+    dx[:, blk] = (w[blk, :] @ dy.T).T
+
+(``dx.T = w @ dy.T`` reads w in its own order: 1.9 ms instead of 2.6 for ``dy @ w.T``
+on one core of the AMD EPYC, the tutorial's dense1 at batch 50.)
 
 Each output element is still one dot product over the same axis, computed
 by BLAS in its own order; where the block boundaries fall depends on the
@@ -76,13 +79,13 @@ def dense_backward(dy, cache):
     db = dy.sum(axis=0)  # b was added to every row
     if len(cuts) == 2:
         return dy @ w.T, x.T @ dy, db  # local derivatives: w (wrt x) and x (wrt w)
-    dx = xp.empty(x.shape, dtype=dy.dtype)
+    dx_t = xp.empty(x.shape[::-1], dtype=dy.dtype)  # dx transposed: (Din, N)
     dw = xp.empty(w.shape, dtype=dy.dtype)
 
     def block(k, slot):  # the rows lo..hi-1 of w: their gradient, and dx's columns they touch
         lo, hi = cuts[k], cuts[k + 1]
         np.matmul(x[:, lo:hi].T, dy, out=dw[lo:hi])  # local derivative of y wrt w is x
-        np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])  # local derivative of y wrt x is w
+        np.matmul(w[lo:hi], dy.T, out=dx_t[lo:hi])  # dx.T = w @ dy.T: wrt x it is w
 
     run_parts(block, len(cuts) - 1)
-    return dx, dw, db
+    return np.ascontiguousarray(dx_t.T), dw, db

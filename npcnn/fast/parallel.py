@@ -1,8 +1,9 @@
 """Data parallelism: the whole network on every core, one part of the batch per thread.
 
 A training batch of 50 images is cut into parts of at most ``PART`` images
-(two parts of 25; in float64, whose arrays are twice as big, four of 12 or 13). Each part runs through every layer that sees images (the
-convolutions and poolings, where the work is), forward and then backward, on
+(two parts of 25; in float64, whose arrays are twice as big, four of 12 or 13).
+Each part runs through every layer that sees images (the convolutions and
+poolings, where the work is), forward and then backward, on
 whichever thread takes it (``threads.run_parts``), with BLAS on one thread; the
 parts' weight gradients are then summed. Once the activations are flat
 vectors, the parts are joined and the rest (the Dense layers) runs once on the

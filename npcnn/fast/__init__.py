@@ -1,8 +1,10 @@
 """The fast tier: the same ops as ``npcnn.ops`` -- same names and signatures,
 the same numbers up to the order of the sums -- with every speed trick:
-row-wise convolution (``rowwise.py``; im2col in slabs into a reused buffer for
-thin kernels), in-place ReLU and bias, chunked in-place Adam, conv -> pool ->
-bias -> ReLU (``fused.py``), and the whole network run on parts of the batch on
+row-wise convolution (``rowwise.py``, its products added in place by BLAS:
+``cblas.py``; im2col in slabs into a reused buffer for thin kernels), buffers
+kept from step to step (``workspace.py``), in-place ReLU and bias, chunked
+in-place Adam, conv -> pool -> bias -> ReLU (``fused.py``), big dense layers in
+column blocks (``dense.py``), and the whole network run on parts of the batch on
 every core (``parallel.py``, ``threads.py``).
 
 Read ``npcnn/ops`` to learn the math; this package is what the layers run by

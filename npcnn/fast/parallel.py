@@ -101,17 +101,8 @@ class DataParallel:
         if training and any(layer.needs_whole_batch for layer in self.layers):
             cuts = [0, len(x)]
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
-        heads, stops = [None] * len(replicas), [None] * len(replicas)
-
-        def run(k, slot):  # part k, up to the first block whose input is flat
-            y, blocks, i = x[cuts[k] : cuts[k + 1]], replicas[k], 0
-            while i < len(blocks) and (len(replicas) == 1 or y.ndim > 2):
-                y, i = blocks[i].forward(y), i + 1
-            heads[k], stops[k] = y, i
-
-        run_parts(run, len(replicas))
-        self.cuts, self.split = cuts, stops[0]
-        y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
+        y, split = heads_forward(x, cuts, lambda k, slot: replicas[k], whole=len(replicas) == 1)
+        self.cuts, self.split = cuts, split
         return self.tail_forward(y)
 
     def tail_forward(self, y, blocks=None, split=None):
@@ -198,17 +189,26 @@ class DataParallel:
         cuts = list(range(0, len(x), chunk)) + [len(x)]
         if len(cuts) == 1:  # an empty batch: one empty chunk
             cuts = [0, 0]
-        heads, stops = [None] * (len(cuts) - 1), [None] * (len(cuts) - 1)
+        y, split = heads_forward(x, cuts, lambda k, slot: workers[slot])
+        return self.tail_forward(y, workers[0], split)
 
-        def run(k, slot):
-            y, blocks, i = x[cuts[k] : cuts[k + 1]], workers[slot], 0
-            while i < len(blocks) and y.ndim > 2:
-                y, i = blocks[i].forward(y), i + 1
-            heads[k], stops[k] = y, i
 
-        run_parts(run, len(heads))
-        y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
-        return self.tail_forward(y, workers[0], stops[0])
+def heads_forward(x, cuts, blocks_of, whole=False):
+    """Each part ``x[cuts[k] : cuts[k + 1]]`` through the blocks ``blocks_of(k, slot)``
+    (its replica's, or its thread's) while the activation is still an image, or
+    through all of them when ``whole``; the parts on the threads (``run_parts``).
+    Returns the parts' outputs joined and the index of the first block not run."""
+    heads, stops = [None] * (len(cuts) - 1), [None] * (len(cuts) - 1)
+
+    def run(k, slot):  # part k, up to the first block whose input is flat
+        y, blocks, i = x[cuts[k] : cuts[k + 1]], blocks_of(k, slot), 0
+        while i < len(blocks) and (whole or y.ndim > 2):
+            y, i = blocks[i].forward(y), i + 1
+        heads[k], stops[k] = y, i
+
+    run_parts(run, len(heads))
+    y = heads[0] if len(heads) == 1 else get_array_module(x).concatenate(heads)
+    return y, stops[0]
 
 
 def add_all(arrays):

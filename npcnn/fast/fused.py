@@ -92,7 +92,7 @@ def conv2d_relu_maxpool2d_backward(dy, cache, need_dx=True):
     xp = get_array_module(dy)
     pool = (taps[-1][0] + 1, taps[-1][1] + 1)
     if tiles(z_pad, pool, strides, out_hw) and xp is np:
-        dz_pad = route_tiled(dy, y, z_pad, b, pool, workspace)
+        dz_pad = route_tiled(dy, y, z_pad, b, pool, taps, workspace)
         return convolve_backward(crop(dz_pad, pads), conv_cache, need_dx, workspace)
     dz_pad = zeroed(workspace, "dz_pad", z_pad.shape, dy.dtype, xp)
     bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
@@ -150,17 +150,17 @@ def taps_as_axes(a, pool):
     return np.lib.stride_tricks.as_strided(a, shape, (s_n, s_h * ph, s_h, s_w * pw, s_w, s_c))
 
 
-def route_tiled(dy, y, z_pad, b, pool, workspace):
+def route_tiled(dy, y, z_pad, b, pool, taps, workspace):
     """The routing of ``conv2d_relu_maxpool2d_backward`` when the windows tile z_pad
     (:func:`tiles`): the same choice, with every tap of every window at once (the
     taps as axes, :func:`taps_as_axes`), in fewer passes; each cell of dz_pad is
-    written once, so it needs no zeroing. Returns dz_pad."""
+    written once, so it needs no zeroing. ``taps``: the window's, row-major.
+    Returns dz_pad."""
     shape6 = taps_as_axes(z_pad, pool).shape
     dz_pad = reusable(workspace, "dz_pad", z_pad.shape, dy.dtype, np)
     scratch = reusable(workspace, "route", shape6, dy.dtype, np)
     wins = reusable(workspace, "route_wins", shape6, bool, np)
     bits = np.dtype(f"u{dy.dtype.itemsize}")  # an unsigned int as wide as the float
-    taps = [(i, j) for i in range(pool[0]) for j in range(pool[1])]  # row-major
 
     def route(lo, hi):  # images lo..hi-1
         g = relu_gradient(y[lo:hi], dy[lo:hi], np)  # ReLU's, taken on the pooled output

@@ -101,7 +101,7 @@ class DataParallel:
         if training and any(layer.needs_whole_batch for layer in self.layers):
             cuts = [0, len(x)]
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
-        y, split = heads_forward(x, cuts, lambda k, slot: replicas[k], whole=len(replicas) == 1)
+        y, split = _heads_forward(x, cuts, lambda k, slot: replicas[k], whole=len(replicas) == 1)
         self.cuts, self.split = cuts, split
         return self.tail_forward(y)
 
@@ -189,11 +189,11 @@ class DataParallel:
         cuts = list(range(0, len(x), chunk)) + [len(x)]
         if len(cuts) == 1:  # an empty batch: one empty chunk
             cuts = [0, 0]
-        y, split = heads_forward(x, cuts, lambda k, slot: workers[slot])
+        y, split = _heads_forward(x, cuts, lambda k, slot: workers[slot])
         return self.tail_forward(y, workers[0], split)
 
 
-def heads_forward(x, cuts, blocks_of, whole=False):
+def _heads_forward(x, cuts, blocks_of, whole=False):
     """Each part ``x[cuts[k] : cuts[k + 1]]`` through the blocks ``blocks_of(k, slot)``
     (its replica's, or its thread's) while the activation is still an image, or
     through all of them when ``whole``; the parts on the threads (``run_parts``).

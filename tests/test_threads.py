@@ -80,16 +80,21 @@ def test_small_passes_and_one_thread_run_inline():
 @pytest.mark.parametrize("failing_part", [0, 1])
 def test_an_error_in_any_part_is_raised_after_all_parts_finished(failing_part):
     threads.set_threads(2)
-    done = []
+    started, finished = [], []
 
     def work(lo, hi):
+        started.append(lo)
+        time.sleep(0.01)  # the other thread is still at work when this one fails
         if (lo == 0) == (failing_part == 0):
             raise RuntimeError(f"part {lo}..{hi} failed")
-        done.append((lo, hi))
+        finished.append(lo)
 
     with pytest.raises(RuntimeError, match="failed"):
         threads.split_batch(work, 10, 2 * threads.MIN_ELEMENTS)
-    assert len(done) == 1  # the other part still ran to the end
+    assert len(started) == 2  # both threads had a part under way ...
+    assert len(finished) == 1  # ... and the one that did not fail ran to its end
+    time.sleep(0.05)
+    assert len(started) == 2  # nothing started after the error was raised
 
 
 def test_ctrl_c_while_waiting_still_waits_for_every_part(monkeypatch):

@@ -44,7 +44,10 @@ from contextlib import contextmanager
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import placement
+
 MIN_ELEMENTS = 1 << 15  # elements per part at least: handing work to a thread costs ~20-50 us
+PIECES = 4  # pieces per thread at most in split_batch: a paused thread leaves the rest to others
 MAX_DEFAULT_THREADS = 8  # memory-bound passes stop scaling long before: more only adds hand-offs
 
 _pool = None  # the worker threads, started on first use
@@ -55,6 +58,7 @@ _starting = threading.Lock()  # two threads splitting at once start one pool
 
 def _mark_worker() -> None:
     _here.worker = True
+    placement.register_worker()
 
 
 def _default_threads() -> int:
@@ -89,6 +93,7 @@ def set_threads(n: int) -> None:
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
+        placement.forget_workers()
     _threads = n
 
 
@@ -96,6 +101,7 @@ def _forget_pool_after_fork() -> None:
     """A forked child inherits the pool object but not its threads: start afresh."""
     global _pool
     _pool = None
+    placement.forget_workers()
 
 
 if hasattr(os, "register_at_fork"):
@@ -114,34 +120,28 @@ def _worker_pool():
 
 
 def split_batch(work, n: int, elements: int, xp=np) -> None:
-    """Call ``work(lo, hi)`` on consecutive parts of ``range(n)`` that together
+    """Call ``work(lo, hi)`` on consecutive pieces of ``range(n)`` that together
     cover it, in parallel, and return when all are done.
 
     ``xp`` is the array module of the data: anything but NumPy (CuPy: the GPU
     runs the work) is never split.
 
-    ``elements`` is the size of the whole pass: it gets at most one part per
-    ``MIN_ELEMENTS`` (a small pass runs inline as ``work(0, n)``). The calling
-    thread does the first part itself. An exception raised by any part is
-    raised here, after every part finished; so is a Ctrl-C: no part is still
-    writing into the arrays when this returns or raises. Called from one of
-    the pool's own threads, it runs inline (waiting there for the pool could
-    wait forever).
+    ``elements`` is the size of the whole pass: it gets at most one piece per
+    ``MIN_ELEMENTS`` (a small pass runs inline as ``work(0, n)``), and at most
+    ``PIECES`` per thread: each thread takes the next piece nobody has started,
+    so a thread the OS has paused leaves the rest to the others. An exception
+    raised by any piece is raised here, after every started piece finished; so
+    is a Ctrl-C: no piece is still writing into the arrays when this returns
+    or raises. Called from one of the pool's own threads, it runs inline
+    (waiting there for the pool could wait forever).
     """
-    parts = min(get_threads(), n, elements // MIN_ELEMENTS)
-    if parts <= 1 or xp is not np or getattr(_here, "worker", False):
+    threads = get_threads()
+    pieces = min(threads * PIECES, n, elements // MIN_ELEMENTS)
+    if min(pieces, threads) <= 1 or xp is not np or getattr(_here, "worker", False):
         work(0, n)
         return
-    pool = _worker_pool()
-    cuts = [n * p // parts for p in range(parts + 1)]
-    futures = [pool.submit(work, lo, hi) for lo, hi in zip(cuts[1:-1], cuts[2:])]
-    try:
-        work(cuts[0], cuts[1])
-    finally:
-        _wait_for_all(futures)
-    for future in futures:
-        if future.exception() is not None:
-            raise future.exception()
+    cuts = [n * p // pieces for p in range(pieces + 1)]
+    _share(lambda k, slot: work(cuts[k], cuts[k + 1]), pieces, min(threads, pieces))
 
 
 def _wait_for_all(futures) -> None:
@@ -184,25 +184,42 @@ def run_parts(work, count: int) -> None:
             for part in range(count):
                 work(part, 0)
         return
-    parts = iter(range(count))
+    with blas_on_one_thread(), _inline_splits():
+        _share(work, count, threads)
+
+
+def _share(work, count: int, threads: int) -> None:
+    """``work(k, slot)`` for k in ``range(count)``: the calling thread (slot 0) and
+    ``threads - 1`` workers each take the next k nobody has started, until none
+    is left; the workers kept off the caller's core (``placement.py``). Returns
+    when every started k is done; raises the first exception of any."""
+    ks = iter(range(count))
     lock, errors = threading.Lock(), []
 
-    def take_parts(slot):
+    def take(slot):
         while True:
             with lock:
-                part = next(parts, None)
-            if part is None or errors:
+                k = next(ks, None)
+            if k is None or errors:
                 return
             try:
-                work(part, slot)
+                work(k, slot)
             except BaseException as exc:  # noqa: BLE001 -- re-raised by the caller
                 errors.append(exc)
 
-    pool = _worker_pool()
-    with blas_on_one_thread(), _inline_splits():
-        futures = [pool.submit(take_parts, slot) for slot in range(1, threads)]
+    def worker_takes(slot):
         try:
-            take_parts(0)
+            with placement.watch_share():
+                take(slot)
+        finally:
+            placement.settle_worker()  # all its CPUs again
+
+    pool = _worker_pool()
+    with placement.apart():
+        futures = [pool.submit(worker_takes, slot) for slot in range(1, threads)]
+        try:
+            with placement.watch_share():
+                take(0)
         finally:
             _wait_for_all(futures)
     if errors:

@@ -1,0 +1,143 @@
+"""Where the threads run while they share a step: each on a core of its own,
+unless another program wants those cores.
+
+When the fast tier hands parts to its worker threads, the OS chooses the core
+each thread runs on, at every wake-up (a worker given work, a thread given
+the GIL). After the process has been idle for a while (a pause between
+batches, a request after a quiet spell), a virtual machine's idle core can
+look unavailable to the guest's scheduler, and a woken thread is put on the
+core of the thread that woke it: both then share one core until the load
+balancer separates them, which took longer than a whole step. Measured on a
+2-core AMD EPYC VM, batch 50: the first step after a 150 ms sleep took 36 ms
+instead of 22, both threads on one CPU for most of it (``sched_getcpu`` at
+each part's start and end); with the threads held apart, 25 ms.
+
+So while the threads share work (:func:`apart`), the calling thread is held on
+the core it is on and each worker is kept off that core
+(``sched_setaffinity``); afterwards every thread has all its CPUs again.
+
+Holding threads on cores is wrong on a busy machine: a thread held on the
+core another program is using gets half of it, and nobody can take its place
+there. So each thread watches its own share (:func:`watch_share`): if it got
+less than ``STARVED`` of its core's time, the threads are not held apart for
+the next ``FREE_S`` seconds, and the OS places them as it likes. Which core
+runs a part never changes a number.
+
+Linux only (``os.sched_setaffinity`` and the C library's ``sched_getcpu``);
+elsewhere, or where the calls are refused, the threads run where the OS
+puts them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+STARVED = 0.7  # a thread ran less than this share of its time: its core is wanted elsewhere
+FREE_S = 10.0  # then the threads go where the OS puts them for this long (a busy machine stays busy)
+MIN_WATCH_S = 0.001  # shorter shares are not judged
+
+_free_until = 0.0  # time.monotonic() until which the threads are not held apart
+_workers = {}  # native thread id -> the CPUs that worker may run on
+_lock = threading.Lock()
+_here = threading.local()  # .cpus: a worker's own CPUs
+
+
+def _load_sched_getcpu():
+    """The C library's ``sched_getcpu`` (the CPU the calling thread runs on), or None."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        getcpu = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+    return getcpu
+
+
+_sched_getcpu = _load_sched_getcpu()
+
+
+def current_cpu():
+    """The CPU the calling thread runs on now, or None where that is unknown."""
+    cpu = _sched_getcpu() if _sched_getcpu is not None else -1
+    return cpu if cpu >= 0 else None
+
+
+def register_worker() -> None:
+    """Called by each worker thread when it starts: remember its id and its CPUs."""
+    if _sched_getcpu is None:
+        return
+    cpus = frozenset(os.sched_getaffinity(0))
+    _here.cpus = cpus
+    with _lock:
+        _workers[threading.get_native_id()] = cpus
+
+
+def forget_workers() -> None:
+    """The pool is gone (shut down, or this is a forked child): no worker to steer."""
+    with _lock:
+        _workers.clear()
+
+
+def _steer_away(cpu) -> None:
+    """Take ``cpu`` out of each worker's allowed CPUs, where it has others."""
+    with _lock:
+        workers = list(_workers.items())
+    for tid, cpus in workers:
+        if cpu in cpus and len(cpus) > 1:
+            try:
+                os.sched_setaffinity(tid, cpus - {cpu})
+            except OSError:  # refused (a sandbox), or the thread is gone: leave it be
+                with _lock:
+                    _workers.pop(tid, None)
+
+
+def settle_worker() -> None:
+    """Called by a worker as it ends its share: all its CPUs again."""
+    cpus = getattr(_here, "cpus", None)
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError:
+            _here.cpus = None
+
+
+@contextmanager
+def apart():
+    """Inside: the calling thread held on its core, the workers kept off it (they
+    wake elsewhere); afterwards the caller has all its CPUs again. Not while the
+    thread was recently starved of its core (:func:`watch_share`): then the OS
+    places every thread as it likes."""
+    cpu = current_cpu() if _workers and time.monotonic() >= _free_until else None
+    if cpu is None:
+        yield
+        return
+    try:
+        mine = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        yield
+        return
+    _steer_away(cpu)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+@contextmanager
+def watch_share():
+    """Around a thread's own share of the work inside :func:`apart` (the caller's
+    or a worker's): if it got less than ``STARVED`` of its core's time (another
+    program busy on that core), stop holding the threads apart for ``FREE_S``
+    seconds."""
+    global _free_until
+    wall, cpu = time.perf_counter(), time.thread_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    if wall > MIN_WATCH_S and cpu < STARVED * wall:
+        _free_until = time.monotonic() + FREE_S

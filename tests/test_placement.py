@@ -1,0 +1,116 @@
+"""Where the fast tier's threads run (npcnn/fast/placement.py): apart while they
+share work, where the OS likes once a thread was starved, never a number changed.
+
+- inside ``apart`` the caller is held on its core and every worker is kept off
+  it; afterwards all of them have their CPUs again;
+- a thread that got less than ``STARVED`` of its core's time stops the holding
+  for ``FREE_S`` seconds; a thread that ran the whole time does not;
+- a training step with the threads held apart gives the same bits as one
+  without (placement never changes a number).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import npcnn
+from npcnn.fast import placement, threads
+from npcnn.train import train_step
+
+LINUX_2CPU = placement.current_cpu() is not None and len(os.sched_getaffinity(0)) >= 2
+needs_two_cpus = pytest.mark.skipif(not LINUX_2CPU, reason="needs Linux and 2 CPUs")
+
+
+@pytest.fixture(autouse=True)
+def fresh_placement(monkeypatch):
+    before = threads.get_threads()
+    monkeypatch.setattr(placement, "_free_until", 0.0)
+    yield
+    threads.set_threads(before)
+
+
+def worker_affinities():
+    """The allowed CPUs of every registered worker, as the OS reports them."""
+    return {tid: set(os.sched_getaffinity(tid)) for tid in list(placement._workers)}
+
+
+@needs_two_cpus
+def test_apart_holds_the_caller_and_keeps_the_workers_off_its_core():
+    threads.set_threads(2)
+    threads.split_batch(lambda lo, hi: None, 8, 8 * threads.MIN_ELEMENTS)  # start the pool
+    assert placement._workers, "the worker registered itself"
+    everything = set(os.sched_getaffinity(0))
+    with placement.apart():
+        held = set(os.sched_getaffinity(0))
+        workers = worker_affinities()
+    assert len(held) == 1  # the caller: on the one core it was on
+    (cpu,) = held
+    assert all(cpu not in cpus and cpus for cpus in workers.values())
+    assert set(os.sched_getaffinity(0)) == everything  # all its CPUs again
+
+
+@needs_two_cpus
+def test_a_worker_gets_all_its_cpus_back_after_its_share():
+    threads.set_threads(2)
+    threads.split_batch(lambda lo, hi: None, 8, 8 * threads.MIN_ELEMENTS)  # start the pool
+    seen = {}
+
+    def work(lo, hi):
+        if threading.current_thread() is threading.main_thread():
+            end = time.perf_counter() + 0.002  # busy (not starved): leave pieces to the worker
+            while time.perf_counter() < end:
+                pass
+        else:
+            seen["inside"] = set(os.sched_getaffinity(0))
+
+    for _ in range(100):  # until the worker took a piece
+        threads.split_batch(work, 8, 8 * threads.MIN_ELEMENTS)
+        if "inside" in seen:
+            break
+    everything = set(os.sched_getaffinity(0))
+    assert seen["inside"] < everything  # kept off the caller's core while sharing
+    assert all(cpus == everything for cpus in worker_affinities().values())
+
+
+def test_a_starved_share_lets_the_os_place_the_threads(monkeypatch):
+    monkeypatch.setattr(placement, "_workers", {0: frozenset({0, 1})})
+    with placement.watch_share():
+        time.sleep(0.01)  # on the clock, off the CPU: what a thread behind another program sees
+    assert placement._free_until > time.monotonic() + placement.FREE_S - 1
+    calls = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda *a: calls.append(a), raising=False)
+    with placement.apart():
+        pass
+    assert calls == []  # not held apart while the machine is busy
+
+
+def test_a_share_that_ran_all_along_keeps_the_threads_apart():
+    with placement.watch_share():
+        end = time.perf_counter() + 0.01
+        while time.perf_counter() < end:  # on the CPU the whole time
+            pass
+    assert placement._free_until == 0.0
+    with placement.watch_share():
+        pass  # too short to judge
+    assert placement._free_until == 0.0
+
+
+def test_placement_never_changes_a_number(monkeypatch):
+    images = np.random.default_rng(3).random((50, 28, 28, 1), dtype=np.float32)
+    labels = np.arange(50) % 10
+    results = []
+    for free_until in (0.0, float("inf")):  # held apart; placed by the OS
+        monkeypatch.setattr(placement, "_free_until", free_until)
+        threads.set_threads(2)
+        model = npcnn.seed_cnn(seed=0, kernels="fast")
+        optimizer = npcnn.Adam(1e-3)
+        losses = [train_step(model, optimizer, images, labels) for _ in range(2)]
+        results.append((losses, model.get_weights()))
+    (loss_a, params_a), (loss_b, params_b) = results
+    assert loss_a == loss_b
+    assert all(np.array_equal(a, b) for a, b in zip(params_a, params_b))

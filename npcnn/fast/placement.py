@@ -37,7 +37,7 @@ import time
 from contextlib import contextmanager
 
 STARVED = 0.7  # a thread ran less than this share of its time: its core is wanted elsewhere
-FREE_S = 10.0  # then the threads go where the OS puts them for this long (a busy machine stays busy)
+FREE_S = 10.0  # then the OS places the threads for this long (a busy machine stays busy)
 MIN_WATCH_S = 0.001  # shorter shares are not judged
 
 _free_until = 0.0  # time.monotonic() until which the threads are not held apart

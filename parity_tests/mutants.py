@@ -188,12 +188,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "fast col2im for column stride > 1: window blocks scattered with step 1",
     ),
     Mutant(
-        "threads-skip-first-part",
+        "threads-first-piece-short",
         "npcnn/fast/threads.py",
-        "        work(cuts[0], cuts[1])",
-        "        work(cuts[0], cuts[0])",
+        "work(cuts[k], cuts[k + 1])",
+        "work(cuts[k], cuts[k + 1] - (k == 0))",
         "fast",
-        "thread split: the calling thread's part of the batch is never computed",
+        "thread split: the last row of the first piece of every split pass is never computed",
     ),
     Mutant(
         "conv-bias-grad-axis-fast",
@@ -503,7 +503,7 @@ def pytest_sessionfinish(session, exitstatus):
 '''.replace("__PACKAGES__", repr(PACKAGES))
 
 
-READ_BY_TESTS = ("tests/check/learners", "docs")  # what parity tests read besides the code
+READ_BY_TESTS = ("tests", "docs")  # what parity tests read besides the code (learners, helpers)
 
 
 def make_copy(tests: str) -> Path:

@@ -3,9 +3,9 @@ share work, where the OS likes once a thread was starved, never a number changed
 
 - inside ``apart`` the caller is held on its core and every worker is kept off
   it; afterwards all of them have their CPUs again;
-- ``IN_A_ROW`` shares in a row that got less than ``STARVED`` of their core's
-  time stop the holding for ``FREE_S`` seconds; fewer, or shares that ran the
-  whole time, do not;
+- a thread whose last ``IN_A_ROW`` shares got less than ``STARVED`` of their
+  core's time stops the holding for ``FREE_S`` seconds; fewer in a row, or
+  shares that ran the whole time, do not;
 - a training step with the threads held apart gives the same bits as one
   without (placement never changes a number).
 """
@@ -31,7 +31,7 @@ needs_two_cpus = pytest.mark.skipif(not LINUX_2CPU, reason="needs Linux and 2 CP
 def fresh_placement(monkeypatch):
     before = threads.get_threads()
     monkeypatch.setattr(placement, "_free_until", 0.0)
-    monkeypatch.setattr(placement, "_starved", 0)
+    monkeypatch.setattr(placement._here, "starved", 0, raising=False)
     yield
     threads.set_threads(before)
 

@@ -39,13 +39,12 @@ from contextlib import contextmanager
 STARVED = 0.7  # a thread ran less than this share of its time: its core is wanted elsewhere
 FREE_S = 10.0  # then the OS places the threads for this long (a busy machine stays busy)
 MIN_WATCH_S = 0.001  # shorter shares are not judged
-IN_A_ROW = 3  # starved shares in a row that mean a busy machine (one alone happens when quiet)
+IN_A_ROW = 3  # a thread's starved shares in a row: a busy machine (one alone happens when quiet)
 
 _free_until = 0.0  # time.monotonic() until which the threads are not held apart
-_starved = 0  # starved shares in a row, of any thread
 _workers = {}  # native thread id -> the CPUs that worker may run on
 _lock = threading.Lock()
-_here = threading.local()  # .cpus: a worker's own CPUs
+_here = threading.local()  # .cpus: a worker's own CPUs; .starved: its starved shares in a row
 
 
 def _load_sched_getcpu():
@@ -134,16 +133,16 @@ def apart():
 @contextmanager
 def watch_share():
     """Around a thread's own share of the work inside :func:`apart` (the caller's
-    or a worker's): if ``IN_A_ROW`` shares in a row got less than ``STARVED`` of
-    their core's time (another program busy on those cores), stop holding the
-    threads apart for ``FREE_S`` seconds. (One starved share alone is no sign:
-    on a quiet machine about one in a hundred is.)"""
-    global _free_until, _starved
+    or a worker's): if this thread's last ``IN_A_ROW`` shares each got less than
+    ``STARVED`` of their core's time (another program busy on that core), stop
+    holding the threads apart for ``FREE_S`` seconds. (One starved share alone
+    is no sign: on a quiet machine about one in a hundred is.)"""
+    global _free_until
     wall, cpu = time.perf_counter(), time.thread_time()
     yield
     wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
     if wall <= MIN_WATCH_S:
         return
-    _starved = _starved + 1 if cpu < STARVED * wall else 0
-    if _starved >= IN_A_ROW:
-        _free_until, _starved = time.monotonic() + FREE_S, 0
+    _here.starved = getattr(_here, "starved", 0) + 1 if cpu < STARVED * wall else 0
+    if _here.starved >= IN_A_ROW:
+        _free_until, _here.starved = time.monotonic() + FREE_S, 0

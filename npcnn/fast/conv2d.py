@@ -33,6 +33,7 @@ from ..ops.padding import output_hw, padding_amounts
 from ..ops.windows import window_view
 from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
+from .reduce import column_sums
 from .rowwise import GEMM_DTYPES, RowwiseCache, rowwise_backward, rowwise_forward
 from .threads import split_batch
 from .workspace import reusable
@@ -205,7 +206,7 @@ def convolve_backward(dy, cache, need_dx, workspace=None):
         cols = im2col(x_pad, (kh, kw), strides, out_hw, out=buffer)
     dy2 = dy.reshape(n * positions, cout)
 
-    db = dy2.sum(axis=0)  # each b[co] was added to every output position
+    db = column_sums(dy2)  # each b[co] was added to every output position
     dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
     if not need_dx:
         return None, dw, db

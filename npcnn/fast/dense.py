@@ -28,6 +28,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops.dense import DenseCache
 from ..validation import check_dense_args
+from .reduce import column_sums
 from .threads import run_parts
 
 __all__ = ["dense_forward", "dense_backward"]
@@ -76,7 +77,7 @@ def dense_backward(dy, cache):
         )
     xp = get_array_module(dy)
     cuts = blocks(w.shape[0], w.size, xp)
-    db = dy.sum(axis=0)  # b was added to every row
+    db = column_sums(dy)  # b was added to every row
     if len(cuts) == 2:
         return dy @ w.T, x.T @ dy, db  # local derivatives: w (wrt x) and x (wrt w)
     dx_t = xp.empty(x.shape[::-1], dtype=dy.dtype)  # dx transposed: (Din, N)

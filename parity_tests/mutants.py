@@ -344,10 +344,18 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "dense-block-dx-of-first-rows",
         "npcnn/fast/dense.py",
-        "np.matmul(w[lo:hi], dy.T, out=dx_t[lo:hi])",
-        "np.matmul(w[: hi - lo], dy.T, out=dx_t[lo:hi])",
+        "np.matmul(w[lo:hi], dy.T, out=dx[lo:hi])",
+        "np.matmul(w[: hi - lo], dy.T, out=dx[lo:hi])",
         "fast",
         "big dense layer: dx's column blocks all from the first rows of w",
+    ),
+    Mutant(
+        "dense-block-dx-of-first-rows-float64",
+        "npcnn/fast/dense.py",
+        "np.matmul(dy, w[lo:hi].T, out=dx[:, lo:hi])",
+        "np.matmul(dy, w[: hi - lo].T, out=dx[:, lo:hi])",
+        "fast",
+        "big dense layer, float64 (dx = dy @ w.T): every column block from the first rows of w",
     ),
     Mutant(
         "adam-one-minus-beta-f32",

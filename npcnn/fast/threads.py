@@ -30,8 +30,10 @@ not fight with BLAS's own threads for the cores.
 
 How many threads: the CPUs this process may run on, at most 8 (``taskset -c 0``
 gives one: everything runs inline, no thread is started), or ``NPCNN_THREADS``
-when set, or :func:`set_threads`. A pass is cut into at most one part per
-32,768 elements. Arrays of another library (CuPy) are never split.
+when set, or :func:`set_threads`. A pass is cut into at most one piece per
+32,768 elements and four per thread, taken in turn. Arrays of another library
+(CuPy) are never split. Where the threads run while they share work:
+``placement.py``.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ IN_A_ROW = 3  # a thread's starved shares in a row: a busy machine (one alone ha
 _free_until = 0.0  # time.monotonic() until which the threads are not held apart
 _workers = {}  # native thread id -> the CPUs that worker may run on
 _lock = threading.Lock()
-_here = threading.local()  # .cpus: a worker's own CPUs; .starved: its starved shares in a row
+_here = threading.local()  # .starved: this thread's starved shares in a row
 
 
 def _load_sched_getcpu():
@@ -72,10 +72,8 @@ def register_worker() -> None:
     """Called by each worker thread when it starts: remember its id and its CPUs."""
     if _sched_getcpu is None:
         return
-    cpus = frozenset(os.sched_getaffinity(0))
-    _here.cpus = cpus
     with _lock:
-        _workers[threading.get_native_id()] = cpus
+        _workers[threading.get_native_id()] = frozenset(os.sched_getaffinity(0))
 
 
 def forget_workers() -> None:
@@ -84,35 +82,26 @@ def forget_workers() -> None:
         _workers.clear()
 
 
-def _steer_away(cpu) -> None:
-    """Take ``cpu`` out of each worker's allowed CPUs, where it has others."""
+def _set_workers(cpus_of) -> None:
+    """Each worker's allowed CPUs to ``cpus_of(its own CPUs)``; a worker the OS
+    refuses (a sandbox, or a thread gone) is left be and forgotten."""
     with _lock:
         workers = list(_workers.items())
     for tid, cpus in workers:
-        if cpu in cpus and len(cpus) > 1:
-            try:
-                os.sched_setaffinity(tid, cpus - {cpu})
-            except OSError:  # refused (a sandbox), or the thread is gone: leave it be
-                with _lock:
-                    _workers.pop(tid, None)
-
-
-def settle_worker() -> None:
-    """Called by a worker as it ends its share: all its CPUs again."""
-    cpus = getattr(_here, "cpus", None)
-    if cpus is not None:
         try:
-            os.sched_setaffinity(0, cpus)
+            os.sched_setaffinity(tid, cpus_of(cpus))
         except OSError:
-            _here.cpus = None
+            with _lock:
+                _workers.pop(tid, None)
 
 
 @contextmanager
 def apart():
     """Inside: the calling thread held on its core, the workers kept off it (they
-    wake elsewhere); afterwards the caller has all its CPUs again. Not while the
-    thread was recently starved of its core (:func:`watch_share`): then the OS
-    places every thread as it likes."""
+    wake elsewhere); afterwards every thread has all its CPUs again (the workers
+    are idle by then: the caller has waited for them). Not while a thread was
+    recently starved of its core (:func:`watch_share`): then the OS places
+    every thread as it likes, and nothing is set."""
     cpu = current_cpu() if _workers and time.monotonic() >= _free_until else None
     if cpu is None:
         yield
@@ -123,11 +112,12 @@ def apart():
     except OSError:
         yield
         return
-    _steer_away(cpu)
+    _set_workers(lambda cpus: cpus - {cpu} or cpus)  # off the caller's core, where it has others
     try:
         yield
     finally:
         os.sched_setaffinity(0, mine)
+        _set_workers(lambda cpus: cpus)
 
 
 @contextmanager

@@ -210,11 +210,8 @@ def _share(work, count: int, threads: int) -> None:
                 errors.append(exc)
 
     def worker_takes(slot):
-        try:
-            with placement.watch_share():
-                take(slot)
-        finally:
-            placement.settle_worker()  # all its CPUs again
+        with placement.watch_share():
+            take(slot)
 
     pool = _worker_pool()
     with placement.apart():

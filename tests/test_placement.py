@@ -41,8 +41,14 @@ def worker_affinities():
     return {tid: set(os.sched_getaffinity(tid)) for tid in list(placement._workers)}
 
 
+@pytest.fixture
+def never_busy(monkeypatch):
+    """A test machine loaded by other tests must not switch the holding off mid-test."""
+    monkeypatch.setattr(placement, "IN_A_ROW", 10**9)
+
+
 @needs_two_cpus
-def test_apart_holds_the_caller_and_keeps_the_workers_off_its_core():
+def test_apart_holds_the_caller_and_keeps_the_workers_off_its_core(never_busy):
     threads.set_threads(2)
     threads.split_batch(lambda lo, hi: None, 8, 8 * threads.MIN_ELEMENTS)  # start the pool
     assert placement._workers, "the worker registered itself"
@@ -57,7 +63,7 @@ def test_apart_holds_the_caller_and_keeps_the_workers_off_its_core():
 
 
 @needs_two_cpus
-def test_a_worker_gets_all_its_cpus_back_after_its_share():
+def test_a_worker_gets_all_its_cpus_back_after_its_share(never_busy):
     threads.set_threads(2)
     threads.split_batch(lambda lo, hi: None, 8, 8 * threads.MIN_ELEMENTS)  # start the pool
     seen = {}
@@ -79,27 +85,51 @@ def test_a_worker_gets_all_its_cpus_back_after_its_share():
     assert all(cpus == everything for cpus in worker_affinities().values())
 
 
-def starve():
+class Clocks:
+    """Stand-ins for the clocks ``watch_share`` reads, moved by hand: the judgement
+    then depends on what a test says happened, not on how busy the machine is."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def perf_counter(self):
+        return self.wall
+
+    def thread_time(self):
+        return self.cpu
+
+    @staticmethod
+    def monotonic():
+        return time.monotonic()
+
+
+@pytest.fixture
+def clocks(monkeypatch):
+    fake = Clocks()
+    monkeypatch.setattr(placement, "time", fake)
+    return fake
+
+
+def starve(clocks):
     with placement.watch_share():
-        time.sleep(0.01)  # on the clock, off the CPU: what a thread behind another program sees
+        clocks.wall += 0.01  # on the clock, off the CPU: what a thread behind another program sees
 
 
-def run_all_along():
+def run_all_along(clocks):
     with placement.watch_share():
-        end = time.perf_counter() + 0.01
-        while time.perf_counter() < end:  # on the CPU the whole time
-            pass
+        clocks.wall += 0.01  # on the CPU the whole time
+        clocks.cpu += 0.01
 
 
-def test_starved_shares_in_a_row_let_the_os_place_the_threads(monkeypatch):
+def test_starved_shares_in_a_row_let_the_os_place_the_threads(monkeypatch, clocks):
     monkeypatch.setattr(placement, "_workers", {0: frozenset({0, 1})})
     for _ in range(placement.IN_A_ROW - 1):
-        starve()
-    run_all_along()
+        starve(clocks)
+    run_all_along(clocks)
     for _ in range(placement.IN_A_ROW - 1):
-        starve()
+        starve(clocks)
     assert placement._free_until == 0.0  # never IN_A_ROW in a row: a quiet machine's hiccups
-    starve()
+    starve(clocks)
     assert placement._free_until > time.monotonic() + placement.FREE_S - 1
     calls = []
     monkeypatch.setattr(os, "sched_setaffinity", lambda *a: calls.append(a), raising=False)
@@ -108,9 +138,9 @@ def test_starved_shares_in_a_row_let_the_os_place_the_threads(monkeypatch):
     assert calls == []  # not held apart while the machine is busy
 
 
-def test_shares_that_ran_all_along_keep_the_threads_apart():
+def test_shares_that_ran_all_along_keep_the_threads_apart(clocks):
     for _ in range(placement.IN_A_ROW + 1):
-        run_all_along()
+        run_all_along(clocks)
     assert placement._free_until == 0.0
     with placement.watch_share():
         pass  # too short to judge

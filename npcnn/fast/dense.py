@@ -35,7 +35,7 @@ from .threads import run_parts
 
 __all__ = ["dense_forward", "dense_backward"]
 
-MIN_BLOCK = 128  # columns (rows) per block at least: narrower products run slower per FLOP
+MIN_BLOCK = 256  # columns (rows) per block at least: narrower products run slower per FLOP
 MIN_SPLIT = 1 << 20  # weights at least, for the products to be cut into blocks
 MAX_BLOCKS = 8
 

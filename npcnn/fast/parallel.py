@@ -47,7 +47,7 @@ from ..validation import check_bool
 from .threads import blas_on_one_thread, get_threads, run_parts, split_batch
 
 PART = 32  # float32 images per part at most (a training batch of 50: two parts of 25)
-GROUP = 512  # images per group in predict: their flat features go through the dense layers at once
+GROUP = 256  # images per group in predict: their flat features go through the dense layers at once
 
 
 def part_cuts(n: int, xp=np, itemsize: int = 4) -> list[int]:

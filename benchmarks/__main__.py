@@ -16,6 +16,9 @@ then rewrites the tables and the figure links of README.md, benchmarks/RESULTS.m
 and the guide's chapter 14, and refuses when the machine was busy (the 1-minute
 load average above 0.5 before the run, or the matmul peak moving more than 10%
 between the start and the end); ``--force`` publishes anyway and says so.
+``--repeat N`` runs everything N times back to back: the ratios move from run to
+run on a shared machine, and each target is then judged on the median of the N
+runs, every run's value written beside it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md",
              ROOT / "docs" / "14-making-it-fast.md"]  # fmt: skip
 REFUSED = 3  # the exit status of a --publish that a busy machine refused
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _ints(text):
@@ -98,6 +108,9 @@ def how_to_run(p) -> None:
     p.add_argument("--settle", type=int, choices=range(0, 10), metavar="N",
                    help="untimed calls before each timed block (default 1; smoke: 0)")  # fmt: skip
     p.add_argument("--timeout", type=float, help="seconds an answer may take; then: hung")
+    p.add_argument("--repeat", type=_positive, default=1, metavar="N",
+                   help="run everything N times back to back: the tables show the last "
+                   "run, each target the median of the N runs (default 1)")  # fmt: skip
     p.add_argument("--out", help="results folder (default: one per machine type)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--publish", action="store_true", help="rewrite README, RESULTS.md, ch. 14")
@@ -148,8 +161,17 @@ def main(argv=None) -> int:
             print(f"refusing to publish: {before[0]}; wait for a quiet machine, or --force",
                   file=sys.stderr)  # fmt: skip
             return REFUSED
-    data = run(args)
-    busy = machine.busy_reasons(data["machine"])
+    runs = []
+    for k in range(args.repeat):
+        if args.repeat > 1:
+            print(f"=== run {k + 1} of {args.repeat}")
+        runs.append(run(args))
+    data, busy = runs[-1], repeated_busy_reasons(runs)
+    if len(runs) > 1:  # each run's target values; the targets table takes their medians
+        data["machine"]["load_average_at_start"] = runs[0]["machine"]["load_average_at_start"]
+        data["target_runs"] = [
+            {row_id: value for _, row_id, _, value, _ in report.target_values(one)} for one in runs
+        ]
     refused = args.publish and busy and not args.force
     if args.publish and busy and args.force:
         data["machine"]["forced"] = busy
@@ -175,6 +197,19 @@ def main(argv=None) -> int:
         changed = report.publish(out, [str(p) for p in PUBLISHED if p.exists()])
         print("published into " + (", ".join(changed) or "nothing (no marked blocks changed)"))
     return 0
+
+
+def repeated_busy_reasons(runs) -> list[str]:
+    """Why the runs' machine was too busy to publish from: the load before the first
+    run (a run just finished loads the machine before the next), and the matmul
+    peak moving during any of them."""
+    from . import machine
+
+    reasons = machine.busy_reasons(runs[0]["machine"])
+    for k, one in enumerate(runs[1:], 2):
+        info = {key: one["machine"].get(key) for key in ("peak_start_gflops", "peak_end_gflops")}
+        reasons += [f"run {k}: {why}" for why in machine.busy_reasons(info)]
+    return reasons
 
 
 if __name__ == "__main__":

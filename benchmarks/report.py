@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import statistics
 from collections import defaultdict
 
 from .machine import load_text
@@ -149,16 +150,11 @@ def peers_table(data) -> list[str]:
     return lines
 
 
-def targets_rows(data) -> list[tuple[str, str, str, str]]:
-    """(what, measured, must, aim) for each target the results can answer."""
-    res, rows = data["results"], []
+def target_values(data) -> list[tuple[str, str, str, float, str | None]]:
+    """(target, row id, what, value, text or None) for each target the results can
+    answer: ``TARGETS[target]`` holds its bounds, the row id names the row across runs."""
+    res, values = data["results"], []
     versions = data["machine"].get("versions", {})
-
-    def add(what, key, value, text=None):
-        op, *bounds = TARGETS[key]
-        marks = [f"{op} {b:g}x ({'met' if (value <= b if op == '<=' else value >= b) else 'not'})"
-                 for b in bounds]  # fmt: skip
-        rows.append((what, text or f"{value:.2f}x", *marks))
 
     def ratio(kind, cores, rival):
         npc = find(res, "headline", "npcnn", kind, cores=cores)
@@ -183,17 +179,37 @@ def targets_rows(data) -> list[tuple[str, str, str, str]]:
                 f"{kind}, batch {rival['batch']}, {CORES[cores]}: npcnn vs "
                 f"{'the fastest, ' if not rival_name else ''}{label(rival['impl'], versions)}"
             )
-            add(what, key, value)
+            values.append((key, key, what, value, None))
     f32 = find(res, "float64", "npcnn", dtype="float32")
     f64 = find(res, "float64", "npcnn", dtype="float64")
     if f32 and f64 and f32["median_s"] and f64["median_s"]:
-        add("float64 / float32 training step", "f64", f64["median_s"] / f32["median_s"])
+        values.append(("f64", "f64", "float64 / float32 training step",
+                       f64["median_s"] / f32["median_s"], None))  # fmt: skip
     for size, pair in _memory_pairs(res).items():
         a, b = pair["npcnn"]["peak_bytes"], pair["tf-function"]["peak_bytes"]
         text = f"npcnn {a / 1e6:,.0f} MB, TF {b / 1e6:,.0f} MB ({a / max(b, 1):.2f}x)"
-        add(f"peak memory of predict on {pair['npcnn']['batch']:,} images, batch_size={size}",
-            "memory", a / max(b, 1), text)  # fmt: skip
-    npc = find(res, "headline", "npcnn", "train step")
+        what = f"peak memory of predict on {pair['npcnn']['batch']:,} images, batch_size={size}"
+        values.append(("memory", f"memory {size}", what, a / max(b, 1), text))
+    return values
+
+
+def targets_rows(data) -> list[tuple[str, str, str, str]]:
+    """(what, measured, must, aim) for each target the results can answer. When the
+    run was repeated (``--repeat``: ``data["target_runs"]``, each run's values), a
+    target is judged on the median of the runs, each run's value shown beside it."""
+    rows, runs = [], data.get("target_runs") or []
+    for key, row_id, what, value, text in target_values(data):
+        seen = [run[row_id] for run in runs if row_id in run]
+        if len(seen) > 1:
+            value = statistics.median(seen)
+            each, median = ", ".join(f"{v:.2f}" for v in seen), f"the median of {len(seen)} runs"
+            text = (f"{value:.2f}x, {median} ({each})" if text is None
+                    else f"{text}; {median} {value:.2f}x ({each})")  # fmt: skip
+        op, *bounds = TARGETS[key]
+        marks = [f"{op} {b:g}x ({'met' if (value <= b if op == '<=' else value >= b) else 'not'})"
+                 for b in bounds]  # fmt: skip
+        rows.append((what, text or f"{value:.2f}x", *marks))
+    npc = find(data["results"], "headline", "npcnn", "train step")
     if npc and npc.get("pct_of_peak"):  # how far from what OpenBLAS's matmul reaches
         rows.append(("training step as % of the measured matmul peak (all cores)",
                      f"{npc['pct_of_peak']:.0f}%", "-", "-"))  # fmt: skip

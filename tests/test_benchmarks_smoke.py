@@ -294,6 +294,58 @@ def test_targets_rows_from_medians():
     assert got["training step as % of the measured matmul peak (all cores)"][0] == "30%"
 
 
+def test_repeated_runs_judge_each_target_on_the_median_of_the_runs():
+    """--repeat: the targets table takes each target's median over the runs and
+    shows every run's value; a target missing from some runs uses those it has."""
+    results = [
+        {"section": "float64", "impl": "npcnn", "kind": "train step", "median_s": s,
+         "cores": "all", "dtype": d, "batch": 50}
+        for s, d in ((0.10, "float32"), (0.25, "float64"))
+    ]  # fmt: skip
+    data = {"results": results, "machine": {}, "target_runs": [{"f64": 1.9}, {"f64": 2.3},
+                                                               {"f64": 2.5}]}  # fmt: skip
+    rows = {what: rest for what, *rest in report.targets_rows(data)}
+    got = rows["float64 / float32 training step"]
+    assert got == ["2.30x, the median of 3 runs (1.90, 2.30, 2.50)", "<= 2x (not)",
+                   "<= 1.8x (not)"]  # fmt: skip
+    data["target_runs"] = [{"f64": 1.9}, {"f64": 2.0}, {}]
+    rows = {what: rest for what, *rest in report.targets_rows(data)}
+    assert rows["float64 / float32 training step"][:2] == [
+        "1.95x, the median of 2 runs (1.90, 2.00)", "<= 2x (met)"]  # fmt: skip
+    data.pop("target_runs")  # one run: its own value
+    assert {w: r for w, *r in report.targets_rows(data)}["float64 / float32 training step"][
+        0] == "2.50x"  # fmt: skip
+
+
+def test_repeat_runs_everything_n_times_and_keeps_each_runs_targets(tmp_path, capsys):
+    out = tmp_path / "results"
+    args = [*SMOKE, "--sections", "float64", "--systems", "npcnn", "--repeat", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("=== run ") == 2
+    saved = json.loads((out / "float64.json").read_text())
+    assert len(saved["target_runs"]) == 2 and all("f64" in run for run in saved["target_runs"])
+    assert "the median of 2 runs" in (out / "report.md").read_text()
+
+
+def test_repeated_runs_are_refused_for_the_first_load_or_any_peak_that_moved():
+    def info(load, start, end):
+        return {"machine": {"load_average_at_start": [load], "peak_start_gflops": start,
+                            "peak_end_gflops": end}}  # fmt: skip
+
+    assert entry.repeated_busy_reasons([info(0.3, 185, 180), info(1.9, 180, 184)]) == []
+    assert entry.repeated_busy_reasons([info(0.9, 185, 180), info(0.1, 180, 184)]) == [
+        "the 1-minute load average was 0.90 before the run (more than 0.5)"]  # fmt: skip
+    assert entry.repeated_busy_reasons([info(0.3, 185, 180), info(0.3, 180, 90)]) == [
+        "run 2: the matmul peak moved from 180 to 90 GFLOP/s during the run (more than 10%)"
+    ]
+
+
+def test_repeat_must_be_one_or_more(capsys):
+    with pytest.raises(SystemExit):
+        entry.parse_args(["--repeat", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
+
+
 def test_the_wheel_installs_npcnn_and_tfcnn_but_not_benchmarks():
     """A top-level package named 'benchmarks' in site-packages would collide with any
     other project's: pyproject's package discovery leaves it out."""

@@ -5,7 +5,7 @@ Examples::
     python -m benchmarks --mode smoke --sections matmul,headline   # under a minute
     python -m benchmarks --mode quick --sections matmul,headline --cores both
     python -m benchmarks --systems npcnn,tf-function,torch-eager --sections headline
-    python -m benchmarks --mode quick --sections targets --cores all,one,busy --publish
+    python -m benchmarks --mode quick --sections targets --cores all,one,busy --repeat 3 --publish
     python -m benchmarks --old ../npcnn-other --systems npcnn --sections headline
     python -m benchmarks --device gpu --sections matmul,headline,kernels   # npcnn on CuPy
 

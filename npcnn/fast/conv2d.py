@@ -30,7 +30,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops import conv2d as readable
 from ..ops.padding import output_hw, padding_amounts
-from ..ops.windows import tap_view, window_view
+from ..ops.windows import window_view
 from ..validation import as_pair, check_bool, check_conv2d_args, normalize_padding
 from .padding import pad_nhwc
 from .reduce import column_sums
@@ -88,17 +88,20 @@ def _im2col_one_channel(x_pad, kernel_hw, strides, out_hw, out=None):
     0.10 ms instead of 0.34 on one core of the AMD EPYC. Returns ``cols.T.T``, an
     F-ordered view of the same matrix: BLAS reads either order, and its products
     with it gave the same bits (OpenBLAS's SkylakeX, Haswell, Zen, SandyBridge and
-    Prescott kernels; the fast-vs-ops tests hold them to it)."""
+    Prescott kernels; the fast-vs-ops tests hold them to it).
+
+    All the taps are copied by one NumPy call, not one call per tap: two threads
+    each building 32 images' matrix took 0.30 ms a call with 25 calls (each
+    waiting for Python's GIL between its short copies), 0.13 ms with one."""
     (kh, kw), (out_h, out_w) = kernel_hw, out_hw
     n = x_pad.shape[0]
     size = kh * kw * n * out_h * out_w
     flat = np.empty(size, dtype=x_pad.dtype) if out is None else out.reshape(-1)[:size]
-    cols_t = flat.reshape(kh * kw, n, out_h, out_w)  # [(i, j), n, oh, ow]
+    cols_t = flat.reshape(kh, kw, n, out_h, out_w)  # [i, j, n, oh, ow]
 
-    def copy(lo, hi):  # images lo..hi-1, tap by tap
-        for i in range(kh):
-            for j in range(kw):
-                cols_t[i * kw + j, lo:hi] = tap_view(x_pad[lo:hi], i, j, strides, out_hw)[..., 0]
+    def copy(lo, hi):  # images lo..hi-1, every tap at once
+        windows = window_view(x_pad[lo:hi], kernel_hw, strides, out_hw)[..., 0]  # (n, oh, ow, i, j)
+        cols_t[:, :, lo:hi] = windows.transpose(3, 4, 0, 1, 2)
 
     split_batch(copy, n, size, np)
     return cols_t.reshape(kh * kw, n * out_h * out_w).T

@@ -17,8 +17,9 @@ and the guide's chapter 14, and refuses when the machine was busy (the 1-minute
 load average above 0.5 before the run, or the matmul peak moving more than 10%
 between the start and the end); ``--force`` publishes anyway and says so.
 ``--repeat N`` runs everything N times back to back: the ratios move from run to
-run on a shared machine, and each target is then judged on the median of the N
-runs, every run's value written beside it.
+run on a shared machine, and each target is then judged on the median of the
+runs, every run's value written beside it; a run during which the matmul peak
+moved is left out (and named in the machine block), the others still count.
 """
 
 from __future__ import annotations
@@ -166,11 +167,13 @@ def main(argv=None) -> int:
         if args.repeat > 1:
             print(f"=== run {k + 1} of {args.repeat}")
         runs.append(run(args))
-    data, busy = runs[-1], repeated_busy_reasons(runs)
-    if len(runs) > 1:  # each run's target values; the targets table takes their medians
+    kept, left_out, busy = sort_runs(runs)
+    data = kept[-1]
+    if len(runs) > 1:  # each kept run's target values; the targets table takes their medians
         data["machine"]["load_average_at_start"] = runs[0]["machine"]["load_average_at_start"]
+        data["machine"]["left_out"] = left_out
         data["target_runs"] = [
-            {row_id: value for _, row_id, _, value, _ in report.target_values(one)} for one in runs
+            {row_id: value for _, row_id, _, value, _ in report.target_values(one)} for one in kept
         ]
     refused = args.publish and busy and not args.force
     if args.publish and busy and args.force:
@@ -199,17 +202,28 @@ def main(argv=None) -> int:
     return 0
 
 
-def repeated_busy_reasons(runs) -> list[str]:
-    """Why the runs' machine was too busy to publish from: the load before the first
-    run (a run just finished loads the machine before the next), and the matmul
-    peak moving during any of them."""
+def sort_runs(runs):
+    """(the runs to report, the runs left out and why, why the machine was too busy to
+    publish from). One run: itself, and every reason (the load before it, its matmul
+    peak moving). Repeated runs: the load before the first counts (a finished run
+    loads the machine for the next); a run during which the matmul peak moved is
+    left out of the tables and the medians, and said so; none left: too busy."""
     from . import machine
 
-    reasons = machine.busy_reasons(runs[0]["machine"])
-    for k, one in enumerate(runs[1:], 2):
+    if len(runs) == 1:
+        return runs, [], machine.busy_reasons(runs[0]["machine"])
+    first = {"load_average_at_start": runs[0]["machine"].get("load_average_at_start")}
+    busy, kept, left_out = machine.busy_reasons(first), [], []
+    for k, one in enumerate(runs, 1):
         info = {key: one["machine"].get(key) for key in ("peak_start_gflops", "peak_end_gflops")}
-        reasons += [f"run {k}: {why}" for why in machine.busy_reasons(info)]
-    return reasons
+        why = machine.busy_reasons(info)
+        if why:
+            left_out.append(f"run {k} of {len(runs)}: {why[0]}")
+        else:
+            kept.append(one)
+    if not kept:
+        return runs, [], busy + left_out
+    return kept, left_out, busy
 
 
 if __name__ == "__main__":

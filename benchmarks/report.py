@@ -314,6 +314,9 @@ def machine_lines(data) -> list[str]:
     if peaks:
         lines.append("- matmul peak (best median over sizes): "
                      + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))  # fmt: skip
+    if m.get("left_out"):
+        left_out = "; ".join(m["left_out"])
+        lines.append(f"- left out of the tables and the targets' medians: {left_out}")
     if m.get("forced"):
         lines.append(f"- published with --force on a busy machine: {'; '.join(m['forced'])}")
     return lines

@@ -317,7 +317,8 @@ def test_repeated_runs_judge_each_target_on_the_median_of_the_runs():
         0] == "2.50x"  # fmt: skip
 
 
-def test_repeat_runs_everything_n_times_and_keeps_each_runs_targets(tmp_path, capsys):
+def test_repeat_runs_everything_n_times_and_keeps_each_runs_targets(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(suite.Coordinator, "peak", lambda self: 185.0)  # no run left out
     out = tmp_path / "results"
     args = [*SMOKE, "--sections", "float64", "--systems", "npcnn", "--repeat", "2"]
     assert main([*args, "--out", str(out)]) == 0
@@ -327,17 +328,31 @@ def test_repeat_runs_everything_n_times_and_keeps_each_runs_targets(tmp_path, ca
     assert "the median of 2 runs" in (out / "report.md").read_text()
 
 
-def test_repeated_runs_are_refused_for_the_first_load_or_any_peak_that_moved():
+def test_repeated_runs_leave_out_a_run_whose_peak_moved_and_check_the_first_load():
     def info(load, start, end):
         return {"machine": {"load_average_at_start": [load], "peak_start_gflops": start,
                             "peak_end_gflops": end}}  # fmt: skip
 
-    assert entry.repeated_busy_reasons([info(0.3, 185, 180), info(1.9, 180, 184)]) == []
-    assert entry.repeated_busy_reasons([info(0.9, 185, 180), info(0.1, 180, 184)]) == [
+    quiet, loaded_after = info(0.3, 185, 180), info(1.9, 180, 184)  # a run loads the next
+    assert entry.sort_runs([quiet, loaded_after]) == ([quiet, loaded_after], [], [])
+    busy_first = [info(0.9, 185, 180), info(0.1, 180, 184)]
+    assert entry.sort_runs(busy_first)[2] == [
         "the 1-minute load average was 0.90 before the run (more than 0.5)"]  # fmt: skip
-    assert entry.repeated_busy_reasons([info(0.3, 185, 180), info(0.3, 180, 90)]) == [
-        "run 2: the matmul peak moved from 180 to 90 GFLOP/s during the run (more than 10%)"
+    moved = info(0.3, 180, 90)
+    kept, left_out, busy = entry.sort_runs([quiet, moved, loaded_after])
+    assert kept == [quiet, loaded_after] and busy == []
+    assert left_out == ["run 2 of 3: the matmul peak moved from 180 to 90 GFLOP/s during the "
+                        "run (more than 10%)"]  # fmt: skip
+    assert entry.sort_runs([moved, moved])[2] == [
+        "run 1 of 2: the matmul peak moved from 180 to 90 GFLOP/s during the run (more than 10%)",
+        "run 2 of 2: the matmul peak moved from 180 to 90 GFLOP/s during the run (more than 10%)",
     ]
+    assert entry.sort_runs([moved])[2] == [  # one run: as before
+        "the matmul peak moved from 180 to 90 GFLOP/s during the run (more than 10%)"]  # fmt: skip
+    data = {"machine": {**moved["machine"], "cpu_model": "x", "vector": "y", "logical_cpus": 2,
+                        "python": "3", "left_out": left_out}}  # fmt: skip
+    assert any(line.startswith("- left out of the tables and the targets' medians: run 2 of 3")
+               for line in report.machine_lines(data))  # fmt: skip
 
 
 def test_repeat_must_be_one_or_more(capsys):

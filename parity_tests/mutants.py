@@ -188,6 +188,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "fast col2im for column stride > 1: window blocks scattered with step 1",
     ),
     Mutant(
+        "im2col-one-channel-taps-swapped-fast",
+        "npcnn/fast/conv2d.py",
+        "        cols_t[:, :, lo:hi] = windows.transpose(3, 4, 0, 1, 2)",
+        "        cols_t[:, :, lo:hi] = windows.transpose(4, 3, 0, 1, 2)",
+        "fast",
+        "conv1's one-channel im2col: the taps (i, j) copied as (j, i), the window transposed",
+    ),
+    Mutant(
         "threads-first-piece-short",
         "npcnn/fast/threads.py",
         "work(cuts[k], cuts[k + 1])",

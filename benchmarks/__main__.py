@@ -110,8 +110,8 @@ def how_to_run(p) -> None:
                    help="untimed calls before each timed block (default 1; smoke: 0)")  # fmt: skip
     p.add_argument("--timeout", type=float, help="seconds an answer may take; then: hung")
     p.add_argument("--repeat", type=_positive, default=1, metavar="N",
-                   help="run everything N times back to back: the tables show the last "
-                   "run, each target the median of the N runs (default 1)")  # fmt: skip
+                   help="run everything N times back to back: the tables show the last kept "
+                   "run, each target the median of the runs kept (default 1)")  # fmt: skip
     p.add_argument("--out", help="results folder (default: one per machine type)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--publish", action="store_true", help="rewrite README, RESULTS.md, ch. 14")

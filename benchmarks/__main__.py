@@ -32,17 +32,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from npcnn.validation import COUNT  # the CLI's positive-integer argument type
+
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md",
              ROOT / "docs" / "14-making-it-fast.md"]  # fmt: skip
 REFUSED = 3  # the exit status of a --publish that a busy machine refused
-
-
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def _ints(text):
@@ -109,7 +104,7 @@ def how_to_run(p) -> None:
     p.add_argument("--settle", type=int, choices=range(0, 10), metavar="N",
                    help="untimed calls before each timed block (default 1; smoke: 0)")  # fmt: skip
     p.add_argument("--timeout", type=float, help="seconds an answer may take; then: hung")
-    p.add_argument("--repeat", type=_positive, default=1, metavar="N",
+    p.add_argument("--repeat", type=COUNT, default=1, metavar="N",
                    help="run everything N times back to back: the tables show the last kept "
                    "run, each target the median of the runs kept (default 1)")  # fmt: skip
     p.add_argument("--out", help="results folder (default: one per machine type)")

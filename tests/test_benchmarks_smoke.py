@@ -358,7 +358,7 @@ def test_repeated_runs_leave_out_a_run_whose_peak_moved_and_check_the_first_load
 def test_repeat_must_be_one_or_more(capsys):
     with pytest.raises(SystemExit):
         entry.parse_args(["--repeat", "0"])
-    assert "must be 1 or more" in capsys.readouterr().err
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
 
 
 def test_the_wheel_installs_npcnn_and_tfcnn_but_not_benchmarks():

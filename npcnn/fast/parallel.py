@@ -44,7 +44,8 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..validation import check_bool
-from .threads import blas_on_one_thread, get_threads, run_parts, split_batch
+from . import processes
+from .threads import blas_on_one_thread, get_threads, inline_splits, run_parts, split_batch
 
 PART = 32  # float32 images per part at most (a training batch of 50: two parts of 25)
 GROUP = 256  # images per group in predict: their flat features go through the dense layers at once
@@ -72,6 +73,9 @@ class DataParallel:
         self.workers = []  # one per thread running inference chunks: the same
         self.cuts = None  # the parts of the last forward batch
         self.split = None  # the first block the parts did not run (the tail's first)
+        self.heads = None  # (input shape, output shape) of the blocks the parts run
+        self.pool = None  # worker processes for the parts (``processes.py``), once used
+        self.via = None  # the pool that ran the last forward batch, or None: threads
 
     def replica(self, k, store=None):
         """Replica ``k`` of ``store`` (the training parts' by default), made on
@@ -100,10 +104,79 @@ class DataParallel:
         cuts = part_cuts(len(x), get_array_module(x), x.dtype.itemsize)
         if training and any(layer.needs_whole_batch for layer in self.layers):
             cuts = [0, len(x)]
+        pool = self.part_processes(x, cuts)
+        if pool is not None:
+            return self.tail_forward(self.forward_in_processes(pool, x, training))
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
         y, split = _heads_forward(x, cuts, lambda k, slot: replicas[k], whole=len(replicas) == 1)
-        self.cuts, self.split = cuts, split
+        self.cuts, self.split, self.via = cuts, split, None
+        if len(cuts) > 2 and 0 < split < len(replicas[0]):
+            self.heads = (tuple(x.shape[1:]), tuple(y.shape[1:]))
         return self.tail_forward(y)
+
+    def head_layers(self):
+        """The layers of the blocks the parts run (the first ``split`` blocks)."""
+        blocks = self.replicas[0][1][: self.split]
+        return [layer for block in blocks for layer in getattr(block, "layers", (block,))]
+
+    def part_processes(self, x, cuts):
+        """The worker processes to run the parts of ``x`` in, or None (threads):
+        only when asked for (``processes.get_workers``), on two threads or more,
+        for a NumPy batch of more than one part whose head blocks an earlier
+        batch of the same shape found (``self.heads``), made of npcnn's own
+        layer classes without state (a worker rebuilds them from their config)."""
+        if processes.get_workers() != "processes" or not processes.supported():
+            if self.pool is not None:  # asked for threads again: the workers are not needed
+                self.pool[1].stop()
+                self.pool = None
+            return None
+        if get_threads() < 2 or len(cuts) <= 2 or get_array_module(x) is not np:
+            return None
+        if not self._heads_can_move(x):
+            return None
+        layers = self.head_layers()
+        wanted = (tuple(map(id, layers)), x.dtype, get_threads() - 1)
+        if self.pool is None or self.pool[0] != wanted:
+            if self.pool is not None:
+                self.pool[1].stop()
+            self.pool = (wanted, processes.PartProcesses(layers, x.dtype, get_threads() - 1))
+        return self.pool[1]
+
+    def _heads_can_move(self, x) -> bool:
+        """Whether a worker process can run the head blocks on ``x``'s images:
+        found for this shape, built by ``fast_blocks`` from npcnn's own layer
+        classes without state, in at most ``processes.MAX_PARTS`` parts."""
+        from ..layers import LAYER_CLASSES
+        from ..model import fast_blocks
+
+        if self.heads is None or self.heads[0] != tuple(x.shape[1:]):
+            return False
+        too_many = -(-len(x) // processes.PART) > processes.MAX_PARTS
+        if self.make_blocks is not fast_blocks or too_many:
+            return False
+        layers = self.head_layers()
+        own = all(LAYER_CLASSES.get(type(layer).__name__) is type(layer) for layer in layers)
+        return own and not any(layer.state for layer in layers)
+
+    def forward_in_processes(self, pool, x, training):
+        """The head blocks on parts of ``processes.PART`` images, taken by the
+        worker processes and this one (``processes.py``); the outputs joined."""
+        n = len(x)
+        count = -(-n // processes.PART)
+        cuts = [n * p // count for p in range(count + 1)]
+        pool.prepare(x, count, self.heads[1])
+        split = self.split
+
+        def run_mine(k):
+            y, blocks = x[cuts[k] : cuts[k + 1]], self.replica(k)[1]
+            for block in blocks[:split]:
+                y = block.forward(y)
+            return y
+
+        with blas_on_one_thread(), inline_splits():  # this process's parts on this thread alone
+            y = pool.forward(x, cuts, training, run_mine)
+        self.cuts, self.via = cuts, pool
+        return y
 
     def tail_forward(self, y, blocks=None, split=None):
         """The blocks from ``split`` on (the Dense layers and what follows) once, on
@@ -136,6 +209,8 @@ class DataParallel:
                 dy = blocks[i].backward(dy, need_dx=need_dx or i > 0)
         if split == 0:
             return dy
+        if self.via is not None:
+            return self.backward_in_processes(dy, need_dx)
         replicas = self.replicas[: len(cuts) - 1]
         dxs = [None] * len(replicas)
 
@@ -151,6 +226,31 @@ class DataParallel:
         if not need_dx:
             return None
         return dxs[0] if len(dxs) == 1 else get_array_module(dy).concatenate(dxs)
+
+    def backward_in_processes(self, dy, need_dx):
+        """The parts' backward passes where their forward passes ran (``processes.py``);
+        each head layer's ``grads`` the sum of its parts', in part order; dx or None."""
+        pool, cuts, split = self.via, self.cuts, self.split
+
+        def run_mine(k):
+            d, blocks = dy[cuts[k] : cuts[k + 1]], self.replicas[k][1]
+            for i in reversed(range(split)):
+                d = blocks[i].backward(d, need_dx=need_dx or i > 0)
+            return d
+
+        with blas_on_one_thread(), inline_splits():
+            dx, flat = pool.backward(dy, cuts, need_dx, run_mine)
+        layers, sums = self.head_layers(), {}
+        for i, j, offset, shape in processes.param_slots(layers)[0]:
+            parts = [  # part k's gradient: from this process's replica, or a worker's
+                self.replicas[k][0][i].grads[j] if k in pool.mine
+                else flat[k, offset : offset + int(np.prod(shape))].reshape(shape).copy()
+                for k in range(len(cuts) - 1)
+            ]  # fmt: skip
+            sums.setdefault(i, []).append(add_all(parts))  # g_0 + g_1 + ..., in part order
+        for i, grads in sums.items():
+            layers[i].grads = grads
+        return dx
 
     def sum_gradients(self, parts, head):
         """The ``grads`` of each layer of the ``head`` blocks (those run in parts):

@@ -42,6 +42,8 @@ MIN_WATCH_S = 0.001  # shorter shares are not judged
 IN_A_ROW = 3  # a thread's starved shares in a row: a busy machine (one alone happens when quiet)
 
 _free_until = 0.0  # time.monotonic() until which the threads are not held apart
+_busy_until = {}  # CPU -> time.monotonic() until which apart() keeps the caller off it
+dynamic = False  # True: the parts are small and anyone may take them (worker processes)
 _workers = {}  # native thread id -> the CPUs that worker may run on
 _lock = threading.Lock()
 _here = threading.local()  # .starved: this thread's starved shares in a row
@@ -76,6 +78,20 @@ def register_worker() -> None:
         _workers[threading.get_native_id()] = frozenset(os.sched_getaffinity(0))
 
 
+def register_process(pid: int) -> None:
+    """A worker process (``processes.py``): steered as the worker threads are."""
+    if _sched_getcpu is None:
+        return
+    with _lock:
+        _workers[pid] = frozenset(os.sched_getaffinity(0))
+
+
+def forget_process(pid: int) -> None:
+    """A worker process that has stopped."""
+    with _lock:
+        _workers.pop(pid, None)
+
+
 def forget_workers() -> None:
     """The pool is gone (shut down, or this is a forked child): no worker to steer."""
     with _lock:
@@ -99,15 +115,22 @@ def _set_workers(cpus_of) -> None:
 def apart():
     """Inside: the calling thread held on its core, the workers kept off it (they
     wake elsewhere); afterwards every thread has all its CPUs again (the workers
-    are idle by then: the caller has waited for them). Not while a thread was
-    recently starved of its core (:func:`watch_share`): then the OS places
-    every thread as it likes, and nothing is set."""
-    cpu = current_cpu() if _workers and time.monotonic() >= _free_until else None
+    are idle by then: the caller has waited for them).
+
+    With parts of a fixed share (threads), not while a thread was recently
+    starved of its core (:func:`watch_share`): then the OS places every thread
+    as it likes, and nothing is set. With small parts that anyone may take
+    (``dynamic``: worker processes, ``processes.py``), busy machine or not; but
+    the caller is held on a core where it was not starved lately
+    (:func:`watch_core`), if it has one: the parts it takes run at full speed,
+    and the workers on the busy core take fewer of them."""
+    cpu = current_cpu() if _workers and (dynamic or time.monotonic() >= _free_until) else None
     if cpu is None:
         yield
         return
     try:
         mine = os.sched_getaffinity(0)
+        cpu = _calm(cpu, mine) if dynamic else cpu
         os.sched_setaffinity(0, {cpu})
     except OSError:
         yield
@@ -120,6 +143,15 @@ def apart():
         _set_workers(lambda cpus: cpus)
 
 
+def _calm(cpu, cpus):
+    """``cpu``, or if another program kept it busy lately, the first of ``cpus`` that was not."""
+    now = time.monotonic()
+    if _busy_until.get(cpu, 0.0) <= now:
+        return cpu
+    calm = sorted(c for c in cpus if _busy_until.get(c, 0.0) <= now)
+    return calm[0] if calm else cpu
+
+
 @contextmanager
 def watch_share():
     """Around a thread's own share of the work inside :func:`apart` (the caller's
@@ -128,6 +160,10 @@ def watch_share():
     holding the threads apart for ``FREE_S`` seconds. (One starved share alone
     is no sign: on a quiet machine about one in a hundred is.)"""
     global _free_until
+    if dynamic:
+        with watch_core():
+            yield
+        return
     wall, cpu = time.perf_counter(), time.thread_time()
     yield
     wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
@@ -136,3 +172,19 @@ def watch_share():
     _here.starved = getattr(_here, "starved", 0) + 1 if cpu < STARVED * wall else 0
     if _here.starved >= IN_A_ROW:
         _free_until, _here.starved = time.monotonic() + FREE_S, 0
+
+
+@contextmanager
+def watch_core():
+    """Around a thread's own share inside :func:`apart`, when ``dynamic``: if its
+    last ``IN_A_ROW`` shares each got less than ``STARVED`` of the core's time,
+    the core counts as busy for ``FREE_S`` seconds, and ``apart`` holds the
+    caller on another."""
+    wall, cpu, core = time.perf_counter(), time.thread_time(), current_cpu()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    if wall <= MIN_WATCH_S or core is None:
+        return
+    _here.starved_core = getattr(_here, "starved_core", 0) + 1 if cpu < STARVED * wall else 0
+    if _here.starved_core >= IN_A_ROW:
+        _busy_until[core], _here.starved_core = time.monotonic() + FREE_S, 0

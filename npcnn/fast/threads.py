@@ -186,7 +186,7 @@ def run_parts(work, count: int) -> None:
             for part in range(count):
                 work(part, 0)
         return
-    with blas_on_one_thread(), _inline_splits():
+    with blas_on_one_thread(), inline_splits():
         _share(work, count, threads)
 
 
@@ -226,7 +226,7 @@ def _share(work, count: int, threads: int) -> None:
 
 
 @contextmanager
-def _inline_splits():
+def inline_splits():
     """Inside, the calling thread runs :func:`split_batch` inline, as the workers do."""
     before = getattr(_here, "worker", False)
     _here.worker = True

@@ -1,0 +1,360 @@
+"""The parts of a training batch in worker processes: no GIL between them.
+
+``parallel.py`` runs the parts of a batch (the convolution blocks, forward and
+backward) on threads. Threads share Python's GIL: between two NumPy calls a
+thread needs it, and two threads making many short calls wait for each other.
+Measured on a 2-core AMD EPYC, batch 50, float32: the step took 23.1 ms with
+two parts of 25 images, 25.7 with six parts of 8 or 9; on one thread the
+part size made no difference (35.5 and 36.0). So threads want few, big parts,
+and few parts cannot be balanced: when another program takes half of one
+core, the thread on that core finishes its half of the batch late and the
+other waits.
+
+Here the parts run in worker processes (``python -m npcnn.fast.worker``),
+each with its own GIL, and the main process; every process takes the next
+part nobody has taken until none is left, so the parts can be small (``PART``
+images) and a process that gets less of its core takes fewer of them::
+
+    main:      part 0 -> part 2 -> part 4 -> (joins the rest: Dense layers, Adam)
+    worker 1:  part 1 -> part 3 -> part 5
+
+What crosses between the processes is plain data in shared memory
+(:class:`SharedArrays`): the head layers' parameters, the images, the heads'
+outputs, their gradients, each part's weight gradients; the commands are
+small JSON messages. A worker rebuilds the head layers from their
+``get_config`` (so only npcnn's own layer classes, without state, can run
+there; any other model runs on threads). The backward pass of a part runs in
+the process that ran its forward pass (its cache is there). The weight
+gradients are summed part by part in order, whichever process ran each part:
+the same bits for the same batch, however the parts were shared out.
+
+Used where ``set_workers("processes")`` (or ``NPCNN_WORKERS=processes``) asks
+for it, on POSIX systems, with two threads or more (``threads.py``): the
+threads' count is the processes' count, the main one included.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import mmap
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from math import prod
+
+import numpy as np
+
+from . import placement
+
+PART = 9  # images per part at most (a batch of 50: six parts of 8 or 9)
+MAX_PARTS = 255  # part numbers go through the claims pipe as one byte each
+MESSAGE_BYTES = 1 << 20  # the longest command or reply
+
+_workers = None  # None: decide from the environment on first use
+
+
+def get_workers() -> str:
+    """Where the parts of a training batch run: "threads" or "processes"."""
+    global _workers
+    if _workers is None:
+        text = os.environ.get("NPCNN_WORKERS", "").strip() or "threads"
+        if text not in ("threads", "processes"):
+            raise ValueError(f"NPCNN_WORKERS must be 'threads' or 'processes', got {text!r}")
+        _workers = text
+        placement.dynamic = text == "processes"
+    return _workers
+
+
+def set_workers(kind: str) -> None:
+    """Run the parts of a training batch on ``"threads"`` or worker ``"processes"``
+    from the next step on."""
+    global _workers
+    if kind not in ("threads", "processes"):
+        raise ValueError(f"workers must be 'threads' or 'processes', got {kind!r}")
+    _workers = kind
+    placement.dynamic = kind == "processes"  # every share's parts may go to anyone
+
+
+def supported() -> bool:
+    """Whether this system can run the worker processes: Linux (a Unix socket
+    that keeps messages apart and passes file descriptors), a Python to start."""
+    return sys.platform.startswith("linux") and hasattr(socket, "send_fds") and bool(sys.executable)
+
+
+class SharedArrays:
+    """Named arrays in one shared-memory file, as NumPy views: ``arrays[name]``.
+
+    ``layout`` maps each name to (shape, dtype name). The file is created
+    unlinked (nothing is left behind, even after a crash) and handed to the
+    workers as a file descriptor."""
+
+    def __init__(self, layout, fd=None):
+        self.layout = {name: (tuple(shape), str(dtype)) for name, (shape, dtype) in layout.items()}
+        offsets, total = {}, 0
+        for name, (shape, dtype) in self.layout.items():
+            offsets[name] = total
+            total += -(-prod(shape) * np.dtype(dtype).itemsize // 64) * 64  # 64-byte aligned
+        if fd is None:
+            where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            with tempfile.TemporaryFile(dir=where) as f:  # unlinked already
+                fd = os.dup(f.fileno())
+            os.ftruncate(fd, max(total, 1))
+        self.fd = fd
+        self.buffer = mmap.mmap(fd, max(total, 1))  # shared with every process mapping fd
+        self.arrays = {
+            name: np.ndarray(shape, dtype, self.buffer, offsets[name])
+            for name, (shape, dtype) in self.layout.items()
+        }
+
+    def close(self) -> None:
+        """Let go of the file (the arrays stay valid while anything holds them)."""
+        os.close(self.fd)
+
+
+def param_slots(layers):
+    """Where each parameter of ``layers`` lives in one flat vector:
+    [(layer index, parameter index, offset, shape)], and the vector's length."""
+    slots, total = [], 0
+    for i, layer in enumerate(layers):
+        for j, p in enumerate(layer.params):
+            slots.append((i, j, total, tuple(p.shape)))
+            total += p.size
+    return slots, total
+
+
+def send(sock, message, fds=()) -> None:
+    """One command or reply (JSON), with file descriptors if any."""
+    socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
+
+
+def receive(sock):
+    """The next message and the file descriptors that came with it; EOFError
+    when the other side has gone."""
+    data, fds, _, _ = socket.recv_fds(sock, MESSAGE_BYTES, 1)
+    if not data:
+        raise EOFError("the other process closed its socket")
+    return json.loads(data), fds
+
+
+class PartProcesses:
+    """The main process's side: worker processes that run the head ``layers``
+    (npcnn layers that see images) on parts of the batch, with the main process.
+
+    :meth:`forward` and :meth:`backward` take a callable that runs one part in
+    the main process; the workers run theirs. Started on first use, stopped
+    when this object is collected (or at exit)."""
+
+    def __init__(self, layers, dtype, count):
+        self.layers = list(layers)
+        self.dtype = np.dtype(dtype)  # the images' and the parameters' (one dtype, as the ops ask)
+        self.count = count  # worker processes
+        self.owner = os.getpid()  # a forked child must not talk to its parent's workers
+        self.mine = []  # the parts the main process ran in the last forward pass
+        self._forget()
+
+    def _forget(self) -> None:
+        """No workers (none started yet, or stopped)."""
+        self.socks, self.procs = [], []  # a socket to each worker; its process
+        self.shared = None  # the SharedArrays
+        self.key = None  # (images, parts, input shape, output shape) of the shared arrays
+        self.speeds = None  # parts per second of each process's backward passes (main first)
+        self.claims = None  # the pipe the part numbers are taken from: one byte each
+        self._finalizer = None
+
+    def start(self, input_shape) -> None:
+        """Start the workers, each rebuilding the head layers for ``input_shape``."""
+        read, write = os.pipe()
+        flags = fcntl.fcntl(read, fcntl.F_GETFL)
+        fcntl.fcntl(read, fcntl.F_SETFL, flags | os.O_NONBLOCK)  # an empty pipe: no part left
+        self.claims = (read, write)
+        config = {
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+            "input_shape": list(input_shape),
+            "dtype": self.dtype.name,
+        }
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   NPCNN_THREADS="1", NPCNN_WORKERS="threads")  # fmt: skip
+        env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
+        for _ in range(self.count):
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "npcnn.fast.worker", str(theirs.fileno()), str(read)],
+                pass_fds=(theirs.fileno(), read), env=env, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C goes to the main process alone
+            )  # fmt: skip
+            theirs.close()
+            self.socks.append(mine)
+            self.procs.append(proc)
+            placement.register_process(proc.pid)  # kept off the main process's core, as threads
+        self._finalizer = weakref.finalize(self, _stop, self.socks, self.procs, self.claims)
+        for sock in self.socks:
+            send(sock, {"op": "build", **config})
+        self._replies()
+
+    def stop(self) -> None:
+        """Stop the workers (idempotent); the next forward pass starts new ones."""
+        if self._finalizer is not None and self.owner == os.getpid():
+            self._finalizer()
+        self._forget()
+
+    def prepare(self, x, parts, out_shape) -> None:
+        """Workers started and the shared arrays sized for ``x`` in ``parts`` parts."""
+        key = (len(x), parts, tuple(x.shape[1:]), tuple(out_shape))
+        if self.owner != os.getpid():  # forked: the workers are the parent's; leave them be
+            self._forget()
+            self.owner = os.getpid()
+        if not self.procs:
+            self.start(x.shape[1:])
+        if key == self.key:
+            return
+        _, total = param_slots(self.layers)
+        n, dt = len(x), self.dtype.name
+        layout = {
+            "params": ((total,), dt),
+            "grads": ((parts, total), dt),
+            "x": ((n, *x.shape[1:]), dt),
+            "dx": ((n, *x.shape[1:]), dt),
+            "y": ((n, *out_shape), dt),
+            "dy": ((n, *out_shape), dt),
+        }
+        old, self.shared, self.key = self.shared, SharedArrays(layout), None
+        if old is not None:
+            old.close()
+        for sock in self.socks:
+            send(sock, {"op": "attach", "layout": self.shared.layout}, [self.shared.fd])
+        self._replies()
+        self.key = key
+
+    def forward(self, x, cuts, training, run_mine):
+        """Every part's head output: the workers and the main process
+        (``run_mine(k)`` -> part k's output) each take the next part, a worker
+        at most its quota (:meth:`quotas`); returns the outputs joined (N, ...)."""
+        arrays = self.shared.arrays
+        slots, _ = param_slots(self.layers)
+        for i, j, offset, shape in slots:  # this step's parameters, for the workers
+            arrays["params"][offset : offset + prod(shape)] = self.layers[i].params[j].reshape(-1)
+        arrays["x"][...] = x
+        self._offer(len(cuts) - 1)
+        for sock, quota in zip(self.socks, self.quotas(len(cuts) - 1)):
+            message = {"op": "forward", "cuts": list(cuts), "training": bool(training)}
+            send(sock, {**message, "quota": quota})
+        self.mine = []
+        with placement.apart():
+            try:
+                with placement.watch_share():
+                    for k in self._claim():
+                        arrays["y"][cuts[k] : cuts[k + 1]] = run_mine(k)
+                        self.mine.append(k)
+            finally:
+                self._replies()
+        return arrays["y"].copy()
+
+    def backward(self, dy, cuts, need_dx, run_mine):
+        """Each part's backward pass where its forward ran (``run_mine(k)`` ->
+        part k's dx, or None, in the main process); returns dx joined (or None)
+        and, per part, its weight gradients as flat vectors."""
+        arrays = self.shared.arrays
+        arrays["dy"][...] = dy
+        for sock in self.socks:
+            send(sock, {"op": "backward", "cuts": list(cuts), "need_dx": bool(need_dx)})
+        with placement.apart():
+            try:
+                start = time.perf_counter()
+                with placement.watch_share():
+                    for k in self.mine:
+                        dx = run_mine(k)
+                        if need_dx:
+                            arrays["dx"][cuts[k] : cuts[k + 1]] = dx
+                mine = {"parts": self.mine, "seconds": time.perf_counter() - start}
+            finally:
+                replies = self._replies()
+        self.measure([mine] + replies)
+        return (arrays["dx"].copy() if need_dx else None), arrays["grads"]
+
+    def quotas(self, parts):
+        """How many parts each worker may take in a forward pass: its share of
+        the parts by the speed each process ran its backward passes at lately
+        (a worker on a core another program is using gets fewer, and the
+        backward pass, where most of the work is, ends together); at least one
+        (so its speed keeps being measured); all of them before any is measured."""
+        if self.speeds is None:
+            return [parts] * len(self.socks)
+        total = sum(self.speeds)
+        return [max(1, round(parts * speed / total)) for speed in self.speeds[1:]]
+
+    def measure(self, runs) -> None:
+        """Update each process's speed (parts per second, the main process's
+        first) from its backward pass: ``runs`` [{"parts", "seconds"}], half
+        the new value and half the old."""
+        speeds = list(self.speeds or [0.0] * len(runs))
+        for i, run in enumerate(runs):
+            if run["parts"] and run["seconds"] > 0:
+                new = len(run["parts"]) / run["seconds"]
+                speeds[i] = new if speeds[i] == 0.0 else (speeds[i] + new) / 2
+        self.speeds = speeds if all(speeds) else self.speeds
+
+    def _offer(self, parts) -> None:
+        """Put part numbers 0..parts-1 in the pipe, for whoever reads first."""
+        for _ in self._claim():  # anything an interrupted step left
+            pass
+        os.write(self.claims[1], bytes(range(parts)))
+
+    def _claim(self):
+        """The part numbers this process takes, one at a time, until none is left."""
+        while True:
+            try:
+                taken = os.read(self.claims[0], 1)
+            except BlockingIOError:
+                return
+            if not taken:
+                return
+            yield taken[0]
+
+    def _replies(self) -> list:
+        """Wait for every worker's reply (through Ctrl-C, re-raised after) and
+        return what each sent; a worker's error, or a worker gone, raised here
+        as RuntimeError."""
+        errors, interrupted, results = [], False, []
+        for sock, proc in zip(self.socks, self.procs):
+            while True:
+                try:
+                    reply, _ = receive(sock)
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+                except (EOFError, OSError) as exc:
+                    reply = {"error": f"worker {proc.pid} has gone ({exc})"}
+                    break
+            if "error" in reply:
+                errors.append(reply["error"])
+            results.append(reply.get("ok"))
+        if errors:
+            self.stop()
+            raise RuntimeError("a worker process of the fast tier failed:\n" + errors[0])
+        if interrupted:
+            raise KeyboardInterrupt
+        return results
+
+
+def _stop(socks, procs, claims) -> None:
+    """Close the sockets (a worker exits when its socket closes) and reap the workers."""
+    for sock in socks:
+        sock.close()
+    for proc in procs:
+        placement.forget_process(proc.pid)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for fd in claims or ():
+        os.close(fd)

@@ -6,6 +6,8 @@ share work, where the OS likes once a thread was starved, never a number changed
 - a thread whose last ``IN_A_ROW`` shares got less than ``STARVED`` of their
   core's time stops the holding for ``FREE_S`` seconds; fewer in a row, or
   shares that ran the whole time, do not;
+- with parts that anyone may take (worker processes), the threads are held
+  apart busy or not, the caller on a core where it was not starved lately;
 - a training step with the threads held apart gives the same bits as one
   without (placement never changes a number).
 """
@@ -32,6 +34,9 @@ def fresh_placement(monkeypatch):
     before = threads.get_threads()
     monkeypatch.setattr(placement, "_free_until", 0.0)
     monkeypatch.setattr(placement._here, "starved", 0, raising=False)
+    monkeypatch.setattr(placement._here, "starved_core", 0, raising=False)
+    monkeypatch.setattr(placement, "_busy_until", {})
+    monkeypatch.setattr(placement, "dynamic", False)
     yield
     threads.set_threads(before)
 
@@ -145,6 +150,26 @@ def test_shares_that_ran_all_along_keep_the_threads_apart(clocks):
     with placement.watch_share():
         pass  # too short to judge
     assert placement._free_until == 0.0
+
+
+def test_parts_anyone_may_take_hold_the_caller_off_a_core_found_busy(monkeypatch, clocks):
+    monkeypatch.setattr(placement, "dynamic", True)  # worker processes: small parts, any taker
+    monkeypatch.setattr(placement, "_workers", {12345: frozenset({0, 1})})
+    monkeypatch.setattr(placement, "current_cpu", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    calls = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda *a: calls.append(a), raising=False)
+    for _ in range(placement.IN_A_ROW - 1):
+        starve(clocks)
+    with placement.apart():
+        pass
+    assert calls[0] == (0, {1})  # not yet: held where it is
+    starve(clocks)
+    assert set(placement._busy_until) == {1} and placement._free_until == 0.0
+    calls.clear()
+    with placement.apart():
+        pass
+    assert calls[:2] == [(0, {0}), (12345, {1})]  # the caller on the calm core, the worker off it
 
 
 def test_placement_never_changes_a_number(monkeypatch):

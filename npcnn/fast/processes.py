@@ -196,8 +196,7 @@ class PartProcesses:
             self.procs.append(proc)
             placement.register_process(proc.pid)  # kept off the main process's core, as threads
         self._finalizer = weakref.finalize(self, _stop, self.socks, self.procs, self.claims)
-        for sock in self.socks:
-            send(sock, {"op": "build", **config})
+        self._tell([{"op": "build", **config}] * self.count)
         self._replies()
 
     def stop(self) -> None:
@@ -229,8 +228,7 @@ class PartProcesses:
         old, self.shared, self.key = self.shared, SharedArrays(layout), None
         if old is not None:
             old.close()
-        for sock in self.socks:
-            send(sock, {"op": "attach", "layout": self.shared.layout}, [self.shared.fd])
+        self._tell([{"op": "attach", "layout": self.shared.layout}] * self.count, [self.shared.fd])
         self._replies()
         self.key = key
 
@@ -244,9 +242,8 @@ class PartProcesses:
             arrays["params"][offset : offset + prod(shape)] = self.layers[i].params[j].reshape(-1)
         arrays["x"][...] = x
         self._offer(len(cuts) - 1)
-        for sock, quota in zip(self.socks, self.quotas(len(cuts) - 1)):
-            message = {"op": "forward", "cuts": list(cuts), "training": bool(training)}
-            send(sock, {**message, "quota": quota})
+        message = {"op": "forward", "cuts": list(cuts), "training": bool(training)}
+        self._tell([{**message, "quota": quota} for quota in self.quotas(len(cuts) - 1)])
         self.mine = []
         with placement.apart():
             try:
@@ -264,8 +261,7 @@ class PartProcesses:
         and, per part, its weight gradients as flat vectors."""
         arrays = self.shared.arrays
         arrays["dy"][...] = dy
-        for sock in self.socks:
-            send(sock, {"op": "backward", "cuts": list(cuts), "need_dx": bool(need_dx)})
+        self._tell([{"op": "backward", "cuts": list(cuts), "need_dx": bool(need_dx)}] * self.count)
         with placement.apart():
             try:
                 start = time.perf_counter()
@@ -318,6 +314,18 @@ class PartProcesses:
             if not taken:
                 return
             yield taken[0]
+
+    def _tell(self, messages, fds=()) -> None:
+        """Send each worker its message; a worker gone is a RuntimeError (as in
+        :meth:`_replies`), the workers stopped."""
+        for sock, proc, message in zip(self.socks, self.procs, messages):
+            try:
+                send(sock, message, fds)
+            except OSError as exc:
+                self.stop()
+                raise RuntimeError(
+                    f"a worker process of the fast tier failed:\nworker {proc.pid} has gone ({exc})"
+                ) from None
 
     def _replies(self) -> list:
         """Wait for every worker's reply (through Ctrl-C, re-raised after) and

@@ -167,8 +167,8 @@ class DataParallel:
         pool.prepare(x, count, self.heads[1])
         split = self.split
 
-        def run_mine(k):
-            y, blocks = x[cuts[k] : cuts[k + 1]], self.replica(k)[1]
+        def run_mine(k, i):  # part k, this process's i-th: on replica i
+            y, blocks = x[cuts[k] : cuts[k + 1]], self.replica(i)[1]
             for block in blocks[:split]:
                 y = block.forward(y)
             return y
@@ -232,8 +232,8 @@ class DataParallel:
         each head layer's ``grads`` the sum of its parts', in part order; dx or None."""
         pool, cuts, split = self.via, self.cuts, self.split
 
-        def run_mine(k):
-            d, blocks = dy[cuts[k] : cuts[k + 1]], self.replicas[k][1]
+        def run_mine(k, slot):  # part k, this process's slot-th: on replica slot
+            d, blocks = dy[cuts[k] : cuts[k + 1]], self.replicas[slot][1]
             for i in reversed(range(split)):
                 d = blocks[i].backward(d, need_dx=need_dx or i > 0)
             return d
@@ -243,7 +243,7 @@ class DataParallel:
         layers, sums = self.head_layers(), {}
         for i, j, offset, shape in processes.param_slots(layers)[0]:
             parts = [  # part k's gradient: from this process's replica, or a worker's
-                self.replicas[k][0][i].grads[j] if k in pool.mine
+                self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine
                 else flat[k, offset : offset + int(np.prod(shape))].reshape(shape).copy()
                 for k in range(len(cuts) - 1)
             ]  # fmt: skip

@@ -135,12 +135,35 @@ def apart():
     except OSError:
         yield
         return
-    _set_workers(lambda cpus: cpus - {cpu} or cpus)  # off the caller's core, where it has others
+    busy = _busy_cpus() if dynamic else set()
+    _set_workers(lambda cpus: cpus - {cpu} - busy or cpus - {cpu} or cpus)  # off the caller's core
     try:
         yield
     finally:
         os.sched_setaffinity(0, mine)
         _set_workers(lambda cpus: cpus)
+
+
+def _busy_cpus() -> set:
+    """The CPUs another program kept busy lately (:func:`watch_core`)."""
+    now = time.monotonic()
+    return {c for c, until in _busy_until.items() if until > now}
+
+
+def threads_for_share(threads: int) -> int:
+    """How many of ``threads`` a share of pieces of fixed sizes should use: all of
+    them, unless the parts are small and anyone may take them (``dynamic``) and
+    another program keeps some of our CPUs busy: then one per calm CPU (on a
+    busy core a thread holds up the others at the end of every share; worker
+    processes, given fewer parts there, still use it)."""
+    busy = _busy_cpus() if dynamic else set()
+    if not busy:
+        return threads
+    try:
+        calm = len(os.sched_getaffinity(0) - busy)
+    except (AttributeError, OSError):
+        return threads
+    return max(1, min(threads, calm))
 
 
 def _calm(cpu, cpus):

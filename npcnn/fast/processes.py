@@ -234,8 +234,9 @@ class PartProcesses:
 
     def forward(self, x, cuts, training, run_mine):
         """Every part's head output: the workers and the main process
-        (``run_mine(k)`` -> part k's output) each take the next part, a worker
-        at most its quota (:meth:`quotas`); returns the outputs joined (N, ...)."""
+        (``run_mine(k, i)`` -> part k's output, its i-th part) each take the
+        next part, a worker at most its quota (:meth:`quotas`); returns the
+        outputs joined (N, ...)."""
         arrays = self.shared.arrays
         slots, _ = param_slots(self.layers)
         for i, j, offset, shape in slots:  # this step's parameters, for the workers
@@ -248,17 +249,17 @@ class PartProcesses:
         with placement.apart():
             try:
                 with placement.watch_share():
-                    for k in self._claim():
-                        arrays["y"][cuts[k] : cuts[k + 1]] = run_mine(k)
+                    for k in self._claim():  # its i-th part on its replica i: warm buffers
+                        arrays["y"][cuts[k] : cuts[k + 1]] = run_mine(k, len(self.mine))
                         self.mine.append(k)
             finally:
                 self._replies()
         return arrays["y"].copy()
 
     def backward(self, dy, cuts, need_dx, run_mine):
-        """Each part's backward pass where its forward ran (``run_mine(k)`` ->
-        part k's dx, or None, in the main process); returns dx joined (or None)
-        and, per part, its weight gradients as flat vectors."""
+        """Each part's backward pass where its forward ran (``run_mine(k, i)`` ->
+        part k's dx, or None, the main process's i-th part); returns dx joined
+        (or None) and, per part, its weight gradients as flat vectors."""
         arrays = self.shared.arrays
         arrays["dy"][...] = dy
         self._tell([{"op": "backward", "cuts": list(cuts), "need_dx": bool(need_dx)}] * self.count)
@@ -266,8 +267,8 @@ class PartProcesses:
             try:
                 start = time.perf_counter()
                 with placement.watch_share():
-                    for k in self.mine:
-                        dx = run_mine(k)
+                    for i, k in enumerate(self.mine):
+                        dx = run_mine(k, i)
                         if need_dx:
                             arrays["dx"][cuts[k] : cuts[k + 1]] = dx
                 mine = {"parts": self.mine, "seconds": time.perf_counter() - start}

@@ -195,6 +195,11 @@ def _share(work, count: int, threads: int) -> None:
     ``threads - 1`` workers each take the next k nobody has started, until none
     is left; the workers kept off the caller's core (``placement.py``). Returns
     when every started k is done; raises the first exception of any."""
+    threads = placement.threads_for_share(threads)  # fewer on a busy machine (``placement.py``)
+    if threads <= 1:
+        for k in range(count):
+            work(k, 0)
+        return
     ks = iter(range(count))
     lock, errors = threading.Lock(), []
 

@@ -59,8 +59,8 @@ class Worker:
         arrays, self.mine = self.shared.arrays, []
         for layer in self.parallel.layers:
             layer.training = training
-        for k in self.claim(quota):
-            blocks = self.parallel.replica(k)[1]
+        for k in self.claim(quota):  # its i-th part on its replica i: warm buffers
+            blocks = self.parallel.replica(len(self.mine))[1]
             y = arrays["x"][cuts[k] : cuts[k + 1]]
             for block in blocks:
                 y = block.forward(y)
@@ -72,8 +72,8 @@ class Worker:
         from .processes import param_slots
 
         arrays, start = self.shared.arrays, time.perf_counter()
-        for k in self.mine:
-            copies, blocks = self.parallel.replica(k)
+        for slot, k in enumerate(self.mine):
+            copies, blocks = self.parallel.replica(slot)
             d = arrays["dy"][cuts[k] : cuts[k + 1]]
             for i in reversed(range(len(blocks))):
                 d = blocks[i].backward(d, need_dx=need_dx or i > 0)

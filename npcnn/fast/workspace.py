@@ -10,21 +10,26 @@ often still in the CPU's caches.
 
 from __future__ import annotations
 
+from math import prod
+
 from ..backend import get_array_module
 
 
 def reusable(workspace, name, shape, dtype, xp):
-    """An uninitialised array for ``name``: the one kept in ``workspace`` (a dict)
-    when its shape, dtype and array library match, else a new one, kept there;
-    a new one each call when ``workspace`` is None."""
+    """An uninitialised array for ``name``: the front of the buffer kept in
+    ``workspace`` (a dict) under that name when it is big enough and of that
+    dtype and array library, else of a new one, kept there; a new array each
+    call when ``workspace`` is None. (A part of 8 images after one of 9 reuses
+    the 9's buffer.)"""
     shape = tuple(shape)
     if workspace is None:
         return xp.empty(shape, dtype=dtype)
-    array = workspace.get(name)
-    fits = array is not None and array.shape == shape and array.dtype == dtype
-    if not (fits and get_array_module(array) is xp):
-        array = workspace[name] = xp.empty(shape, dtype=dtype)
-    return array
+    size = prod(shape)
+    buffer = workspace.get(name)
+    fits = buffer is not None and buffer.size >= size and buffer.dtype == dtype
+    if not (fits and get_array_module(buffer) is xp):
+        buffer = workspace[name] = xp.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)
 
 
 def zeroed(workspace, name, shape, dtype, xp):

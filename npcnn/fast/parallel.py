@@ -34,6 +34,11 @@ Each part has its own *replica* of the layers: shallow copies that share the
 parameters (the same live arrays) and keep their own cache and gradients. The
 first part runs on the layers themselves, so a batch of one part (up to
 ``PART`` images) leaves every layer holding its cache, as a plain loop would.
+
+With ``NPCNN_WORKERS=processes`` the parts (smaller: ``processes.PART``
+images) run in worker processes and this one instead of threads, from the
+second batch of a shape on (the first finds which blocks see images):
+``processes.py``. The tail and the sums stay here.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from .checkpoint import save_checkpoint
 from .fast.blocks import ConvReluPool
 from .fast.parallel import DataParallel
 from .layers import (
+    LAYER_CLASSES,
     Conv2D,
     Dense,
     Layer,
@@ -97,7 +98,7 @@ class Sequential:
         self.output_shapes = []
         self.training = False  # the mode of the last pass (``forward(x, training=...)``)
         # the fast tier runs the layers as blocks, on parts of the batch on every core
-        self.parallel = DataParallel(self.layers, fast_blocks) if kernels == "fast" else None
+        self.parallel = self._data_parallel() if kernels == "fast" else None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -288,8 +289,12 @@ class Sequential:
             layer.state = [to_device(to_numpy(p), xp) for p in layer.state]
             layer.grads = []
         if self.parallel is not None:  # its buffers are on the old device
-            self.parallel = DataParallel(self.layers, fast_blocks)
+            self.parallel = self._data_parallel()
         return self
+
+    def _data_parallel(self):
+        """The fast tier's runner of the blocks on parts of the batch (``parallel.py``)."""
+        return DataParallel(self.layers, fast_blocks, rebuildable=rebuildable_in_a_worker)
 
     # ---- the model as data ------------------------------------------------------
     def get_config(self) -> dict:
@@ -352,6 +357,12 @@ def fast_blocks(layers) -> list:
             blocks.append(layer)
             i += 1
     return blocks
+
+
+def rebuildable_in_a_worker(layer) -> bool:
+    """Whether a worker process (``npcnn/worker.py``) can rebuild ``layer`` from its
+    ``get_config``: one of npcnn's own layer classes, without state."""
+    return LAYER_CLASSES.get(type(layer).__name__) is type(layer) and not layer.state
 
 
 def seed_cnn(seed=None, dtype="float32", kernels="fast") -> Sequential:

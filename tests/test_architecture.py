@@ -15,7 +15,8 @@ line of ``LAYERS``, every one of them on a lower row; nothing points up):
 4. ``model`` and ``optimizers`` on the layers (``model.save`` on checkpoints).
 5. ``modelfile`` (``load_model``) on the model; ``inputs`` (images in, accuracy out)
    on the layers; ``schedules`` (learning rates by step) on the optimizers' checks.
-6. ``train`` on the model, optimizers and checkpoints.
+6. ``train`` on the model, optimizers and checkpoints; ``worker`` (a worker process
+   of the fast tier) on the model files and the fast tier.
 7. ``plots`` on train and the ops.
 8. the front doors: ``cli``, the package root ``__init__`` and ``data`` (where
    ``from npcnn.data import load_mnist`` keeps working);
@@ -77,6 +78,7 @@ LAYERS = [  # bottom first: {module or subpackage: what of npcnn it may import}
             *("ops", "fast", "layers", "more_layers", "model", "optimizers", "modelfile"),
             *("inputs", "zoo", "schedules"),
         ),
+        "worker": ("fast", "model", "modelfile"),
     },
     {
         "plots": ("backend", "ops", "fast", "layers", "model", "train"),

@@ -1,5 +1,5 @@
 """The parts of a training batch in worker processes (npcnn/fast/processes.py,
-npcnn/fast/worker.py): other processes, the same numbers.
+npcnn/worker.py): other processes, the same numbers.
 
 - a training step whose parts ran in worker processes gives the bits of one
   whose parts (the same parts) ran on threads, float32 and float64, whoever

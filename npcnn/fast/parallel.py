@@ -71,9 +71,10 @@ class DataParallel:
     parts of the batch, in parallel: ``forward``, ``backward`` (which fills each
     layer's ``grads`` with the sum over the parts) and ``predict``."""
 
-    def __init__(self, layers, make_blocks):
+    def __init__(self, layers, make_blocks, rebuildable=None):
         self.layers = list(layers)
         self.make_blocks = make_blocks
+        self.rebuildable = rebuildable  # layer -> whether a worker process can rebuild it
         self.replicas = []  # one per training part: (the layers' copies, their blocks)
         self.workers = []  # one per thread running inference chunks: the same
         self.cuts = None  # the parts of the last forward batch
@@ -149,19 +150,14 @@ class DataParallel:
 
     def _heads_can_move(self, x) -> bool:
         """Whether a worker process can run the head blocks on ``x``'s images:
-        found for this shape, built by ``fast_blocks`` from npcnn's own layer
-        classes without state, in at most ``processes.MAX_PARTS`` parts."""
-        from ..layers import LAYER_CLASSES
-        from ..model import fast_blocks
-
-        if self.heads is None or self.heads[0] != tuple(x.shape[1:]):
+        found for this shape, every layer one a worker can rebuild (the model's
+        ``rebuildable``: npcnn's own classes, without state), in at most
+        ``processes.MAX_PARTS`` parts."""
+        if self.heads is None or self.heads[0] != tuple(x.shape[1:]) or self.rebuildable is None:
             return False
-        too_many = -(-len(x) // processes.PART) > processes.MAX_PARTS
-        if self.make_blocks is not fast_blocks or too_many:
+        if -(-len(x) // processes.PART) > processes.MAX_PARTS:
             return False
-        layers = self.head_layers()
-        own = all(LAYER_CLASSES.get(type(layer).__name__) is type(layer) for layer in layers)
-        return own and not any(layer.state for layer in layers)
+        return all(self.rebuildable(layer) for layer in self.head_layers())
 
     def forward_in_processes(self, pool, x, training):
         """The head blocks on parts of ``processes.PART`` images, taken by the

@@ -10,7 +10,7 @@ and few parts cannot be balanced: when another program takes half of one
 core, the thread on that core finishes its half of the batch late and the
 other waits.
 
-Here the parts run in worker processes (``python -m npcnn.fast.worker``),
+Here the parts run in worker processes (``python -m npcnn.worker``),
 each with its own GIL, and the main process; every process takes the next
 part nobody has taken until none is left, so the parts can be small (``PART``
 images) and a process that gets less of its core takes fewer of them::
@@ -187,7 +187,7 @@ class PartProcesses:
         for _ in range(self.count):
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "npcnn.fast.worker", str(theirs.fileno()), str(read)],
+                [sys.executable, "-m", "npcnn.worker", str(theirs.fileno()), str(read)],
                 pass_fds=(theirs.fileno(), read), env=env, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C goes to the main process alone
             )  # fmt: skip

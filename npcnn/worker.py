@@ -1,7 +1,9 @@
-"""A worker process of the fast tier (``processes.py``): runs the head layers on
-the parts of each batch it takes, until the main process closes its socket.
+"""A worker process of the fast tier (``npcnn/fast/processes.py``): runs the
+head layers on the parts of each batch it takes, until the main process closes
+its socket. (It rebuilds layers from their configs, which the fast tier itself
+cannot do: hence here, above the model.)
 
-Started as ``python -m npcnn.fast.worker SOCKET_FD CLAIMS_FD`` with BLAS on one
+Started as ``python -m npcnn.worker SOCKET_FD CLAIMS_FD`` with BLAS on one
 thread. Commands (JSON, ``processes.send``), each answered ``{"ok": ...}`` or
 ``{"error": traceback}``:
 
@@ -23,6 +25,11 @@ import traceback
 
 import numpy as np
 
+from .fast.parallel import DataParallel
+from .fast.processes import SharedArrays, param_slots, receive, send
+from .model import fast_blocks
+from .modelfile import layer_from_config
+
 
 class Worker:
     """The head layers, their replicas per part, and the shared arrays."""
@@ -34,10 +41,6 @@ class Worker:
         self.mine = []  # the parts this worker ran in the last forward pass
 
     def build(self, layers, input_shape, dtype):
-        from ..model import fast_blocks
-        from ..modelfile import layer_from_config
-        from .parallel import DataParallel
-
         heads = [layer_from_config(entry, "worker") for entry in layers]
         shape, rng = tuple(input_shape), np.random.default_rng(0)
         for layer in heads:
@@ -45,8 +48,6 @@ class Worker:
         self.parallel = DataParallel(heads, fast_blocks)
 
     def attach(self, layout, fd):
-        from .processes import SharedArrays, param_slots
-
         if self.shared is not None:
             self.shared.close()
         self.shared = SharedArrays(layout, fd)
@@ -69,8 +70,6 @@ class Worker:
         return self.mine
 
     def backward(self, cuts, need_dx):
-        from .processes import param_slots
-
         arrays, start = self.shared.arrays, time.perf_counter()
         for slot, k in enumerate(self.mine):
             copies, blocks = self.parallel.replica(slot)
@@ -99,8 +98,6 @@ class Worker:
 
 def serve(sock, claims_fd) -> None:
     """Answer commands until the main process goes."""
-    from .processes import receive, send
-
     worker = Worker(claims_fd)
     while True:
         try:

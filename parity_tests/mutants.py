@@ -334,6 +334,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "data parallelism: each part's backward gets another part's upstream gradient",
     ),
     Mutant(
+        "processes-main-parts-grads-from-shared-memory",
+        "npcnn/fast/parallel.py",
+        "self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine",
+        "self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine[:1]",
+        "fast",
+        "worker processes: the main process's parts but its first summed from the workers' slots",
+    ),
+    Mutant(
+        "worker-part-output-of-next-part",
+        "npcnn/worker.py",
+        '            arrays["y"][cuts[k] : cuts[k + 1]] = y',
+        '            arrays["y"][cuts[k] : cuts[k] + len(y)] = y[::-1]',
+        "fast",
+        "worker processes: a worker's part output written with its images in reverse order",
+    ),
+    Mutant(
         "fused-tiled-every-tied-tap-wins",
         "npcnn/fast/fused.py",
         "np.greater(w6[:, :, i, :, j], taken, out=w6[:, :, i, :, j])  # ... if no earlier did",

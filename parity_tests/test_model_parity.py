@@ -40,6 +40,8 @@ breaks both float64 bounds within three steps, by orders of magnitude (loss
 
 from __future__ import annotations
 
+from itertools import islice
+
 import numpy as np
 import pytest
 from hypothesis import Phase, example, given, settings
@@ -50,6 +52,7 @@ tf = pytest.importorskip("tensorflow")
 import npcnn  # noqa: E402
 import tfcnn  # noqa: E402
 from npcnn import ops  # noqa: E402
+from npcnn.fast import placement, processes, threads  # noqa: E402
 from parity_tests.model_helpers import (  # noqa: E402
     PARAM_NAMES,
     npcnn_loss_and_grads,
@@ -211,6 +214,41 @@ def test_one_batch_probabilities_loss_and_gradients_match(
         assert (probs < 1e-7).any()
         assert max(float(np.abs(g).max()) for g in grads) > 0  # not clipped everywhere
         assert abs(float(logits_loss) - float(loss)) > 1e-3
+
+
+@pytest.mark.skipif(not processes.supported(), reason="worker processes: Linux only")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_parts_in_worker_processes_match(tf_models, dtype, monkeypatch):
+    """``NPCNN_WORKERS=processes``: a batch of 40 runs as five parts taken by a
+    worker process (three or more) and the main one (``npcnn/fast/processes.py``),
+    from the second batch of its shape on; its probabilities, loss and gradients
+    agree."""
+    monkeypatch.setattr(processes, "_workers", "processes")
+    monkeypatch.setattr(placement, "dynamic", True)
+    claim = processes.PartProcesses._claim  # the main process takes two parts at most:
+    monkeypatch.setattr(processes.PartProcesses, "_claim", lambda pool: islice(claim(pool), 2))
+    before = threads.get_threads()
+    threads.set_threads(2)
+    try:
+        rng = np.random.default_rng(5)
+        np_model = npcnn.seed_cnn(seed=rng, dtype=dtype)
+        tf_model = tf_models[dtype]
+        tf_model.set_weights(np_model.get_weights())
+        images = mnist_like_images(rng, (40, 28, 28, 1), dtype)
+        labels = rng.integers(0, 10, 40)
+        npcnn_loss_and_grads(np_model, images, labels)  # on threads: finds the conv blocks
+        probs, loss, grads = npcnn_loss_and_grads(np_model, images, labels)
+        assert np_model.parallel.via is not None and len(np_model.parallel.cuts) == 6
+        assert len(np_model.parallel.via.mine) <= 2  # the worker took three parts or more
+    finally:
+        threads.set_threads(before)
+    tol = single_batch_tolerance(dtype)
+    tf_loss, tf_grads = tfcnn.loss_and_gradients(tf_model, images, labels, "clipped-probs")
+    assert_close_to_scale(probs, tf_model(images).numpy(), tol, "probabilities")
+    assert_close_to_scale(loss, tf_loss.numpy(), tol, "clipped-probs loss")
+    kappa = logit_gradient_condition(probs, labels, clipped=True)
+    for name, g, tf_g in zip(PARAM_NAMES, grads, tf_grads):
+        assert_close_to_scale(g, tf_g.numpy(), tol * kappa, f"clipped-probs d loss / d {name}")
 
 
 # ---- 2. a training trajectory ------------------------------------------------------------

@@ -155,17 +155,15 @@ class DataParallel:
         ``processes.MAX_PARTS`` parts."""
         if self.heads is None or self.heads[0] != tuple(x.shape[1:]) or self.rebuildable is None:
             return False
-        if -(-len(x) // processes.PART) > processes.MAX_PARTS:
+        if len(processes.part_cuts(len(x))) - 1 > processes.MAX_PARTS:
             return False
         return all(self.rebuildable(layer) for layer in self.head_layers())
 
     def forward_in_processes(self, pool, x, training):
         """The head blocks on parts of ``processes.PART`` images, taken by the
         worker processes and this one (``processes.py``); the outputs joined."""
-        n = len(x)
-        count = -(-n // processes.PART)
-        cuts = [n * p // count for p in range(count + 1)]
-        pool.prepare(x, count, self.heads[1])
+        cuts = processes.part_cuts(len(x))
+        pool.prepare(x, len(cuts) - 1, self.heads[1])
         split = self.split
 
         def run_mine(k, i):  # part k, this process's i-th: on replica i

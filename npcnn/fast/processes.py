@@ -116,6 +116,13 @@ class SharedArrays:
         os.close(self.fd)
 
 
+def part_cuts(n: int) -> list[int]:
+    """Where a batch of ``n`` images is cut: parts of at most ``PART`` images, as
+    even as can be (50 -> [0, 8, 16, 25, 33, 41, 50])."""
+    count = max(1, -(-n // PART))
+    return [n * p // count for p in range(count + 1)]
+
+
 def param_slots(layers):
     """Where each parameter of ``layers`` lives in one flat vector:
     [(layer index, parameter index, offset, shape)], and the vector's length."""

@@ -2,14 +2,17 @@
 npcnn/worker.py): other processes, the same numbers.
 
 - a training step whose parts ran in worker processes gives the bits of one
-  whose parts (the same parts) ran on threads, float32 and float64, whoever
-  took which part: the workers all of them, or the main process some;
+  whose parts ran on threads, float32 and float64, whoever took which part:
+  the workers all of them, or the main process some;
 - dL/dx too, when asked for;
 - a model a worker cannot rebuild (a layer class of the user's) runs on threads;
+  so does every model, with a warning, where the workers cannot start;
 - a worker's error, or a worker gone, is a RuntimeError naming it, and the
-  next step starts new workers; the workers stop with their model;
+  next step starts new workers; the workers stop with their model, and with
+  more than ``MAX_POOLS`` models at once the least recently used one's stop;
 - each worker's quota of parts follows the speed it ran at;
-- ``set_workers`` and ``NPCNN_WORKERS`` take "threads" or "processes" only.
+- ``set_workers`` and ``NPCNN_WORKERS`` take "threads" or "processes" only,
+  "processes" by default here.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def batch(n=50, dtype="float32", seed=3):
 
 def train(workers, dtype="float32", steps=3, model=None):
     """``steps`` training steps of the seed network (seed 0) on one batch, its
-    parts on ``workers``; threads cut the batch as the processes do."""
+    parts on ``workers``."""
     processes.set_workers(workers)
     model = model or npcnn.seed_cnn(seed=0, dtype=dtype, kernels="fast")
     optimizer = npcnn.Adam(1e-3)
@@ -55,23 +58,11 @@ def train(workers, dtype="float32", steps=3, model=None):
     return model, losses
 
 
-@pytest.fixture
-def same_parts(monkeypatch):
-    """Threads cut a batch into the processes' parts (from the first step on)."""
-    monkeypatch.setattr(parallel, "PART", processes.PART)
-
-    def cuts(n, xp=np, itemsize=4):
-        count = -(-n // processes.PART) if xp is np else 1
-        return [n * p // count for p in range(count + 1)]
-
-    monkeypatch.setattr(parallel, "part_cuts", cuts)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_processes_give_the_bits_of_threads_with_the_same_parts(same_parts, dtype):
+def test_processes_give_the_bits_of_threads(dtype):
     in_processes, losses = train("processes", dtype)
-    pool = in_processes.parallel.via
-    assert pool is not None and len(in_processes.parallel.cuts) == 7  # six parts, in processes
+    parts = 2 if dtype == "float32" else 4  # 50 images: parts of 25, or of 12 or 13
+    assert in_processes.parallel.via is not None and len(in_processes.parallel.cuts) == parts + 1
     on_threads, thread_losses = train("threads", dtype)
     assert on_threads.parallel.via is None
     assert losses == thread_losses
@@ -79,7 +70,7 @@ def test_processes_give_the_bits_of_threads_with_the_same_parts(same_parts, dtyp
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_workers_alone_give_the_same_bits(same_parts, monkeypatch):
+def test_the_workers_alone_give_the_same_bits(monkeypatch):
     mixed, _ = train("processes")
     monkeypatch.setattr(processes.PartProcesses, "_claim", lambda self: iter(()))
     workers_only, _ = train("processes")
@@ -88,7 +79,7 @@ def test_the_workers_alone_give_the_same_bits(same_parts, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-def test_dx_is_the_threads_dx(same_parts):
+def test_dx_is_the_threads_dx():
     images, _ = batch()
     dy = np.random.default_rng(5).standard_normal((50, 10)).astype(np.float32)
     dxs = []
@@ -158,6 +149,29 @@ def test_the_workers_stop_with_their_model():
     assert all(p.poll() is not None for p in procs)
 
 
+def test_where_the_workers_cannot_start_the_parts_run_on_threads(monkeypatch):
+    def refuse(pool, input_shape):
+        raise OSError("no room for a process here")
+
+    monkeypatch.setattr(processes.PartProcesses, "start", refuse)
+    with pytest.warns(RuntimeWarning, match="no worker processes .no room for a process here."):
+        model, losses = train("processes")
+    assert model.parallel.via is None and model.parallel.pool is False
+    _, thread_losses = train("threads")
+    assert losses == thread_losses
+
+
+def test_the_least_recently_used_models_workers_stop(monkeypatch):
+    monkeypatch.setattr(processes, "MAX_POOLS", 1)
+    first, _ = train("processes", steps=2)
+    procs = list(first.parallel.via.procs)
+    second, _ = train("processes", steps=2)
+    assert first.parallel.via.procs == [] and second.parallel.via.procs
+    assert all(p.wait(timeout=10) is not None for p in procs)
+    train("processes", steps=1, model=first)  # its workers start again
+    assert first.parallel.via.procs and second.parallel.via.procs == []
+
+
 def test_one_thread_runs_no_process():
     threads.set_threads(1)
     model, _ = train("processes", steps=2)
@@ -191,7 +205,7 @@ def test_workers_take_threads_or_processes_only(monkeypatch):
     assert processes.get_workers() == "processes"
     monkeypatch.delenv("NPCNN_WORKERS")
     monkeypatch.setattr(processes, "_workers", None)
-    assert processes.get_workers() == "threads"  # the default
+    assert processes.get_workers() == "processes"  # the default where they can run
 
 
 def test_shared_arrays_are_seen_by_another_mapping():

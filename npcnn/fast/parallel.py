@@ -35,15 +35,16 @@ parameters (the same live arrays) and keep their own cache and gradients. The
 first part runs on the layers themselves, so a batch of one part (up to
 ``PART`` images) leaves every layer holding its cache, as a plain loop would.
 
-With ``NPCNN_WORKERS=processes`` the parts (smaller: ``processes.PART``
-images) run in worker processes and this one instead of threads, from the
-second batch of a shape on (the first finds which blocks see images):
-``processes.py``. The tail and the sums stay here.
+On Linux the parts of a training batch run in a worker process and this one
+instead of on threads (``processes.py``; ``NPCNN_WORKERS=threads`` to keep
+threads), from the second batch of a shape on (the first finds which blocks
+see images): the same parts, the same bits. The tail and the sums stay here.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class DataParallel:
         self.cuts = None  # the parts of the last forward batch
         self.split = None  # the first block the parts did not run (the tail's first)
         self.heads = None  # (input shape, output shape) of the blocks the parts run
-        self.pool = None  # worker processes for the parts (``processes.py``), once used
+        self.pool = None  # (key, worker processes for the parts), once used; False: none here
         self.via = None  # the pool that ran the last forward batch, or None: threads
 
     def replica(self, k, store=None):
@@ -112,7 +113,12 @@ class DataParallel:
             cuts = [0, len(x)]
         pool = self.part_processes(x, cuts)
         if pool is not None:
-            return self.tail_forward(self.forward_in_processes(pool, x, training))
+            try:
+                return self.tail_forward(self.forward_in_processes(pool, x, cuts, training))
+            except processes.WorkersUnavailable as exc:  # this machine: threads, same bits
+                warnings.warn(f"npcnn: no worker processes ({exc}); the parts run on threads",
+                              RuntimeWarning, stacklevel=3)  # fmt: skip
+                self.pool = False
         replicas = [self.replica(k)[1] for k in range(len(cuts) - 1)]
         y, split = _heads_forward(x, cuts, lambda k, slot: replicas[k], whole=len(replicas) == 1)
         self.cuts, self.split, self.via = cuts, split, None
@@ -127,18 +133,18 @@ class DataParallel:
 
     def part_processes(self, x, cuts):
         """The worker processes to run the parts of ``x`` in, or None (threads):
-        only when asked for (``processes.get_workers``), on two threads or more,
-        for a NumPy batch of more than one part whose head blocks an earlier
-        batch of the same shape found (``self.heads``), made of npcnn's own
-        layer classes without state (a worker rebuilds them from their config)."""
+        unless threads are asked for (``processes.get_workers``), on two threads
+        or more, for a NumPy batch of more than one part whose head blocks an
+        earlier batch of the same shape found (``self.heads``), made of layers
+        a worker can rebuild; never again for this model once they failed to start."""
         if processes.get_workers() != "processes" or not processes.supported():
-            if self.pool is not None:  # asked for threads again: the workers are not needed
+            if self.pool:  # asked for threads again: the workers are not needed
                 self.pool[1].stop()
                 self.pool = None
             return None
         if get_threads() < 2 or len(cuts) <= 2 or get_array_module(x) is not np:
             return None
-        if not self._heads_can_move(x):
+        if self.pool is False or not self._heads_can_move(x, cuts):
             return None
         layers = self.head_layers()
         wanted = (tuple(map(id, layers)), x.dtype, get_threads() - 1)
@@ -148,21 +154,20 @@ class DataParallel:
             self.pool = (wanted, processes.PartProcesses(layers, x.dtype, get_threads() - 1))
         return self.pool[1]
 
-    def _heads_can_move(self, x) -> bool:
+    def _heads_can_move(self, x, cuts) -> bool:
         """Whether a worker process can run the head blocks on ``x``'s images:
         found for this shape, every layer one a worker can rebuild (the model's
         ``rebuildable``: npcnn's own classes, without state), in at most
         ``processes.MAX_PARTS`` parts."""
         if self.heads is None or self.heads[0] != tuple(x.shape[1:]) or self.rebuildable is None:
             return False
-        if len(processes.part_cuts(len(x))) - 1 > processes.MAX_PARTS:
+        if len(cuts) - 1 > processes.MAX_PARTS:
             return False
         return all(self.rebuildable(layer) for layer in self.head_layers())
 
-    def forward_in_processes(self, pool, x, training):
-        """The head blocks on parts of ``processes.PART`` images, taken by the
-        worker processes and this one (``processes.py``); the outputs joined."""
-        cuts = processes.part_cuts(len(x))
+    def forward_in_processes(self, pool, x, cuts, training):
+        """The head blocks on the parts ``cuts`` of ``x``, taken by the worker
+        processes and this one (``processes.py``); the outputs joined."""
         pool.prepare(x, len(cuts) - 1, self.heads[1])
         split = self.split
 

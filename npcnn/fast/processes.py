@@ -1,22 +1,20 @@
 """The parts of a training batch in worker processes: no GIL between them.
 
-``parallel.py`` runs the parts of a batch (the convolution blocks, forward and
-backward) on threads. Threads share Python's GIL: between two NumPy calls a
-thread needs it, and two threads making many short calls wait for each other.
-Measured on a 2-core AMD EPYC, batch 50, float32: the step took 23.1 ms with
-two parts of 25 images, 25.7 with six parts of 8 or 9; on one thread the
-part size made no difference (35.5 and 36.0). So threads want few, big parts,
-and few parts cannot be balanced: when another program takes half of one
-core, the thread on that core finishes its half of the batch late and the
-other waits.
+``parallel.py`` cuts a batch into parts (50 images: two of 25) and runs the
+convolution blocks, forward and backward, on each. On threads, the threads
+share Python's GIL: between two NumPy calls a thread needs it, and a thread
+the OS has paused while holding it holds up the other. When another program
+keeps one core busy (2-core AMD EPYC, batch 50, float32, a CPU-burning process
+on the second core), the step on threads took 36.5-38 ms, about the one-core
+step; here 28-32 (quiet: 21.3-22.4 either way).
 
-Here the parts run in worker processes (``python -m npcnn.worker``),
-each with its own GIL, and the main process; every process takes the next
-part nobody has taken until none is left, so the parts can be small (``PART``
-images) and a process that gets less of its core takes fewer of them::
+The parts run in a worker process (``python -m npcnn.worker``; one per thread
+beyond the first, ``threads.py``) and in the main process, each with its own
+GIL; each process takes the next part nobody has taken, from a pipe holding
+the part numbers, until none is left::
 
-    main:      part 0 -> part 2 -> part 4 -> (joins the rest: Dense layers, Adam)
-    worker 1:  part 1 -> part 3 -> part 5
+    main:      part 0 ----------> (then the rest: Dense layers, Adam, on its threads)
+    worker 1:  part 1 ----------^
 
 What crosses between the processes is plain data in shared memory
 (:class:`SharedArrays`): the head layers' parameters, the images, the heads'
@@ -24,13 +22,19 @@ outputs, their gradients, each part's weight gradients; the commands are
 small JSON messages. A worker rebuilds the head layers from their
 ``get_config`` (so only npcnn's own layer classes, without state, can run
 there; any other model runs on threads). The backward pass of a part runs in
-the process that ran its forward pass (its cache is there). The weight
-gradients are summed part by part in order, whichever process ran each part:
-the same bits for the same batch, however the parts were shared out.
+the process that ran its forward pass (its cache is there). The parts are the
+threads' parts, and the weight gradients are summed part by part in order,
+whichever process ran each part: the bits of threads, however the parts were
+shared out.
 
-Used where ``set_workers("processes")`` (or ``NPCNN_WORKERS=processes``) asks
-for it, on POSIX systems, with two threads or more (``threads.py``): the
-threads' count is the processes' count, the main one included.
+On a busy machine (``placement.py``, ``dynamic``): the main process is held on
+a core where it was not starved lately, and a worker takes at most its quota
+of the parts (:meth:`PartProcesses.quotas`: its share by the speed it ran at).
+
+The default on Linux with two threads or more; ``NPCNN_WORKERS=threads`` (or
+``set_workers("threads")``) keeps everything on threads. Where the workers
+cannot start (no ``/dev/shm`` and no temporary folder, a sandbox), a warning
+says so and the parts run on threads: the same numbers.
 """
 
 from __future__ import annotations
@@ -51,18 +55,25 @@ import numpy as np
 
 from . import placement
 
-PART = 9  # images per part at most (a batch of 50: six parts of 8 or 9)
 MAX_PARTS = 255  # part numbers go through the claims pipe as one byte each
 MESSAGE_BYTES = 1 << 20  # the longest command or reply
+MAX_POOLS = 4  # models with workers at once: the least recently used one's stop
 
 _workers = None  # None: decide from the environment on first use
+_pools = []  # weak references to the PartProcesses with workers, least recently used first
+
+
+class WorkersUnavailable(RuntimeError):
+    """The worker processes could not be started here (the parts run on threads)."""
 
 
 def get_workers() -> str:
-    """Where the parts of a training batch run: "threads" or "processes"."""
+    """Where the parts of a training batch run: "processes" (the default where
+    :func:`supported`) or "threads"; ``NPCNN_WORKERS`` or :func:`set_workers`."""
     global _workers
     if _workers is None:
-        text = os.environ.get("NPCNN_WORKERS", "").strip() or "threads"
+        default = "processes" if supported() else "threads"
+        text = os.environ.get("NPCNN_WORKERS", "").strip() or default
         if text not in ("threads", "processes"):
             raise ValueError(f"NPCNN_WORKERS must be 'threads' or 'processes', got {text!r}")
         _workers = text
@@ -114,13 +125,6 @@ class SharedArrays:
     def close(self) -> None:
         """Let go of the file (the arrays stay valid while anything holds them)."""
         os.close(self.fd)
-
-
-def part_cuts(n: int) -> list[int]:
-    """Where a batch of ``n`` images is cut: parts of at most ``PART`` images, as
-    even as can be (50 -> [0, 8, 16, 25, 33, 41, 50])."""
-    count = max(1, -(-n // PART))
-    return [n * p // count for p in range(count + 1)]
 
 
 def param_slots(layers):
@@ -213,15 +217,26 @@ class PartProcesses:
         self._forget()
 
     def prepare(self, x, parts, out_shape) -> None:
-        """Workers started and the shared arrays sized for ``x`` in ``parts`` parts."""
+        """Workers started and the shared arrays sized for ``x`` in ``parts`` parts;
+        :class:`WorkersUnavailable` if that cannot be done here."""
         key = (len(x), parts, tuple(x.shape[1:]), tuple(out_shape))
         if self.owner != os.getpid():  # forked: the workers are the parent's; leave them be
             self._forget()
             self.owner = os.getpid()
-        if not self.procs:
-            self.start(x.shape[1:])
+        _used(self)
         if key == self.key:
             return
+        try:
+            if not self.procs:
+                self.start(x.shape[1:])
+            self.attach(x, parts, out_shape)
+        except (OSError, RuntimeError) as exc:
+            self.stop()
+            raise WorkersUnavailable(str(exc)) from exc
+        self.key = key
+
+    def attach(self, x, parts, out_shape) -> None:
+        """New shared arrays for ``x`` in ``parts`` parts, mapped by every worker."""
         _, total = param_slots(self.layers)
         n, dt = len(x), self.dtype.name
         layout = {
@@ -237,7 +252,6 @@ class PartProcesses:
             old.close()
         self._tell([{"op": "attach", "layout": self.shared.layout}] * self.count, [self.shared.fd])
         self._replies()
-        self.key = key
 
     def forward(self, x, cuts, training, run_mine):
         """Every part's head output: the workers and the main process
@@ -359,6 +373,18 @@ class PartProcesses:
         if interrupted:
             raise KeyboardInterrupt
         return results
+
+
+def _used(pool) -> None:
+    """``pool`` was just used: the most recently used; with more than
+    ``MAX_POOLS`` pools holding workers, the least recently used one's stop."""
+    global _pools
+    _pools = [r for r in _pools if r() is not None and r() is not pool and r().procs]
+    _pools.append(weakref.ref(pool))
+    while len(_pools) > MAX_POOLS:
+        oldest = _pools.pop(0)()
+        if oldest is not None:
+            oldest.stop()
 
 
 def _stop(socks, procs, claims) -> None:

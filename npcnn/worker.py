@@ -4,7 +4,7 @@ its socket. (It rebuilds layers from their configs, which the fast tier itself
 cannot do: hence here, above the model.)
 
 Started as ``python -m npcnn.worker SOCKET_FD CLAIMS_FD`` with BLAS on one
-thread. Commands (JSON, ``processes.send``), each answered ``{"ok": ...}`` or
+thread. Commands (JSON, ``fast/shared.py``), each answered ``{"ok": ...}`` or
 ``{"error": traceback}``:
 
 - ``build``: the head layers from their configs, for an input shape and dtype;
@@ -26,7 +26,7 @@ import traceback
 import numpy as np
 
 from .fast.parallel import DataParallel
-from .fast.processes import SharedArrays, param_slots, receive, send
+from .fast.shared import SharedArrays, param_slots, receive, send
 from .model import fast_blocks
 from .modelfile import layer_from_config
 

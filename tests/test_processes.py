@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import npcnn
-from npcnn.fast import parallel, processes, threads
+from npcnn.fast import processes, shared, threads
 from npcnn.layers import Layer
 from npcnn.train import train_step
 
@@ -132,7 +132,7 @@ def test_a_worker_gone_is_an_error_and_the_next_step_starts_new_ones():
 def test_a_workers_error_comes_with_its_traceback():
     model, _ = train("processes", steps=2)
     pool = model.parallel.via
-    processes.send(pool.socks[0], {"op": "no such command"})
+    shared.send(pool.socks[0], {"op": "no such command"})
     with pytest.raises(RuntimeError, match="unknown command 'no such command'"):
         pool._replies()
 
@@ -210,8 +210,8 @@ def test_workers_take_threads_or_processes_only(monkeypatch):
 
 def test_shared_arrays_are_seen_by_another_mapping():
     layout = {"a": ((3, 4), "float32"), "b": ((5,), "float64")}
-    first = processes.SharedArrays(layout)
-    second = processes.SharedArrays(layout, os.dup(first.fd))  # what a worker maps
+    first = shared.SharedArrays(layout)
+    second = shared.SharedArrays(layout, os.dup(first.fd))  # what a worker maps
     first.arrays["a"][...] = np.arange(12).reshape(3, 4)
     first.arrays["b"][...] = 0.5
     np.testing.assert_array_equal(second.arrays["a"], np.arange(12).reshape(3, 4))

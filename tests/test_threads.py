@@ -22,13 +22,15 @@ import pytest
 
 import npcnn
 from npcnn import fast, ops
-from npcnn.fast import cblas, fused, threads
+from npcnn.fast import cblas, fused, placement, threads
 from npcnn.train import train_step
 
 
 @pytest.fixture(autouse=True)
-def restore_threads():
+def restore_threads(monkeypatch):
     before = threads.get_threads()
+    monkeypatch.setattr(placement, "dynamic", False)  # the threads' own rules, busy machine or not
+    monkeypatch.setattr(placement, "_busy_until", {})
     yield
     threads.set_threads(before)
 

@@ -51,6 +51,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..validation import check_bool
 from . import processes
+from .shared import param_slots
 from .threads import blas_on_one_thread, get_threads, inline_splits, run_parts, split_batch
 
 PART = 32  # float32 images per part at most (a training batch of 50: two parts of 25)
@@ -245,7 +246,7 @@ class DataParallel:
         with blas_on_one_thread(), inline_splits():
             dx, flat = pool.backward(dy, cuts, need_dx, run_mine)
         layers, sums = self.head_layers(), {}
-        for i, j, offset, shape in processes.param_slots(layers)[0]:
+        for i, j, offset, shape in param_slots(layers)[0]:
             parts = [  # part k's gradient: from this process's replica, or a worker's
                 self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine
                 else flat[k, offset : offset + int(np.prod(shape))].reshape(shape).copy()

@@ -11,8 +11,8 @@ npcnn/worker.py): other processes, the same numbers.
   next step starts new workers; the workers stop with their model, and with
   more than ``MAX_POOLS`` models at once the least recently used one's stop;
 - each worker's quota of parts follows the speed it ran at;
-- ``set_workers`` and ``NPCNN_WORKERS`` take "threads" or "processes" only,
-  "processes" by default here.
+- ``set_workers`` and ``NPCNN_WORKERS`` take "threads" (the default) or
+  "processes" only.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def test_workers_take_threads_or_processes_only(monkeypatch):
     assert processes.get_workers() == "processes"
     monkeypatch.delenv("NPCNN_WORKERS")
     monkeypatch.setattr(processes, "_workers", None)
-    assert processes.get_workers() == "processes"  # the default where they can run
+    assert processes.get_workers() == "threads"  # the default
 
 
 def test_shared_arrays_are_seen_by_another_mapping():

@@ -35,10 +35,10 @@ parameters (the same live arrays) and keep their own cache and gradients. The
 first part runs on the layers themselves, so a batch of one part (up to
 ``PART`` images) leaves every layer holding its cache, as a plain loop would.
 
-On Linux the parts of a training batch run in a worker process and this one
-instead of on threads (``processes.py``; ``NPCNN_WORKERS=threads`` to keep
-threads), from the second batch of a shape on (the first finds which blocks
-see images): the same parts, the same bits. The tail and the sums stay here.
+With ``NPCNN_WORKERS=processes`` (Linux) the parts of a training batch run in
+a worker process and this one instead of on threads (``processes.py``), from
+the second batch of a shape on (the first finds which blocks see images): the
+same parts, the same bits. The tail and the sums stay here.
 """
 
 from __future__ import annotations
@@ -134,10 +134,10 @@ class DataParallel:
 
     def part_processes(self, x, cuts):
         """The worker processes to run the parts of ``x`` in, or None (threads):
-        unless threads are asked for (``processes.get_workers``), on two threads
-        or more, for a NumPy batch of more than one part whose head blocks an
-        earlier batch of the same shape found (``self.heads``), made of layers
-        a worker can rebuild; never again for this model once they failed to start."""
+        when asked for (``processes.get_workers``), on two threads or more, for
+        a NumPy batch of more than one part whose head blocks an earlier batch
+        of the same shape found (``self.heads``), made of layers a worker can
+        rebuild; never again for this model once they failed to start."""
         if processes.get_workers() != "processes" or not processes.supported():
             if self.pool:  # asked for threads again: the workers are not needed
                 self.pool[1].stop()

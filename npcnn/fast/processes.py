@@ -31,10 +31,11 @@ On a busy machine (``placement.py``, ``dynamic``): the main process is held on
 a core where it was not starved lately, and a worker takes at most its quota
 of the parts (:meth:`PartProcesses.quotas`: its share by the speed it ran at).
 
-The default on Linux with two threads or more; ``NPCNN_WORKERS=threads`` (or
-``set_workers("threads")``) keeps everything on threads. Where the workers
-cannot start (no ``/dev/shm`` and no temporary folder, a sandbox), a warning
-says so and the parts run on threads: the same numbers.
+On request: ``NPCNN_WORKERS=processes`` (or ``set_workers("processes")``), on
+Linux, with two threads or more. (Not the default: on a quiet machine, and in
+the benchmark's short timed blocks after a pause, the step is the threads'.)
+Where the workers cannot start (a sandbox, no room for a shared file), a
+warning says so and the parts run on threads: the same numbers.
 """
 
 from __future__ import annotations
@@ -65,12 +66,11 @@ class WorkersUnavailable(RuntimeError):
 
 
 def get_workers() -> str:
-    """Where the parts of a training batch run: "processes" (the default where
-    :func:`supported`) or "threads"; ``NPCNN_WORKERS`` or :func:`set_workers`."""
+    """Where the parts of a training batch run: "threads" (the default) or
+    "processes" (where :func:`supported`); ``NPCNN_WORKERS`` or :func:`set_workers`."""
     global _workers
     if _workers is None:
-        default = "processes" if supported() else "threads"
-        text = os.environ.get("NPCNN_WORKERS", "").strip() or default
+        text = os.environ.get("NPCNN_WORKERS", "").strip() or "threads"
         if text not in ("threads", "processes"):
             raise ValueError(f"NPCNN_WORKERS must be 'threads' or 'processes', got {text!r}")
         _workers = text

@@ -7,7 +7,8 @@ share work, where the OS likes once a thread was starved, never a number changed
   core's time stops the holding for ``FREE_S`` seconds; fewer in a row, or
   shares that ran the whole time, do not;
 - with parts that anyone may take (worker processes), the threads are held
-  apart busy or not, the caller on a core where it was not starved lately;
+  apart busy or not, the caller on a core where it was not starved lately, and
+  a share uses one thread per calm CPU (the caller alone: inline);
 - a training step with the threads held apart gives the same bits as one
   without (placement never changes a number).
 """
@@ -170,6 +171,24 @@ def test_parts_anyone_may_take_hold_the_caller_off_a_core_found_busy(monkeypatch
     with placement.apart():
         pass
     assert calls[:2] == [(0, {0}), (12345, {1})]  # the caller on the calm core, the worker off it
+
+
+def test_shares_skip_a_core_found_busy_when_worker_processes_run(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(placement, "_busy_until", {1: time.monotonic() + 60})
+    assert placement.threads_for_share(3) == 3  # threads: their own rules
+    monkeypatch.setattr(placement, "dynamic", True)
+    assert placement.threads_for_share(3) == 2  # one per calm CPU
+    later = time.monotonic() + 60
+    monkeypatch.setattr(placement, "_busy_until", {1: later, 2: later})
+    assert placement.threads_for_share(3) == 1  # the caller alone: the share runs inline
+    ran = []
+    threads.set_threads(3)
+    threads._share(lambda k, slot: ran.append((k, slot, threading.get_ident())), 4, 3)
+    assert [(k, slot) for k, slot, _ in ran] == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    assert {ident for _, _, ident in ran} == {threading.get_ident()}
+    monkeypatch.setattr(placement, "_busy_until", {1: time.monotonic() - 1})  # an old mark
+    assert placement.threads_for_share(3) == 3
 
 
 def test_placement_never_changes_a_number(monkeypatch):

@@ -161,6 +161,22 @@ def test_where_the_workers_cannot_start_the_parts_run_on_threads(monkeypatch):
     assert losses == thread_losses
 
 
+def test_a_start_that_fails_half_way_leaves_no_worker_behind(monkeypatch):
+    threads.set_threads(3)  # two workers to start
+    started, popen = [], processes.subprocess.Popen
+
+    def second_refused(*args, **kwargs):
+        if started:
+            raise OSError("no second process")
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(processes.subprocess, "Popen", second_refused)
+    with pytest.warns(RuntimeWarning, match="no second process"):
+        model, _ = train("processes")
+    assert model.parallel.pool is False and started[0].wait(timeout=10) is not None
+
+
 def test_the_least_recently_used_models_workers_stop(monkeypatch):
     monkeypatch.setattr(processes, "MAX_POOLS", 1)
     first, _ = train("processes", steps=2)

@@ -137,7 +137,8 @@ class PartProcesses:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    NPCNN_THREADS="1", NPCNN_WORKERS="threads")  # fmt: skip
         env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
-        for _ in range(self.count):
+        self._finalizer = weakref.finalize(self, _stop, self.socks, self.procs, self.claims)
+        for _ in range(self.count):  # the finalizer sees the lists fill: a failed start is undone
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "npcnn.worker", str(theirs.fileno()), str(read)],
@@ -148,7 +149,6 @@ class PartProcesses:
             self.socks.append(mine)
             self.procs.append(proc)
             placement.register_process(proc.pid)  # kept off the main process's core, as threads
-        self._finalizer = weakref.finalize(self, _stop, self.socks, self.procs, self.claims)
         self._tell([{"op": "build", **config}] * self.count)
         self._replies()
 

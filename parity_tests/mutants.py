@@ -337,9 +337,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "processes-main-parts-grads-from-shared-memory",
         "npcnn/fast/parallel.py",
         "self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine",
-        "self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine[:1]",
+        "self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine[1:]",
         "fast",
-        "worker processes: the main process's parts but its first summed from the workers' slots",
+        "worker processes: the main process's first part's gradient read from the workers' slots",
     ),
     Mutant(
         "worker-part-output-of-next-part",

@@ -32,7 +32,8 @@ from .modelfile import layer_from_config
 
 
 class Worker:
-    """The head layers, their replicas per part, and the shared arrays."""
+    """The head layers, their replicas (its i-th part of a batch on replica i),
+    and the shared arrays."""
 
     def __init__(self, claims_fd):
         self.claims_fd = claims_fd
@@ -41,6 +42,7 @@ class Worker:
         self.mine = []  # the parts this worker ran in the last forward pass
 
     def build(self, layers, input_shape, dtype):
+        """The head layers from their configs, built for ``input_shape``."""
         heads = [layer_from_config(entry, "worker") for entry in layers]
         shape, rng = tuple(input_shape), np.random.default_rng(0)
         for layer in heads:
@@ -48,6 +50,7 @@ class Worker:
         self.parallel = DataParallel(heads, fast_blocks)
 
     def attach(self, layout, fd):
+        """Map the shared arrays of file ``fd``; the layers' parameters become views of them."""
         if self.shared is not None:
             self.shared.close()
         self.shared = SharedArrays(layout, fd)
@@ -57,6 +60,8 @@ class Worker:
             self.parallel.layers[i].params[j] = params[offset : offset + size].reshape(shape)
 
     def forward(self, cuts, training, quota):
+        """Parts from the claims pipe (``quota`` at most) through the blocks; their
+        outputs into the shared ``y``. Returns the parts taken."""
         arrays, self.mine = self.shared.arrays, []
         for layer in self.parallel.layers:
             layer.training = training
@@ -70,6 +75,8 @@ class Worker:
         return self.mine
 
     def backward(self, cuts, need_dx):
+        """The backward pass of the parts this worker ran forward: their dx and
+        weight gradients into the shared arrays. Returns them and the seconds taken."""
         arrays, start = self.shared.arrays, time.perf_counter()
         for slot, k in enumerate(self.mine):
             copies, blocks = self.parallel.replica(slot)

@@ -35,7 +35,6 @@ def fresh_placement(monkeypatch):
     before = threads.get_threads()
     monkeypatch.setattr(placement, "_free_until", 0.0)
     monkeypatch.setattr(placement._here, "starved", 0, raising=False)
-    monkeypatch.setattr(placement._here, "starved_core", 0, raising=False)
     monkeypatch.setattr(placement, "_busy_until", {})
     monkeypatch.setattr(placement, "dynamic", False)
     yield

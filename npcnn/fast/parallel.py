@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from math import prod
 
 import numpy as np
 
@@ -220,52 +221,52 @@ class DataParallel:
         dxs = [None] * len(replicas)
 
         def run(k, slot):
-            d = dy[cuts[k] : cuts[k + 1]]
-            blocks = replicas[k][1]
-            for i in reversed(range(split)):
-                d = blocks[i].backward(d, need_dx=need_dx or i > 0)
-            dxs[k] = d
+            dxs[k] = self.part_backward(dy, k, replicas[k][1], need_dx)
 
         run_parts(run, len(replicas))
-        self.sum_gradients([copies for copies, _ in replicas], blocks[:split])
+        self.sum_gradients([[twin.grads for twin in copies] for copies, _ in replicas])
         if not need_dx:
             return None
         return dxs[0] if len(dxs) == 1 else get_array_module(dy).concatenate(dxs)
 
+    def part_backward(self, dy, k, blocks, need_dx):
+        """Part k's backward pass through the head ``blocks`` (the first ``split``),
+        from the whole batch's ``dy``: its dL/dx, or None."""
+        d = dy[self.cuts[k] : self.cuts[k + 1]]
+        for i in reversed(range(self.split)):
+            d = blocks[i].backward(d, need_dx=need_dx or i > 0)
+        return d
+
     def backward_in_processes(self, dy, need_dx):
         """The parts' backward passes where their forward passes ran (``processes.py``);
         each head layer's ``grads`` the sum of its parts', in part order; dx or None."""
-        pool, cuts, split = self.via, self.cuts, self.split
+        pool, layers = self.via, self.head_layers()
 
         def run_mine(k, slot):  # part k, this process's slot-th: on replica slot
-            d, blocks = dy[cuts[k] : cuts[k + 1]], self.replicas[slot][1]
-            for i in reversed(range(split)):
-                d = blocks[i].backward(d, need_dx=need_dx or i > 0)
-            return d
+            return self.part_backward(dy, k, self.replicas[slot][1], need_dx)
 
         with blas_on_one_thread(), inline_splits():
-            dx, flat = pool.backward(dy, cuts, need_dx, run_mine)
-        layers, sums = self.head_layers(), {}
-        for i, j, offset, shape in param_slots(layers)[0]:
-            parts = [  # part k's gradient: from this process's replica, or a worker's
-                self.replicas[pool.mine.index(k)][0][i].grads[j] if k in pool.mine
-                else flat[k, offset : offset + int(np.prod(shape))].reshape(shape).copy()
-                for k in range(len(cuts) - 1)
-            ]  # fmt: skip
-            sums.setdefault(i, []).append(add_all(parts))  # g_0 + g_1 + ..., in part order
-        for i, grads in sums.items():
-            layers[i].grads = grads
+            dx, flat = pool.backward(dy, self.cuts, need_dx, run_mine)
+        slots, parts = param_slots(layers)[0], []
+        for k in range(len(self.cuts) - 1):  # part k's gradients: this process's, or a worker's
+            if k in pool.mine:
+                parts.append([twin.grads for twin in self.replicas[pool.mine.index(k)][0]])
+                continue
+            grads = [[] for _ in layers]
+            for i, _, offset, shape in slots:  # views of the shared vector (part 0's copied:
+                view = flat[k, offset : offset + prod(shape)].reshape(shape)  # summed into)
+                grads[i].append(view.copy() if k == 0 else view)
+            parts.append(grads)
+        self.sum_gradients(parts)
         return dx
 
-    def sum_gradients(self, parts, head):
-        """The ``grads`` of each layer of the ``head`` blocks (those run in parts):
-        its copies' gradients summed part by part, in order (``g_0 + g_1 + ...``),
-        the elements split over the threads. The tail's layers keep their own."""
-        in_head = {id(layer) for block in head for layer in getattr(block, "layers", (block,))}
-        for i, layer in enumerate(self.layers):
-            if id(layer) not in in_head:
-                continue
-            grads = [copies[i].grads for copies in parts]
+    def sum_gradients(self, parts):
+        """The ``grads`` of each layer of the blocks run in parts (the first
+        ``split``): its parts' gradients summed part by part, in order (``g_0 +
+        g_1 + ...``, into ``g_0``), the elements split over the threads.
+        ``parts[k][i]``: part k's gradients of layer i. The tail's layers keep their own."""
+        for i, layer in enumerate(self.head_layers()):
+            grads = [part[i] for part in parts]
             if len(grads) == 1:
                 layer.grads = grads[0]
                 continue

@@ -42,7 +42,7 @@ MIN_WATCH_S = 0.001  # shorter shares are not judged
 IN_A_ROW = 3  # a thread's starved shares in a row: a busy machine (one alone happens when quiet)
 
 _free_until = 0.0  # time.monotonic() until which the threads are not held apart
-_busy_until = {}  # CPU -> time.monotonic() until which apart() keeps the caller off it
+_busy_until = {}  # CPU -> time.monotonic() until which apart() keeps the caller off it (dynamic)
 dynamic = False  # True: the parts are small and anyone may take them (worker processes)
 _workers = {}  # native thread id -> the CPUs that worker may run on
 _lock = threading.Lock()
@@ -70,26 +70,21 @@ def current_cpu():
     return cpu if cpu >= 0 else None
 
 
-def register_worker() -> None:
-    """Called by each worker thread when it starts: remember its id and its CPUs."""
+def register_worker(tid=None) -> None:
+    """A worker to steer, with its CPUs: the calling thread (a worker thread, as it
+    starts), or the thread or process ``tid`` (a worker process, ``processes.py``)."""
     if _sched_getcpu is None:
         return
     with _lock:
-        _workers[threading.get_native_id()] = frozenset(os.sched_getaffinity(0))
+        _workers[threading.get_native_id() if tid is None else tid] = frozenset(
+            os.sched_getaffinity(0)
+        )
 
 
-def register_process(pid: int) -> None:
-    """A worker process (``processes.py``): steered as the worker threads are."""
-    if _sched_getcpu is None:
-        return
+def forget_worker(tid) -> None:
+    """A worker (a process) that has stopped."""
     with _lock:
-        _workers[pid] = frozenset(os.sched_getaffinity(0))
-
-
-def forget_process(pid: int) -> None:
-    """A worker process that has stopped."""
-    with _lock:
-        _workers.pop(pid, None)
+        _workers.pop(tid, None)
 
 
 def forget_workers() -> None:
@@ -122,20 +117,21 @@ def apart():
     as it likes, and nothing is set. With small parts that anyone may take
     (``dynamic``: worker processes, ``processes.py``), busy machine or not; but
     the caller is held on a core where it was not starved lately
-    (:func:`watch_core`), if it has one: the parts it takes run at full speed,
+    (:func:`watch_share`), if it has one: the parts it takes run at full speed,
     and the workers on the busy core take fewer of them."""
     cpu = current_cpu() if _workers and (dynamic or time.monotonic() >= _free_until) else None
     if cpu is None:
         yield
         return
+    busy = _busy_cpus() if dynamic else set()
     try:
         mine = os.sched_getaffinity(0)
-        cpu = _calm(cpu, mine) if dynamic else cpu
+        if cpu in busy:  # off a core found busy, if it has a calm one
+            cpu = min(mine - busy, default=cpu)
         os.sched_setaffinity(0, {cpu})
     except OSError:
         yield
         return
-    busy = _busy_cpus() if dynamic else set()
     _set_workers(lambda cpus: cpus - {cpu} - busy or cpus - {cpu} or cpus)  # off the caller's core
     try:
         yield
@@ -145,7 +141,7 @@ def apart():
 
 
 def _busy_cpus() -> set:
-    """The CPUs another program kept busy lately (:func:`watch_core`)."""
+    """The CPUs another program kept busy lately (:func:`watch_share`)."""
     now = time.monotonic()
     return {c for c, until in _busy_until.items() if until > now}
 
@@ -166,48 +162,26 @@ def threads_for_share(threads: int) -> int:
     return max(1, min(threads, calm))
 
 
-def _calm(cpu, cpus):
-    """``cpu``, or if another program kept it busy lately, the first of ``cpus`` that was not."""
-    now = time.monotonic()
-    if _busy_until.get(cpu, 0.0) <= now:
-        return cpu
-    calm = sorted(c for c in cpus if _busy_until.get(c, 0.0) <= now)
-    return calm[0] if calm else cpu
-
-
 @contextmanager
 def watch_share():
     """Around a thread's own share of the work inside :func:`apart` (the caller's
     or a worker's): if this thread's last ``IN_A_ROW`` shares each got less than
     ``STARVED`` of their core's time (another program busy on that core), stop
-    holding the threads apart for ``FREE_S`` seconds. (One starved share alone
-    is no sign: on a quiet machine about one in a hundred is.)"""
+    holding the threads apart for ``FREE_S`` seconds; or, with worker processes
+    (``dynamic``), count that core as busy for as long (``apart`` then holds
+    the caller elsewhere). (One starved share alone is no sign: on a quiet
+    machine about one in a hundred is.)"""
     global _free_until
-    if dynamic:
-        with watch_core():
-            yield
-        return
-    wall, cpu = time.perf_counter(), time.thread_time()
+    wall, cpu, core = time.perf_counter(), time.thread_time(), current_cpu() if dynamic else None
     yield
     wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
     if wall <= MIN_WATCH_S:
         return
     _here.starved = getattr(_here, "starved", 0) + 1 if cpu < STARVED * wall else 0
-    if _here.starved >= IN_A_ROW:
-        _free_until, _here.starved = time.monotonic() + FREE_S, 0
-
-
-@contextmanager
-def watch_core():
-    """Around a thread's own share inside :func:`apart`, when ``dynamic``: if its
-    last ``IN_A_ROW`` shares each got less than ``STARVED`` of the core's time,
-    the core counts as busy for ``FREE_S`` seconds, and ``apart`` holds the
-    caller on another."""
-    wall, cpu, core = time.perf_counter(), time.thread_time(), current_cpu()
-    yield
-    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-    if wall <= MIN_WATCH_S or core is None:
+    if _here.starved < IN_A_ROW:
         return
-    _here.starved_core = getattr(_here, "starved_core", 0) + 1 if cpu < STARVED * wall else 0
-    if _here.starved_core >= IN_A_ROW:
-        _busy_until[core], _here.starved_core = time.monotonic() + FREE_S, 0
+    _here.starved = 0
+    if not dynamic:
+        _free_until = time.monotonic() + FREE_S
+    elif core is not None:
+        _busy_until[core] = time.monotonic() + FREE_S

@@ -148,7 +148,7 @@ class PartProcesses:
             theirs.close()
             self.socks.append(mine)
             self.procs.append(proc)
-            placement.register_process(proc.pid)  # kept off the main process's core, as threads
+            placement.register_worker(proc.pid)  # kept off the main process's core, as threads
         self._tell([{"op": "build", **config}] * self.count)
         self._replies()
 
@@ -334,7 +334,7 @@ def _stop(socks, procs, claims) -> None:
     for sock in socks:
         sock.close()
     for proc in procs:
-        placement.forget_process(proc.pid)
+        placement.forget_worker(proc.pid)
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:

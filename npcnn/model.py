@@ -27,7 +27,7 @@ from .layers import (
 from .names import number_names
 from .validation import check_bool, positive_int
 
-INFERENCE_CHUNK = 32  # images per chunk in predict, on the CPU (speed only)
+INFERENCE_CHUNK = 16  # images per chunk in predict, on the CPU (speed only: cache-sized)
 
 
 def as_batch(x, dtype, name="x"):

@@ -138,6 +138,32 @@ def test_adam_updates_arrays_in_place_elementwise():
     np.testing.assert_allclose(p, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fast_adam_in_slices_is_the_readable_update_bit_for_bit(threads):
+    """The fast tier updates in place, slice by slice (bigger slices when the
+    threads share the update): over many slices, and over the threads' pieces,
+    the same numbers as the readable three lines."""
+    from npcnn import fast, ops
+    from npcnn.fast import threads as fast_threads
+
+    rng = np.random.default_rng(threads)
+    start = rng.standard_normal((2, 700_001)).astype(np.float32)  # 5.6 MB: many slices
+    before = fast_threads.get_threads()
+    fast_threads.set_threads(threads)
+    try:
+        states = []
+        for tier in (fast, ops):
+            p, g = start.copy()
+            m, v = np.zeros_like(p), np.zeros_like(p)
+            for _ in range(2):
+                tier.adam_update(p, g, m, v, *np.float32([1e-3, 0.1, 0.001, 1e-7]))
+            states.append((p, m, v))
+    finally:
+        fast_threads.set_threads(before)
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_adam_state_roundtrip_continues_identically():
     a = np.array(W0)
     b = np.array(W0)

@@ -351,8 +351,10 @@ def test_one_channel_im2col_is_the_general_matrix_and_multiplies_to_its_bits(
     dtype, n, kernel, strides, seed
 ):
     """One input channel: the matrix is built transposed and returned as an
-    F-ordered view; it holds the same numbers as the general copy, and its
-    products (forward, weight gradient) are the C-ordered matrix's, bit for bit."""
+    F-ordered view; it holds the same numbers as the general copy, its forward
+    product is the C-ordered matrix's bit for bit, and its weight gradient within
+    the rounding bound (OpenBLAS's SkylakeX kernels multiply small float32
+    matrices of the two layouts with different code, which can round differently)."""
     from npcnn.fast import conv2d as fast_conv2d
     from npcnn.ops.windows import window_view
 
@@ -366,4 +368,4 @@ def test_one_channel_im2col_is_the_general_matrix_and_multiplies_to_its_bits(
     w = rng.standard_normal((cols.shape[1], 6)).astype(dtype)
     dy = rng.standard_normal((cols.shape[0], 6)).astype(dtype)
     assert np.array_equal(cols @ w, general @ w)
-    assert np.array_equal(cols.T @ dy, general.T @ dy)
+    assert_close_to_scale(cols.T @ dy, general.T @ dy, "dw", longest_sum=cols.shape[0])

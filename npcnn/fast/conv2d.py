@@ -86,9 +86,12 @@ def _im2col_one_channel(x_pad, kernel_hw, strides, out_hw, out=None):
     strided copy of ``x_pad`` whose runs are whole output rows (W_out values),
     where the general copy's runs are a window row (kw values). conv1 on 25 images:
     0.10 ms instead of 0.34 on one core of the AMD EPYC. Returns ``cols.T.T``, an
-    F-ordered view of the same matrix: BLAS reads either order, and its products
-    with it gave the same bits (OpenBLAS's SkylakeX, Haswell, Zen, SandyBridge and
-    Prescott kernels; the fast-vs-ops tests hold them to it).
+    F-ordered view of the same matrix: BLAS reads either order. The forward
+    product with it gave the C-ordered matrix's bits (OpenBLAS's SkylakeX,
+    Haswell, Zen, SandyBridge and Prescott kernels); the weight gradient
+    ``cols.T @ dy`` can differ in the last bits where OpenBLAS's SkylakeX kernels
+    multiply small float32 matrices of the two layouts with different code
+    (within the rounding bound; the fast-vs-ops tests hold them to it).
 
     All the taps are copied by one NumPy call, not one call per tap: two threads
     each building 32 images' matrix took 0.30 ms a call with 25 calls (each

@@ -12,9 +12,10 @@ takes Python's GIL as it starts and as it ends, and two threads making
 hundreds of short calls keep waiting for each other's GIL (on a virtual
 machine, each wait can cost a sleep and a wake-up of the core). The seed
 network's dense1 update (3.2 M weights) on the 2-core AMD EPYC took, on two
-threads, 3.9-4.1 ms with 256 KiB slices and 2.75 with 1 MiB ones (on a good
-day 2.60 and 2.76), on one thread 3.8-4.0 and 4.0-4.1; the training step at
-batch 50 went from 22.6 to 21.5 ms on two threads (float64: 46.7 to 44.3).
+threads, 3.9-4.1 ms with 256 KiB slices against 2.75 with 1 MiB ones (in
+another hour, with cheaper wake-ups, 2.60 against 2.76), on one thread 3.8-4.0
+against 4.0-4.1; the training step at batch 50 on two threads took 21.5 ms
+against 22.6 (float64: 44.3 against 46.7).
 """
 
 from __future__ import annotations

@@ -151,8 +151,8 @@ def undo_width_windows(dxw, cache):
     The window of output column ow came from the kw input columns ow*sw ..
     ow*sw + kw - 1, kw*Cin contiguous values in both arrays, so one add per
     output column and phase moves a whole window (inner loops kw*Cin long, not
-    Cin: 0.35 ms instead of 0.45 for conv2 on 25 images, one core of the AMD
-    EPYC). The columns go right to left, so a cell receives its terms in the
+    Cin: 0.35 ms for conv2 on 25 images against 0.45 with one add per tap, one
+    core of the AMD EPYC). The columns go right to left, so a cell receives its terms in the
     order of the taps j = 0, 1, ..: the order of one shifted add per tap."""
     n, height, width, cin = cache.x_shape
     (top, bottom), (left, right) = cache.pads

@@ -432,6 +432,7 @@ def figure(data, path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
     except ImportError:
         return False
     res = data["results"]
@@ -468,6 +469,8 @@ def figure(data, path) -> bool:
         ax.invert_yaxis()
         unit = "ms (less is better)" if kind == "train step" else "images/s (more is better)"
         ax.set_xlabel(f"{kind}, batch {n}, {unit}")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # thousands of images/s: few ticks,
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # with commas
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     m = data["machine"]
     fig.suptitle(f"The seed CNN, float32, on {m['cpu_model']} ({m['vector']}), "

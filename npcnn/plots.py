@@ -96,9 +96,12 @@ def plot_confusion(confusion, out_dir):
     path = Path(out_dir) / "confusion.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    im = ax.imshow(np.log1p(confusion), cmap="Blues")
+    shade = np.log1p(confusion)
+    im = ax.imshow(shade, cmap="Blues")
+    dark = shade > shade.max() / 2  # white numbers on the dark cells, black on the light
     for (i, j), c in np.ndenumerate(confusion):
-        ax.text(j, i, str(c), ha="center", va="center", fontsize=6)
+        color = "white" if dark[i, j] else "black"
+        ax.text(j, i, str(c), ha="center", va="center", fontsize=7, color=color)
     ax.set(
         xlabel="predicted",
         ylabel="true",

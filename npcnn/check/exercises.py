@@ -230,12 +230,13 @@ def {spec.backward_signature()}:
 
 
 def exercise_notebook(ops) -> dict:
-    """The same exercise as a Jupyter notebook (nbformat 4, as a dict): the stub in one
-    code cell, the check in the next."""
+    """The same exercise as a Jupyter notebook (nbformat 4.5, as a dict): the stub in one
+    code cell, the check in the next. Every cell has the id nbformat 4.5 requires."""
+    ids = iter(range(1, 100))
 
     def cell(kind, text):
         lines = text.splitlines(keepends=True)
-        base = {"cell_type": kind, "metadata": {}, "source": lines}
+        base = {"id": f"cell-{next(ids)}", "cell_type": kind, "metadata": {}, "source": lines}
         return {**base, "execution_count": None, "outputs": []} if kind == "code" else base
 
     names = _names(ops)

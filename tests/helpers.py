@@ -92,3 +92,20 @@ def assert_close_to_scale(actual, expected, what, longest_sum=LONGEST_SUM):
     bound = 2 * longest_sum * float(np.finfo(expected.dtype).eps) * np.abs(expected).max()
     diff = np.abs(actual.astype(np.float64) - expected).max() if actual.size else 0.0
     assert diff <= bound, f"{what}: off by {diff:.3g} > {bound:.3g}"
+
+
+def assert_adam_tiers_agree(start, steps):
+    """``steps`` Adam updates of the parameter ``start[0]`` with the gradient
+    ``start[1]`` on the fast tier and on the readable ops, from zero moments:
+    the same parameter and moments, bit for bit."""
+    from npcnn import fast, ops
+
+    states = []
+    for tier in (fast, ops):
+        p, g = start.copy()
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        for _ in range(steps):
+            tier.adam_update(p, g, m, v, *np.float32([1e-3, 0.1, 0.001, 1e-7]))
+        states.append((p, m, v))
+    for got, want in zip(*states):
+        np.testing.assert_array_equal(got, want)

@@ -230,7 +230,7 @@ def test_fast_is_ops_bit_for_bit_except_the_rowwise_convolution():
     order: within the bound."""
     from npcnn import fast, ops
 
-    from .helpers import assert_close_to_scale
+    from .helpers import assert_adam_tiers_agree, assert_close_to_scale
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
@@ -256,15 +256,7 @@ def test_fast_is_ops_bit_for_bit_except_the_rowwise_convolution():
     assert (
         fast.sparse_categorical_crossentropy_forward is ops.sparse_categorical_crossentropy_forward
     )
-    states, start = [], rng.standard_normal((2, 300, 7)).astype(np.float32)
-    for tier in (fast, ops):
-        p, g = start.copy()
-        m, v = np.zeros_like(p), np.zeros_like(p)
-        for _ in range(3):
-            tier.adam_update(p, g, m, v, *np.float32([1e-3, 0.1, 0.001, 1e-7]))
-        states.append((p, m, v))
-    for got, want in zip(*states):
-        np.testing.assert_array_equal(got, want)
+    assert_adam_tiers_agree(rng.standard_normal((2, 300, 7)).astype(np.float32), steps=3)
     for got, want in zip(*_conv_both(fast, ops, *_conv_data(3, np.float32))):  # 5 * 3 < 64
         np.testing.assert_array_equal(got, want)
     got, want = _conv_both(fast, ops, *_conv_data(1, np.float32))  # one channel

@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 import npcnn
 from npcnn import SGD, Adam
 
-from .helpers import fuzz
+from .helpers import assert_adam_tiers_agree, fuzz
 
 W0 = [0.5, -1.0, 2.0, 0.0]
 GRADS = [  # one gradient per step; the last entry is tiny, where epsilon dominates
@@ -143,7 +143,6 @@ def test_fast_adam_in_slices_is_the_readable_update_bit_for_bit(threads):
     """The fast tier updates in place, slice by slice (bigger slices when the
     threads share the update): over many slices, and over the threads' pieces,
     the same numbers as the readable three lines."""
-    from npcnn import fast, ops
     from npcnn.fast import threads as fast_threads
 
     rng = np.random.default_rng(threads)
@@ -151,17 +150,9 @@ def test_fast_adam_in_slices_is_the_readable_update_bit_for_bit(threads):
     before = fast_threads.get_threads()
     fast_threads.set_threads(threads)
     try:
-        states = []
-        for tier in (fast, ops):
-            p, g = start.copy()
-            m, v = np.zeros_like(p), np.zeros_like(p)
-            for _ in range(2):
-                tier.adam_update(p, g, m, v, *np.float32([1e-3, 0.1, 0.001, 1e-7]))
-            states.append((p, m, v))
+        assert_adam_tiers_agree(start, steps=2)
     finally:
         fast_threads.set_threads(before)
-    for got, want in zip(*states):
-        np.testing.assert_array_equal(got, want)
 
 
 def test_adam_state_roundtrip_continues_identically():

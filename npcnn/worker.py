@@ -25,7 +25,7 @@ import traceback
 
 import numpy as np
 
-from .fast.parallel import DataParallel
+from .fast.parallel import DataParallel, backward_through
 from .fast.shared import SharedArrays, param_slots, receive, send
 from .model import fast_blocks
 from .modelfile import layer_from_config
@@ -80,9 +80,7 @@ class Worker:
         arrays, start = self.shared.arrays, time.perf_counter()
         for slot, k in enumerate(self.mine):
             copies, blocks = self.parallel.replica(slot)
-            d = arrays["dy"][cuts[k] : cuts[k + 1]]
-            for i in reversed(range(len(blocks))):
-                d = blocks[i].backward(d, need_dx=need_dx or i > 0)
+            d = backward_through(blocks, arrays["dy"][cuts[k] : cuts[k + 1]], need_dx)
             if need_dx:
                 arrays["dx"][cuts[k] : cuts[k + 1]] = d
             for i, j, offset, shape in param_slots(copies)[0]:  # part k's weight gradients

@@ -328,8 +328,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "parallel-backward-parts-swapped",
         "npcnn/fast/parallel.py",
-        "d = dy[self.cuts[k] : self.cuts[k + 1]]",
-        "d = dy[self.cuts[-k - 2] : self.cuts[len(self.cuts) - k - 1]]",
+        "dy[self.cuts[k] : self.cuts[k + 1]], need_dx)",
+        "dy[self.cuts[-k - 2] : self.cuts[len(self.cuts) - k - 1]], need_dx)",
         "fast",
         "data parallelism: each part's backward gets another part's upstream gradient",
     ),

@@ -232,14 +232,28 @@ def {spec.backward_signature()}:
 def exercise_notebook(ops) -> dict:
     """The same exercise as a Jupyter notebook (nbformat 4.5, as a dict): the stub in one
     code cell, the check in the next. Every cell has the id nbformat 4.5 requires."""
-    ids = iter(range(1, 100))
 
     def cell(kind, text):
         lines = text.splitlines(keepends=True)
-        base = {"id": f"cell-{next(ids)}", "cell_type": kind, "metadata": {}, "source": lines}
+        base = {"cell_type": kind, "metadata": {}, "source": lines}
         return {**base, "execution_count": None, "outputs": []} if kind == "code" else base
 
     names = _names(ops)
+    cells = [
+        cell(
+            "markdown",
+            f"# Write {', '.join(names)} yourself\n\n"
+            "Fill in the functions in the next cell, run it, then run the check below it. "
+            "Run both again after every change.",
+        ),
+        cell("code", exercise_source(names, "npcnn.check(globals()) in the cell below")),
+        cell(
+            "markdown",
+            "## Check it\n\nEach op gets one line; a failure shows the "
+            "smallest failing case and, when it recognises the mistake, names it.",
+        ),
+        cell("code", "import npcnn\n\nreport = npcnn.check(globals())\nprint(report)"),
+    ]
     return {
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -247,21 +261,7 @@ def exercise_notebook(ops) -> dict:
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
         },
-        "cells": [
-            cell(
-                "markdown",
-                f"# Write {', '.join(names)} yourself\n\n"
-                "Fill in the functions in the next cell, run it, then run the check below it. "
-                "Run both again after every change.",
-            ),
-            cell("code", exercise_source(names, "npcnn.check(globals()) in the cell below")),
-            cell(
-                "markdown",
-                "## Check it\n\nEach op gets one line; a failure shows the "
-                "smallest failing case and, when it recognises the mistake, names it.",
-            ),
-            cell("code", "import npcnn\n\nreport = npcnn.check(globals())\nprint(report)"),
-        ],
+        "cells": [{"id": f"cell-{k}", **c} for k, c in enumerate(cells, 1)],
     }
 
 

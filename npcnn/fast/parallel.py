@@ -211,8 +211,7 @@ class DataParallel:
             raise ValueError(f"dy must have one row per image of the last forward ({rows})")
         blocks, split = self.replicas[0][1], self.split
         with blas_on_one_thread():  # the tail, whole batch: the layers themselves hold it
-            for i in reversed(range(split, len(blocks))):
-                dy = blocks[i].backward(dy, need_dx=need_dx or i > 0)
+            dy = backward_through(blocks[split:], dy, need_dx or split > 0)
         if split == 0:
             return dy
         if self.via is not None:
@@ -232,10 +231,7 @@ class DataParallel:
     def part_backward(self, dy, k, blocks, need_dx):
         """Part k's backward pass through the head ``blocks`` (the first ``split``),
         from the whole batch's ``dy``: its dL/dx, or None."""
-        d = dy[self.cuts[k] : self.cuts[k + 1]]
-        for i in reversed(range(self.split)):
-            d = blocks[i].backward(d, need_dx=need_dx or i > 0)
-        return d
+        return backward_through(blocks[: self.split], dy[self.cuts[k] : self.cuts[k + 1]], need_dx)
 
     def backward_in_processes(self, dy, need_dx):
         """The parts' backward passes where their forward passes ran (``processes.py``);
@@ -297,6 +293,15 @@ class DataParallel:
             cuts = [0, 0]
         y, split = _heads_forward(x, cuts, lambda k, slot: workers[slot])
         return self.tail_forward(y, workers[0], split)
+
+
+def backward_through(blocks, dy, need_dx):
+    """``dy`` back through ``blocks``, the last first (each fills its layers'
+    ``grads``): dL/d(the first block's input), or None when ``need_dx`` is False
+    (the first block then skips it; every later one must pass it on)."""
+    for i in reversed(range(len(blocks))):
+        dy = blocks[i].backward(dy, need_dx=need_dx or i > 0)
+    return dy
 
 
 def _heads_forward(x, cuts, blocks_of, whole=False):

@@ -321,6 +321,8 @@ def _used(pool) -> None:
     """``pool`` was just used: the most recently used; with more than
     ``MAX_POOLS`` pools holding workers, the least recently used one's stop."""
     global _pools
+    if _pools and _pools[-1]() is pool:  # every step of one model: nothing to reorder
+        return
     _pools = [r for r in _pools if r() is not None and r() is not pool and r().procs]
     _pools.append(weakref.ref(pool))
     while len(_pools) > MAX_POOLS:

@@ -186,7 +186,7 @@ class NpcnnNetwork:
 
     def predict(self, images):
         """``Sequential.predict``: the forward pass in the model's default chunks
-        (128 images on the CPU, 1024 on a GPU)."""
+        (``npcnn.model.INFERENCE_CHUNK`` images on the CPU, 1024 on a GPU)."""
         return self.model.predict(images)
 
 

@@ -1,7 +1,7 @@
 """The cases other than the whole network, inside a system's worker: a square
 matmul (the machine's peak), one op forward or with its gradients, the Adam
-update alone, a fused CUDA kernel (``--device gpu``), the explorer's answer to
-one drawing."""
+update alone, a part of npcnn's training step (``breakdown.py``), a fused CUDA
+kernel (``--device gpu``), the explorer's answer to one drawing."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def other(system, spec):
         return adam(system, dtype)
     if kind == "drawing" and system.name == "npcnn" and system.xp is np:
         return drawing(), None
+    if kind == "breakdown" and system.name == "npcnn" and system.xp is np:
+        from . import breakdown
+
+        images, labels = wl.mnist_like_batch(n, dtype)
+        return breakdown.case(system.net(dtype), name, images, labels)
     if kind == "call" and system.xp.__name__ == "cupy":
         from .gpu import kernel_workloads
 

@@ -216,6 +216,38 @@ def targets_rows(data) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def breakdown_table(data) -> list[str]:
+    """npcnn's step on one core in its three parts (``breakdown.py``), per dtype, then
+    what the one-core target leaves for the rest once the products and Adam have run."""
+    res, versions = data["results"], data["machine"].get("versions", {})
+    parts = {(r["dtype"], r["name"]): r for r in res
+             if r["section"] == "breakdown" and r.get("median_s")}  # fmt: skip
+    names = ("matrix products", "adam", "rest")
+    dtypes = [d for d in ("float32", "float64") if all((d, p) in parts for p in names)]
+    if not dtypes:
+        return []
+    lines = ["| dtype | the step (sum) | its matrix products | Adam's update | the rest |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for d in dtypes:
+        products, adam, rest = (parts[d, p] for p in names)
+        total = sum(parts[d, p]["median_s"] for p in names)
+        rate, pct = products.get("gflops_per_s"), products.get("pct_of_peak")
+        speed = f", {pct:.0f}% of the peak" if pct else ""
+        speed = f" ({rate:.0f} GFLOP/s{speed})" if rate else ""
+        lines.append(f"| {d} | {_ms(total)} ms | {_ms(products['median_s'])} ms{speed} | "
+                     f"{_ms(adam['median_s'])} ms | {_ms(rest['median_s'])} ms |")  # fmt: skip
+    rival = fastest(res, "headline", "train step", "one")
+    if rival and "float32" in dtypes:
+        products, adam, rest = (parts["float32", p]["median_s"] for p in names)
+        must, theirs = TARGETS["step one"][1], rival["median_s"]
+        lines += ["", f"float32: the products and Adam alone take "
+                  f"{(products + adam) / theirs:.2f}x the whole one-core step of "
+                  f"{label(rival['impl'], versions)} ({_ms(theirs)} ms); {must:g}x of it leaves "
+                  f"{_ms(must * theirs - products - adam)} ms for the rest, which took "
+                  f"{_ms(rest)} ms."]  # fmt: skip
+    return lines
+
+
 def _memory_pairs(res) -> dict:
     """{batch_size: {"npcnn": row, "tf-function": row}} of the memory section."""
     mem = defaultdict(dict)
@@ -397,6 +429,7 @@ def markdown(data) -> str:
         ("Inference vs batch size, one core",
          sweep_table(res, "inference", "inference", "one", versions)),
         ("Per op (ms)", ops_table(res, versions)),
+        ("Where npcnn's step goes, one core (`breakdown`)", breakdown_table(data)),
     ]  # fmt: skip
     for title, table in blocks:
         if table:
@@ -511,7 +544,8 @@ def replace_block(text, name, body) -> str:
 def publish(out, files) -> list[str]:
     """Rewrite the marked blocks of ``files`` (README.md, RESULTS.md, the guide) from
     the results folder ``out``: 'peers' (the table), 'figure' (the figure, linked
-    relative to each file), 'machine' and 'targets'. Returns the files changed."""
+    relative to each file), 'machine', 'targets' and 'breakdown'. Returns the files
+    changed."""
     data = load(out)
     if data is None:
         raise ValueError(f"{out} holds no results")
@@ -519,7 +553,8 @@ def publish(out, files) -> list[str]:
     command = next((cmd for secs, cmd, _, _ in reversed(runs) if "headline" in secs), "")
     machine = machine_lines(data) + [f"- command: `{command}`"]
     blocks = {"peers": "\n".join(peers_table(data)), "machine": "\n".join(machine),
-              "targets": "\n".join(targets_table(data))}  # fmt: skip
+              "targets": "\n".join(targets_table(data)),
+              "breakdown": "\n".join(breakdown_table(data))}  # fmt: skip
     changed = []
     for path in files:
         with open(path) as f:

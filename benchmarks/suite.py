@@ -19,8 +19,8 @@ step / inference (the batch sweeps), headline (the step at batch 50 and
 inference at batch 1000, more rounds: the README's table), float64 (npcnn's
 step in both dtypes), adam (the update alone), memory (peak memory of predict),
 kernels (the fused CUDA kernels, ``--device gpu``), explore (``npcnn explore``'s
-answer to one drawing). ``peers`` and ``targets``
-select several.
+answer to one drawing), breakdown (npcnn's step on one core: its matrix products,
+Adam, the rest). ``peers`` and ``targets`` select several.
 
 Cores (``--cores``): all (every CPU this process may use), one (every worker
 pinned to one CPU, one thread), busy (all cores while a process started here
@@ -43,12 +43,13 @@ from .systems import DEFAULT, NETWORKS, missing
 from .worker import Worker, WorkerError
 
 SECTIONS = ["matmul", "op", "train step", "inference", "headline", "float64", "adam", "memory",
-            "kernels", "explore"]  # fmt: skip
+            "kernels", "explore", "breakdown"]  # fmt: skip
 PRESETS = {
     "peers": ["matmul", "headline", "train step", "inference", "op"],
-    "targets": ["matmul", "headline", "float64", "memory", "explore"],
+    "targets": ["matmul", "headline", "float64", "memory", "explore", "breakdown"],
 }
-EVERYTHING = ["matmul", "op", "train step", "inference", "headline", "float64", "adam", "memory"]
+EVERYTHING = ["matmul", "op", "train step", "inference", "headline", "float64", "adam", "memory",
+              "breakdown"]  # fmt: skip
 CORES = {"all", "one", "busy"}
 MODES = {
     # train/inference: the sweeps' batches; op: the op section's batch (naive: only at
@@ -58,21 +59,21 @@ MODES = {
         train=[], inference=[], op=[1], naive=[1], ops=["conv2", "pool2"], headline_batch=2,
         headline_inference_batch=4, rounds=2, headline_rounds=2, block_s=0.002, warmup=1,
         matmul=[128], peak=128, pause_s=0.0, settle=0, memory_images=64,
-        memory_batches=[None, 64], one_core=["matmul", "headline"], timeout=120,
+        memory_batches=[None, 64], one_core=["matmul", "headline", "breakdown"], timeout=120,
     ),
     "quick": dict(
         train=[8, 128], inference=[50, 256], op=[50], naive=[1], ops=wl.OP_NAMES,
         headline_batch=50, headline_inference_batch=1000, rounds=3, headline_rounds=5,
         block_s=0.1, warmup=2, matmul=[1024, 2048], peak=1024, pause_s=0.15, settle=1,
         memory_images=10000, memory_batches=[None, 1000, 10000],
-        one_core=["matmul", "headline"], timeout=600,
+        one_core=["matmul", "headline", "breakdown"], timeout=600,
     ),
     "full": dict(
         train=[1, 8, 32, 128, 256], inference=[1, 50, 256, 2000], op=[1, 50, 128], naive=[1],
         ops=wl.OP_NAMES, headline_batch=50, headline_inference_batch=1000, rounds=5,
         headline_rounds=15, block_s=0.2, warmup=3, matmul=[1024, 2048, 3072], peak=1024,
         pause_s=0.15, settle=1, memory_images=10000, memory_batches=[None, 100, 1000, 10000],
-        one_core=["matmul", "headline", "train step", "inference"], timeout=900,
+        one_core=["matmul", "headline", "train step", "inference", "breakdown"], timeout=900,
     ),
 }  # fmt: skip
 
@@ -103,8 +104,8 @@ def quantile(values, q):
 def flops(s) -> float | None:
     if s["kind"] == "matmul":
         return 2.0 * s["batch"] ** 3
-    if s["kind"] == "train step":
-        return wl.train_flops(s["batch"])
+    if s["kind"] == "train step" or (s["kind"], s["name"]) == ("breakdown", "matrix products"):
+        return wl.train_flops(s["batch"])  # (the step's products are all its FLOPs)
     if s["kind"] == "inference":
         return wl.forward_flops(s["batch"])
     if s["kind"] in wl.KINDS:
@@ -273,6 +274,19 @@ class Coordinator:
             systems = [s for s in ("npcnn", "tf-eager", "tf-function") if s in self.systems]
             self.group([(s, spec("adam", "adam", "update", 0, dtype)) for s in systems])
 
+    def breakdown(self):
+        """npcnn's training step on one core in three parts: its matrix products,
+        Adam's update, the rest (``breakdown.py``; the parts' sums would add up the
+        threads' times on several cores, so on one core only)."""
+        if self.cores != "one" or "npcnn" not in self.systems:
+            return
+        from .breakdown import PARTS
+
+        n = self.mode["headline_batch"]
+        for dtype in ("float32",) if self.config.mode == "smoke" else ("float32", "float64"):
+            self.group([("npcnn", spec("breakdown", part, "breakdown", n, dtype))
+                        for part in PARTS])  # fmt: skip
+
     def explore(self):
         """``npcnn explore``'s answer to one drawing: every layer's output and one
         class's gradients, as JSON (what the page waits for)."""
@@ -318,7 +332,8 @@ class Coordinator:
          "inference": lambda: self.sweep("inference", "inference",
                                          self.config.inference_batch_sizes or m["inference"]),
          "float64": self.float64, "adam": self.adam, "memory": self.memory,
-         "kernels": self.kernels, "explore": self.explore}[section]()  # fmt: skip
+         "kernels": self.kernels, "explore": self.explore,
+         "breakdown": self.breakdown}[section]()  # fmt: skip
 
 
 BURN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"

@@ -12,7 +12,7 @@ which is the worker's log):
   "settle": s}``: build the case, run it ``w`` times, time one call, keep it;
   answers ``reps`` (calls per timed block, as many as fill ``b`` seconds), or ``skip``;
 - ``{"do": "time", "id": k}``: ``s`` untimed calls, then seconds per call over one
-  block of ``reps`` calls;
+  block of ``reps`` calls (by the case's own clock where it has one: ``run_block``);
 - ``{"do": "info"}``: the system's BLAS, version, threads.
 
 An exception answers ``{"error": "Type: its last line"}``, its traceback in the
@@ -42,20 +42,23 @@ class WorkerError(RuntimeError):
     """A case that failed, or a worker that crashed or hung: the reason is the row."""
 
 
-def run_block(fn, sync, reps, settle=0) -> float:
+def run_block(fn, sync, reps, settle=0, clock=None) -> float:
     """Seconds per call, averaged over ``reps`` back-to-back calls, after ``settle``
     untimed ones (they pay for what the pause and the other systems took from
-    this one: its data in the caches, its threads awake)."""
+    this one: its data in the caches, its threads awake). The seconds are the
+    ``clock``'s: by default the case's own (``fn.clock``, which counts one part
+    of each call: ``breakdown.py``), else the wall clock."""
+    clock = clock or getattr(fn, "clock", time.perf_counter)
     for _ in range(settle):
         fn()
     if sync is not None:
         sync()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(reps):
         fn()
     if sync is not None:
         sync()
-    return (time.perf_counter() - start) / reps
+    return (clock() - start) / reps
 
 
 def serve(system, requests, answers) -> None:
@@ -74,7 +77,7 @@ def serve(system, requests, answers) -> None:
                 fn, sync = system.case(req["spec"])
                 for _ in range(req["warmup"]):
                     fn()
-                one = max(run_block(fn, sync, 1), 1e-7)
+                one = max(run_block(fn, sync, 1, clock=time.perf_counter), 1e-7)  # a call's time
                 reps = max(1, min(req["max_reps"], math.ceil(req["block_s"] / one)))
                 prepared[req["id"]] = (fn, sync, reps, req.get("settle", 0))
                 answer = {"reps": reps}

@@ -31,7 +31,7 @@ SMOKE = ["--mode", "smoke", "--no-plots"]
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     args = ["--mode", "smoke", "--systems", "npcnn,npcnn-ops,npcnn-naive", "--out", str(out)]
-    sections = "matmul,op,headline,float64,adam,memory"
+    sections = "matmul,op,headline,float64,adam,memory,breakdown"
     assert main([*args, "--sections", sections, "--cores", "all,one,busy"]) == 0
     return out, report.load(str(out))
 
@@ -39,8 +39,8 @@ def smoke_run(tmp_path_factory):
 def test_one_json_per_section_with_the_machine(smoke_run):
     out, data = smoke_run
     names = sorted(p.name for p in out.glob("*.json"))
-    assert names == ["adam.json", "float64.json", "headline.json", "matmul.json", "memory.json",
-                     "op.json"]  # fmt: skip
+    assert names == ["adam.json", "breakdown.json", "float64.json", "headline.json", "matmul.json",
+                     "memory.json", "op.json"]  # fmt: skip
     m = json.loads((out / "headline.json").read_text())["machine"]
     assert m["cpu_model"] and m["logical_cpus"] >= 1 and "vector" in m
     assert len(m["load_average_at_start"]) == 3 and len(m["load_average_at_end"]) == 3
@@ -68,6 +68,9 @@ def test_rows_cover_the_systems_the_cores_and_the_roofline(smoke_run):
     assert step["gflops_per_s"] > 0 and step["pct_of_peak"] > 0  # against the same run's peak
     assert {r["dtype"] for r in res if r["section"] == "float64"} == {"float32", "float64"}
     assert report.find(res, "adam", "npcnn", "update", batch=0)["median_s"] > 0
+    parts = [r for r in res if r["section"] == "breakdown"]  # npcnn's step in three parts
+    assert sorted(r["name"] for r in parts) == ["adam", "matrix products", "rest"]
+    assert {r["cores"] for r in parts} == {"one"}  # on one core only
 
 
 def test_report_and_figure_are_written(smoke_run):
@@ -77,6 +80,7 @@ def test_report_and_figure_are_written(smoke_run):
     assert "| npcnn (fast tier) |" in md and "+ 1 CPU-burning process |" in md
     assert "- CPU: " in md and "at the start" in md and "kernel " in md
     assert "## Targets" in md and "float64 / float32 training step" in md
+    assert "## Where npcnn's step goes, one core" in md
     if HAVE_MPL:
         assert (out / "peers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

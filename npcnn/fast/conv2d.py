@@ -239,7 +239,7 @@ def convolve_backward(dy, cache, need_dx, workspace=None):
     dy2 = dy.reshape(n * positions, cout)
 
     db = column_sums(dy2)  # each b[co] was added to every output position
-    dw = (cols.T @ dy2).reshape(w.shape)  # local derivative of y wrt W is cols
+    dw = xp.matmul(cols.T, dy2).reshape(w.shape)  # local derivative of y wrt W is cols
     if not need_dx:
         return None, dw, db
 

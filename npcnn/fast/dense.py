@@ -55,7 +55,7 @@ def dense_forward(x, w, b):
     xp = get_array_module(x)
     cuts = blocks(w.shape[1], w.size, xp)
     if len(cuts) == 2:
-        y = x @ w
+        y = xp.matmul(x, w)
         y += b  # in place: no second (N, Dout) array
         return y, DenseCache(x, w)
     y = xp.empty((x.shape[0], w.shape[1]), dtype=x.dtype)  # check_dense_args: one dtype
@@ -81,7 +81,7 @@ def dense_backward(dy, cache):
     cuts = blocks(w.shape[0], w.size, xp)
     db = column_sums(dy)  # b was added to every row
     if len(cuts) == 2:
-        return dy @ w.T, x.T @ dy, db  # local derivatives: w (wrt x) and x (wrt w)
+        return xp.matmul(dy, w.T), xp.matmul(x.T, dy), db  # local derivatives: w wrt x, x wrt w
     transposed = dy.dtype != np.float64  # which product of the two runs faster: see above
     dx = xp.empty(x.shape[::-1] if transposed else x.shape, dtype=dy.dtype)  # (Din, N) or (N, Din)
     dw = xp.empty(w.shape, dtype=dy.dtype)

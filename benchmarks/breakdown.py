@@ -10,12 +10,13 @@ Python between the calls.
 
 Every matrix product of the fast tier goes through NumPy's ``matmul`` or the
 row-wise convolution's ``add_product`` (``npcnn/fast/cblas.py``), and Adam through
-the optimizer's ``apply_gradients``. :func:`instrument` wraps the three, once per
-worker process, to add up the seconds spent inside each (and the products'
-FLOPs, to check that none escapes: ``tests/benchmarks/test_breakdown.py``). A
-case's ``clock`` (``worker.run_block``) reads one of the sums, so the suite
-times each part of the same training steps in its usual rounds: the products'
-seconds per step, Adam's, and the rest (the wall clock minus both).
+the optimizer's ``apply_gradients``. While a step of this section runs
+(:func:`timed`), the three are wrapped to add the seconds spent inside them to
+:data:`SUMS` (and the products' FLOPs, to check that none escapes:
+``tests/benchmarks/test_breakdown.py``). A case's ``clock`` (``worker.run_block``)
+reads one of the sums, so the suite times each part of the same training steps
+in its usual rounds: the products' seconds per step, Adam's, and the rest (the
+wall clock minus both).
 
 On one core only: on several threads the sums would add up the threads' times.
 """
@@ -23,6 +24,7 @@ On one core only: on several threads the sums would add up the threads' times.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -35,71 +37,47 @@ class Sums:
     products_s = adam_s = flops = 0.0
 
 
-_sums = None  # the process's Sums, once instrumented
-_originals = []  # what instrument() replaced: numpy.matmul, rowwise.add_product
+SUMS = Sums()  # the process's, added to by every timed step
 
 
-def product_flops(a_shape, b_shape) -> float:
-    """2*m*k*n of ``a @ b`` (times any leading batch dimensions of ``a``)."""
-    *batch, m, k = a_shape
-    return 2.0 * float(np.prod(batch)) * m * k * b_shape[-1]
-
-
-def instrument() -> Sums:
-    """Wrap ``numpy.matmul`` and the fast tier's ``add_product`` to add their time and
-    FLOPs to the process's :class:`Sums` (once; later calls return the same sums)."""
-    global _sums
-    if _sums is not None:
-        return _sums
+@contextmanager
+def timed(optimizer):
+    """While inside: ``numpy.matmul``, the fast tier's ``add_product`` and
+    ``optimizer.apply_gradients`` add their seconds (and the products' FLOPs) to
+    :data:`SUMS`; all three are put back on the way out."""
     from npcnn.fast import rowwise
 
-    sums, real_matmul, real_add = Sums(), np.matmul, rowwise.add_product
+    real_matmul, real_add, real_apply = np.matmul, rowwise.add_product, optimizer.apply_gradients
 
     def matmul(a, b, *args, **kwargs):
         start = time.perf_counter()
         out = real_matmul(a, b, *args, **kwargs)
-        sums.products_s += time.perf_counter() - start
-        sums.flops += product_flops(np.shape(a), np.shape(b))
+        SUMS.products_s += time.perf_counter() - start
+        SUMS.flops += 2.0 * np.size(out) * np.shape(a)[-1]  # a multiply-add per term
         return out
 
     def add_product(a, b, c, trans="nn"):
         start = time.perf_counter()
         done = real_add(a, b, c, trans)
-        sums.products_s += time.perf_counter() - start
+        SUMS.products_s += time.perf_counter() - start
         if done:  # c (m, n) += op(a) @ op(b), op(a) m x k
-            sums.flops += 2.0 * c.size * (a.shape[0] if trans[0] == "t" else a.shape[1])
+            SUMS.flops += 2.0 * c.size * (a.shape[0] if trans[0] == "t" else a.shape[1])
         return done
-
-    np.matmul, rowwise.add_product = matmul, add_product
-    _sums, _originals[:] = sums, [real_matmul, real_add]
-    return sums
-
-
-def restore() -> None:
-    """Undo :func:`instrument` (a worker never does; a test must)."""
-    global _sums
-    if _sums is not None:
-        from npcnn.fast import rowwise
-
-        np.matmul, rowwise.add_product = _originals
-        _sums = None
-
-
-def timed_updates(optimizer, sums: Sums) -> None:
-    """Add the time of ``optimizer.apply_gradients`` to ``sums.adam_s`` (once per optimizer)."""
-    if getattr(optimizer, "_timed_by_breakdown", False):
-        return
-    real = optimizer.apply_gradients
 
     def apply_gradients(*args, **kwargs):
         start = time.perf_counter()
         try:
-            return real(*args, **kwargs)
+            return real_apply(*args, **kwargs)
         finally:
-            sums.adam_s += time.perf_counter() - start
+            SUMS.adam_s += time.perf_counter() - start
 
+    np.matmul, rowwise.add_product = matmul, add_product
     optimizer.apply_gradients = apply_gradients
-    optimizer._timed_by_breakdown = True
+    try:
+        yield SUMS
+    finally:
+        np.matmul, rowwise.add_product = real_matmul, real_add
+        del optimizer.apply_gradients  # the class's method again
 
 
 def case(net, part, images, labels):
@@ -107,15 +85,14 @@ def case(net, part, images, labels):
     ``clock`` counts the seconds of ``part`` (one of :data:`PARTS`) only."""
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
-    sums = instrument()
-    timed_updates(net.optimizer, sums)
 
     def step():
-        net.train_step(images, labels)
+        with timed(net.optimizer):
+            net.train_step(images, labels)
 
     step.clock = {
-        "matrix products": lambda: sums.products_s,
-        "adam": lambda: sums.adam_s,
-        "rest": lambda: time.perf_counter() - sums.products_s - sums.adam_s,
+        "matrix products": lambda: SUMS.products_s,
+        "adam": lambda: SUMS.adam_s,
+        "rest": lambda: time.perf_counter() - SUMS.products_s - SUMS.adam_s,
     }[part]
     return step, None

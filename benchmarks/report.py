@@ -514,8 +514,58 @@ def figure(data, path) -> bool:
     return True
 
 
+def breakdown_figure(data, path) -> bool:
+    """npcnn's one-core step as stacked bars (matrix products, Adam, the rest; float32
+    and float64) above the fastest framework's whole one-core step, with the one-core
+    bound as a line; False without matplotlib or the breakdown's rows."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    res, versions = data["results"], data["machine"].get("versions", {})
+    parts = {(r["dtype"], r["name"]): r["median_s"] * 1e3 for r in res
+             if r["section"] == "breakdown" and r.get("median_s")}  # fmt: skip
+    names = {
+        "matrix products": ("tab:blue", "its matrix products"),
+        "adam": ("tab:orange", "Adam's update"),
+        "rest": ("tab:gray", "the rest"),
+    }
+    dtypes = [d for d in ("float32", "float64") if all((d, p) in parts for p in names)]
+    if not dtypes:
+        return False
+    rival = fastest(res, "headline", "train step", "one")
+    fig, ax = plt.subplots(figsize=(9, 0.7 * (len(dtypes) + bool(rival)) + 1.6))
+    for y, d in enumerate(dtypes):
+        left = 0.0
+        for name, (color, text) in names.items():
+            ms = parts[d, name]
+            ax.barh(y, ms, left=left, color=color, label=text if y == 0 else None)
+            ax.text(left + ms / 2, y, f"{ms:.1f}", ha="center", va="center", fontsize=8)
+            left += ms
+    labels = [f"npcnn, {d}" for d in dtypes]
+    if rival:
+        theirs, must = rival["median_s"] * 1e3, TARGETS["step one"][1]
+        ax.barh(len(dtypes), theirs, color="tab:green")
+        ax.text(theirs / 2, len(dtypes), f"{theirs:.1f}", ha="center", va="center", fontsize=8)
+        ax.axvline(must * theirs, color="tab:red", ls="--", lw=1,
+                   label=f"the one-core bound, {must:g}x its step")  # fmt: skip
+        labels.append(f"{label(rival['impl'], versions).replace('`', '')}, float32: the step")
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per training step, batch 50, one core")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4)
+    ax.set_title("Where npcnn's one-core step goes", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
 def write(out, plots=True) -> list[str]:
-    """Rebuild ``report.md`` and ``peers.png`` of a results folder
+    """Rebuild ``report.md``, ``peers.png`` and ``breakdown.png`` of a results folder
     from its JSON files."""
     data = load(out)
     if data is None:
@@ -523,8 +573,9 @@ def write(out, plots=True) -> list[str]:
     written = [os.path.join(out, "report.md")]
     with open(written[0], "w") as f:
         f.write(markdown(data))
-    if plots and figure(data, os.path.join(out, "peers.png")):
-        written.append(os.path.join(out, "peers.png"))
+    for name, draw in (("peers.png", figure), ("breakdown.png", breakdown_figure)):
+        if plots and draw(data, os.path.join(out, name)):
+            written.append(os.path.join(out, name))
     return written
 
 
@@ -564,6 +615,9 @@ def publish(out, files) -> list[str]:
         picture = (f"![step time and inference throughput per system]({folder}/peers.png)\n\n"
                    f"Every table of the run: [{name}/report.md]({folder}/report.md)")  # fmt: skip
         here = {**blocks, "figure": picture}
+        if os.path.exists(os.path.join(out, "breakdown.png")) and blocks["breakdown"]:
+            here["breakdown"] += (f"\n\n![where npcnn's one-core step goes]"
+                                  f"({folder}/breakdown.png)")  # fmt: skip
         new = text
         for name, body in here.items():
             if BEGIN.format(name=name) in new:

@@ -83,6 +83,7 @@ def test_report_and_figure_are_written(smoke_run):
     assert "## Where npcnn's step goes, one core" in md
     if HAVE_MPL:
         assert (out / "peers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / "breakdown.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_second_section_run_keeps_the_first_ones(smoke_run, tmp_path):
@@ -181,6 +182,8 @@ old table
 kept
 <!-- benchmarks: machine -->
 <!-- /benchmarks: machine -->
+<!-- benchmarks: breakdown -->
+<!-- /benchmarks: breakdown -->
 """
 
 
@@ -235,6 +238,21 @@ def test_publish_on_a_quiet_machine_rewrites_tables_figure_and_machine(
     assert readme.startswith("# Title\n") and "\nkept\n" in readme
     assert "- CPU: " in results and "at the start 185 GFLOP/s" in results
     assert "--force" not in results
+
+
+def test_publish_fills_the_breakdown_block_with_its_table_and_figure(
+    documents, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(machine, "load_average", lambda: [0.05, 0.1, 0.2])
+    monkeypatch.setattr(suite.Coordinator, "peak", lambda self: 185.0)
+    args = [*SMOKE, "--sections", "headline,breakdown", "--systems", "npcnn", "--cores", "one"]
+    assert main([*args, "--publish", "--out", str(tmp_path / "results")]) == 0
+    results, chapter = documents[1].read_text(), documents[2].read_text()
+    assert "| dtype | the step (sum) | its matrix products | Adam's update | the rest |" in results
+    assert "| float32 | " in results
+    if HAVE_MPL:
+        assert (tmp_path / "results" / "breakdown.png").read_bytes()[:4] == b"\x89PNG"
+        assert "(results/breakdown.png)" in results and "(../results/breakdown.png)" in chapter
 
 
 def test_publish_with_force_says_so(documents, tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ the optimizer's ``apply_gradients``. While a step of this section runs
 ``tests/benchmarks/test_breakdown.py``). A case's ``clock`` (``worker.run_block``)
 reads one of the sums, so the suite times each part of the same training steps
 in its usual rounds: the products' seconds per step, Adam's, and the rest (the
-wall clock minus both).
+wall clock minus both). The wrappers cost about 0.7 us a call (57 products a
+step: 0.04 ms), counted in the rest.
 
 On one core only: on several threads the sums would add up the threads' times.
 """

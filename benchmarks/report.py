@@ -15,6 +15,7 @@ import re
 import statistics
 from collections import defaultdict
 
+from .breakdown import PARTS
 from .machine import load_text
 from .workloads import forward_flops, train_flops
 
@@ -216,29 +217,36 @@ def targets_rows(data) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def breakdown_rows(res) -> dict:
+    """{dtype: {part: row}} of the breakdown section (``breakdown.PARTS``), for the
+    dtypes that have a row for every part."""
+    rows = defaultdict(dict)
+    for r in res:
+        if r["section"] == "breakdown" and r.get("median_s"):
+            rows[r["dtype"]][r["name"]] = r
+    return {d: rows[d] for d in ("float32", "float64") if set(PARTS) <= set(rows[d])}
+
+
 def breakdown_table(data) -> list[str]:
     """npcnn's step on one core in its three parts (``breakdown.py``), per dtype, then
     what the one-core target leaves for the rest once the products and Adam have run."""
     res, versions = data["results"], data["machine"].get("versions", {})
-    parts = {(r["dtype"], r["name"]): r for r in res
-             if r["section"] == "breakdown" and r.get("median_s")}  # fmt: skip
-    names = ("matrix products", "adam", "rest")
-    dtypes = [d for d in ("float32", "float64") if all((d, p) in parts for p in names)]
-    if not dtypes:
+    parts = breakdown_rows(res)
+    if not parts:
         return []
     lines = ["| dtype | the step (sum) | its matrix products | Adam's update | the rest |",
              "|---|---|---|---|---|"]  # fmt: skip
-    for d in dtypes:
-        products, adam, rest = (parts[d, p] for p in names)
-        total = sum(parts[d, p]["median_s"] for p in names)
+    for d, rows in parts.items():
+        products, adam, rest = (rows[p] for p in PARTS)
+        total = sum(rows[p]["median_s"] for p in PARTS)
         rate, pct = products.get("gflops_per_s"), products.get("pct_of_peak")
         speed = f", {pct:.0f}% of the peak" if pct else ""
         speed = f" ({rate:.0f} GFLOP/s{speed})" if rate else ""
         lines.append(f"| {d} | {_ms(total)} ms | {_ms(products['median_s'])} ms{speed} | "
                      f"{_ms(adam['median_s'])} ms | {_ms(rest['median_s'])} ms |")  # fmt: skip
     rival = fastest(res, "headline", "train step", "one")
-    if rival and "float32" in dtypes:
-        products, adam, rest = (parts["float32", p]["median_s"] for p in names)
+    if rival and "float32" in parts:
+        products, adam, rest = (parts["float32"][p]["median_s"] for p in PARTS)
         must, theirs = TARGETS["step one"][1], rival["median_s"]
         lines += ["", f"float32: the products and Adam alone take "
                   f"{(products + adam) / theirs:.2f}x the whole one-core step of "
@@ -526,22 +534,19 @@ def breakdown_figure(data, path) -> bool:
     except ImportError:
         return False
     res, versions = data["results"], data["machine"].get("versions", {})
-    parts = {(r["dtype"], r["name"]): r["median_s"] * 1e3 for r in res
-             if r["section"] == "breakdown" and r.get("median_s")}  # fmt: skip
-    names = {
-        "matrix products": ("tab:blue", "its matrix products"),
-        "adam": ("tab:orange", "Adam's update"),
-        "rest": ("tab:gray", "the rest"),
-    }
-    dtypes = [d for d in ("float32", "float64") if all((d, p) in parts for p in names)]
-    if not dtypes:
+    parts = breakdown_rows(res)
+    if not parts:
         return False
+    # one (color, legend) per part, in PARTS' order
+    styles = [("tab:blue", "its matrix products"), ("tab:orange", "Adam's update"),
+              ("tab:gray", "the rest")]  # fmt: skip
+    dtypes = list(parts)
     rival = fastest(res, "headline", "train step", "one")
     fig, ax = plt.subplots(figsize=(9, 0.7 * (len(dtypes) + bool(rival)) + 1.6))
     for y, d in enumerate(dtypes):
         left = 0.0
-        for name, (color, text) in names.items():
-            ms = parts[d, name]
+        for name, (color, text) in zip(PARTS, styles):
+            ms = parts[d][name]["median_s"] * 1e3
             ax.barh(y, ms, left=left, color=color, label=text if y == 0 else None)
             ax.text(left + ms / 2, y, f"{ms:.1f}", ha="center", va="center", fontsize=8)
             left += ms
